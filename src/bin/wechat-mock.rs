@@ -1,0 +1,36 @@
+//! The WeChat mock as a program: `wechat-mock --listen 127.0.0.1:9100`.
+//! See `wafer::wechat_mock` for the codes it understands.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// A stand-in for WeChat's jscode2session API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to serve on.
+    #[arg(long, env = "WECHAT_MOCK_LISTEN", default_value = "127.0.0.1:9100")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wechat-mock: cannot listen on {}: {e}", cli.listen);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "wechat-mock: serving jscode2session on http://{}",
+        cli.listen
+    );
+    tokio::select! {
+        _ = wafer::wechat_mock::serve(listener) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    std::process::ExitCode::SUCCESS
+}

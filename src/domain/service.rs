@@ -1,0 +1,192 @@
+//! The login, auth, logout and admin rules, written once against [`Store`].
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::error::Error;
+use crate::domain::input::{AuthInput, LoginInput};
+use crate::domain::session::{Credentials, NewSession, Profile, SessionPage, SessionQuery};
+use crate::domain::skey::{Skey, SkeyHash};
+use crate::store::{BackendHealth, Store};
+use crate::wechat::{WechatClient, crypto};
+
+/// Largest page of a session listing.
+pub const MAX_PAGE: usize = 1000;
+
+/// What a successful login answers.
+#[derive(Debug)]
+pub struct LoginOutput {
+    /// The session id.
+    pub uuid: Uuid,
+    /// The new session secret; shown to the client once.
+    pub skey: Skey,
+    /// The stored user data.
+    pub user_info: Option<Arc<str>>,
+    /// The app's `session_duration`, seconds.
+    pub duration: u32,
+}
+
+/// wafer's domain: the rules, a store, WeChat and a clock.
+pub struct Wafer<S> {
+    store: Arc<S>,
+    wechat: WechatClient,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: Store> Wafer<S> {
+    /// The domain over `store`, trading codes at `wechat`, telling time by `clock`.
+    pub fn new(store: Arc<S>, wechat: WechatClient, clock: Arc<dyn Clock>) -> Self {
+        Wafer {
+            store,
+            wechat,
+            clock,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    async fn app(&self, app: &AppRef<'_>) -> Result<Arc<App>, Error> {
+        self.store.app(app).await?.ok_or(Error::AppNotFound)
+    }
+
+    /// Trades a login code for a session (see the API's `/mina/login`).
+    pub async fn login(&self, input: LoginInput<'_>) -> Result<LoginOutput, Error> {
+        let app = self.app(&input.app).await?;
+        let wx = self
+            .wechat
+            .code_to_session(&app.appid, &app.secret, &input.code)
+            .await?;
+        let decrypted = match &input.encrypted {
+            Some((data, iv)) => Some(crypto::decrypt_user_data(
+                &wx.session_key,
+                data,
+                iv,
+                &app.appid,
+            )?),
+            None => None,
+        };
+        if let Some((raw, signature)) = &input.signed {
+            crypto::check_signature(raw, &wx.session_key, signature)?;
+        }
+        let skey =
+            Skey::mint().map_err(|e| Error::Unavailable(format!("OS random generator: {e}")))?;
+        let (user_info, decrypted_union) = match decrypted {
+            Some(d) => (Some(d.user_info), d.union_id),
+            None => (None, None),
+        };
+        let stored = self
+            .store
+            .upsert_session(NewSession {
+                app_id: app.id,
+                open_id: wx.open_id,
+                union_id: wx.union_id.or(decrypted_union),
+                session_key: wx.session_key,
+                skey_hash: skey.hash(),
+                user_info,
+                now: self.clock.now(),
+            })
+            .await?;
+        Ok(LoginOutput {
+            uuid: stored.uuid,
+            skey,
+            user_info: stored.user_info,
+            duration: app.session_duration,
+        })
+    }
+
+    async fn credentials(&self, input: &AuthInput<'_>) -> Result<Credentials, Error> {
+        let app = self.app(&input.app).await?;
+        // A malformed uuid is just an unknown session: same answer, no probing.
+        let uuid = Uuid::try_parse(&input.uuid).map_err(|_| Error::SessionInvalid)?;
+        Ok(Credentials {
+            uuid,
+            skey_hash: SkeyHash::of(&input.skey),
+            app_id: app.id,
+            limits: app.limits(),
+            now: self.clock.now(),
+        })
+    }
+
+    /// Checks a session and slides it (see `/mina/auth`).
+    pub async fn auth(&self, input: &AuthInput<'_>) -> Result<Arc<Profile>, Error> {
+        let creds = self.credentials(input).await?;
+        self.store
+            .authenticate(&creds)
+            .await?
+            .ok_or(Error::SessionInvalid)
+    }
+
+    /// Ends a session (see `/mina/logout`).
+    pub async fn logout(&self, input: &AuthInput<'_>) -> Result<(), Error> {
+        let creds = self.credentials(input).await?;
+        if self.store.logout(&creds).await? {
+            Ok(())
+        } else {
+            Err(Error::SessionInvalid)
+        }
+    }
+
+    /// Admin: creates an app.
+    pub async fn create_app(&self, app: NewApp) -> Result<Arc<App>, Error> {
+        app.validate().map_err(|e| Error::bad_request(e.0))?;
+        Ok(self.store.create_app(app, self.clock.now()).await?)
+    }
+
+    /// Admin: every app.
+    pub async fn list_apps(&self) -> Result<Vec<Arc<App>>, Error> {
+        Ok(self.store.list_apps().await?)
+    }
+
+    /// Admin: one app.
+    pub async fn get_app(&self, id: AppId) -> Result<Arc<App>, Error> {
+        self.store
+            .app(&AppRef::Id(id))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Admin: changes an app.
+    pub async fn update_app(&self, id: AppId, patch: AppPatch) -> Result<Arc<App>, Error> {
+        patch.validate().map_err(|e| Error::bad_request(e.0))?;
+        Ok(self.store.update_app(id, patch, self.clock.now()).await?)
+    }
+
+    /// Admin: deletes an app and its sessions.
+    pub async fn delete_app(&self, id: AppId) -> Result<(), Error> {
+        Ok(self.store.delete_app(id).await?)
+    }
+
+    /// Admin: a page of an app's sessions.
+    pub async fn list_sessions(
+        &self,
+        id: AppId,
+        query: SessionQuery,
+    ) -> Result<SessionPage, Error> {
+        if query.limit == 0 || query.limit > MAX_PAGE {
+            return Err(Error::bad_request("`limit` must be 1 to 1000"));
+        }
+        self.get_app(id).await?;
+        Ok(self.store.list_sessions(id, &query).await?)
+    }
+
+    /// Admin: revokes a session at once.
+    pub async fn revoke(&self, uuid: &str) -> Result<(), Error> {
+        let uuid = Uuid::try_parse(uuid).map_err(|_| Error::NotFound)?;
+        if self.store.revoke(uuid).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Health of the store's backends.
+    pub async fn health(&self) -> Vec<BackendHealth> {
+        self.store.health().await
+    }
+}

@@ -1,0 +1,212 @@
+//! Sessions: what is stored, when one is valid, and how much time it has left.
+//! Pure functions; every store asks these instead of doing its own arithmetic.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::domain::app::AppId;
+use crate::domain::skey::SkeyHash;
+
+const MS_PER_SEC: i64 = 1_000;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// An app's two session limits, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Absolute: a session dies this long after login, whatever its use.
+    pub login_ms: i64,
+    /// Sliding: a session dies this long after its last valid check.
+    pub session_ms: i64,
+}
+
+impl Limits {
+    /// Limits from an app's `login_duration` (days) and `session_duration` (seconds).
+    pub fn new(login_days: u32, session_secs: u32) -> Self {
+        Limits {
+            login_ms: i64::from(login_days) * MS_PER_DAY,
+            session_ms: i64::from(session_secs) * MS_PER_SEC,
+        }
+    }
+
+    /// Whether a session created at `create` and last seen at `last_visit` is
+    /// still alive at `now`.
+    pub fn alive(&self, create: Timestamp, last_visit: Timestamp, now: Timestamp) -> bool {
+        now.0 - create.0 < self.login_ms && now.0 - last_visit.0 < self.session_ms
+    }
+
+    /// The instant the session dies unless checked again before: the earlier
+    /// of the absolute and the sliding deadline.
+    pub fn deadline(&self, create: Timestamp, last_visit: Timestamp) -> Timestamp {
+        create
+            .plus_millis(self.login_ms)
+            .min(last_visit.plus_millis(self.session_ms))
+    }
+}
+
+/// What a valid auth check answers about its user; immutable between logins,
+/// so stores can share it instead of copying it per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// WeChat open_id of the user in this app.
+    pub open_id: Box<str>,
+    /// WeChat union_id, when known.
+    pub union_id: Option<Box<str>>,
+    /// The decrypted user data, as compact JSON text of an object.
+    pub user_info: Option<Arc<str>>,
+}
+
+/// A credential check: the uuid and skey hash a caller presented, for an app,
+/// at an instant, against that app's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials {
+    /// The session id presented.
+    pub uuid: Uuid,
+    /// Hash of the skey presented.
+    pub skey_hash: SkeyHash,
+    /// The app the caller named.
+    pub app_id: AppId,
+    /// The app's limits.
+    pub limits: Limits,
+    /// When the check happens.
+    pub now: Timestamp,
+}
+
+impl Credentials {
+    /// Whether a stored session satisfies this check: same app, same skey
+    /// (constant-time), and alive at `now`.
+    pub fn accepts(
+        &self,
+        app_id: AppId,
+        skey_hash: &SkeyHash,
+        create: Timestamp,
+        last_visit: Timestamp,
+    ) -> bool {
+        // Evaluate every part so the time taken does not say which one failed.
+        let same_app = app_id == self.app_id;
+        let same_key = self.skey_hash.matches(skey_hash);
+        let alive = self.limits.alive(create, last_visit, self.now);
+        same_app & same_key & alive
+    }
+}
+
+/// Everything a login stores for a session.
+#[derive(Clone)]
+pub struct NewSession {
+    /// The app.
+    pub app_id: AppId,
+    /// WeChat open_id.
+    pub open_id: String,
+    /// WeChat union_id, when known from this login.
+    pub union_id: Option<String>,
+    /// WeChat session_key; kept on the server only.
+    pub session_key: String,
+    /// Hash of the freshly minted skey.
+    pub skey_hash: SkeyHash,
+    /// Decrypted user data from this login, if any was sent.
+    pub user_info: Option<String>,
+    /// Login time: both create and last-visit time.
+    pub now: Timestamp,
+}
+
+/// What a login answers: the session's (possibly kept) uuid and its user data.
+#[derive(Debug, Clone)]
+pub struct StoredLogin {
+    /// The session id; the same as before for a re-login.
+    pub uuid: Uuid,
+    /// The user data now stored (new, or kept from an earlier login).
+    pub user_info: Option<Arc<str>>,
+}
+
+/// A session as the admin API lists it: no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Session id.
+    pub uuid: Uuid,
+    /// WeChat open_id.
+    pub open_id: String,
+    /// WeChat union_id.
+    pub union_id: Option<String>,
+    /// Login time.
+    pub create_time: Timestamp,
+    /// Last valid check.
+    pub last_visit_time: Timestamp,
+}
+
+/// Which sessions of an app to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    /// Only this user's session.
+    pub open_id: Option<String>,
+    /// At most this many (1–1000).
+    pub limit: usize,
+    /// Only sessions whose uuid sorts after this one.
+    pub after: Option<Uuid>,
+}
+
+/// One page of a session listing.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPage {
+    /// The sessions, ordered by uuid.
+    pub sessions: Vec<SessionSummary>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::skey::Skey;
+
+    const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+    #[test]
+    fn sliding_limit_is_exclusive() {
+        let l = Limits::new(30, 10);
+        assert!(l.alive(T0, T0, T0.plus_millis(9_999)));
+        assert!(!l.alive(T0, T0, T0.plus_millis(10_000)));
+        // A recent visit keeps it alive past the first window.
+        let visit = T0.plus_millis(9_000);
+        assert!(l.alive(T0, visit, T0.plus_millis(18_000)));
+    }
+
+    #[test]
+    fn absolute_limit_wins_over_sliding() {
+        let l = Limits::new(1, 315_360_000);
+        let day = 86_400_000;
+        let visit = T0.plus_millis(day - 1);
+        assert!(l.alive(T0, visit, T0.plus_millis(day - 1)));
+        assert!(!l.alive(T0, visit, T0.plus_millis(day)));
+        assert_eq!(l.deadline(T0, visit), T0.plus_millis(day));
+    }
+
+    #[test]
+    fn deadline_is_the_earlier_limit() {
+        let l = Limits::new(30, 60);
+        assert_eq!(l.deadline(T0, T0), T0.plus_millis(60_000));
+    }
+
+    #[test]
+    fn credentials_check_every_part() {
+        let skey = Skey::mint().unwrap();
+        let h = skey.hash();
+        let c = Credentials {
+            uuid: Uuid::new_v4(),
+            skey_hash: h,
+            app_id: 1,
+            limits: Limits::new(30, 60),
+            now: T0.plus_millis(1_000),
+        };
+        assert!(c.accepts(1, &h, T0, T0));
+        assert!(!c.accepts(2, &h, T0, T0), "other app");
+        assert!(
+            !c.accepts(1, &Skey::mint().unwrap().hash(), T0, T0),
+            "other skey"
+        );
+        assert!(
+            !c.accepts(1, &h, T0.plus_millis(-61_000), T0.plus_millis(-61_000)),
+            "expired"
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! The admin API: bearer-token check, JSON bodies, and plain resources in
+//! and out. Secrets (app secret, skey, session_key) are never written.
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::header::AUTHORIZATION;
+use hyper::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::Wafer;
+use crate::domain::app::{
+    App, AppId, AppPatch, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
+};
+use crate::domain::session::{SessionPage, SessionQuery};
+use crate::error::ErrorCode;
+use crate::http::response::{Failure, Reply, json};
+use crate::store::Store;
+
+/// Default page size of a session listing.
+const DEFAULT_PAGE: usize = 50;
+
+/// The configured admin token, kept only as its hash.
+#[derive(Clone)]
+pub struct AdminToken(Option<[u8; 32]>);
+
+impl AdminToken {
+    /// From the configured token; `None` or empty turns the admin API off.
+    pub fn new(token: Option<&str>) -> Self {
+        AdminToken(
+            token
+                .filter(|t| !t.is_empty())
+                .map(|t| Sha256::digest(t.as_bytes()).into()),
+        )
+    }
+
+    /// Checks the request's `Authorization: Bearer …` header. Hashing both
+    /// sides makes the comparison constant-time in the token's length too.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Failure> {
+        let Some(expected) = &self.0 else {
+            return Err(Failure::new(
+                ErrorCode::Forbidden,
+                "the admin API is off: no admin token is configured",
+            ));
+        };
+        let presented = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or("");
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if bool::from(hash.ct_eq(expected)) && !presented.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                ErrorCode::Forbidden,
+                "missing or wrong bearer token",
+            ))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AppView<'a> {
+    id: AppId,
+    title: &'a str,
+    appid: &'a str,
+    login_duration: u32,
+    session_duration: u32,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> From<&'a App> for AppView<'a> {
+    fn from(a: &'a App) -> Self {
+        AppView {
+            id: a.id,
+            title: &a.title,
+            appid: &a.appid,
+            login_duration: a.login_duration,
+            session_duration: a.session_duration,
+            created_at: a.created_at.to_rfc3339(),
+            updated_at: a.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AppList<'a> {
+    apps: Vec<AppView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    uuid: String,
+    open_id: String,
+    union_id: Option<String>,
+    create_time: String,
+    last_visit_time: String,
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+    next_cursor: Option<String>,
+}
+
+impl From<SessionPage> for SessionList {
+    fn from(p: SessionPage) -> Self {
+        SessionList {
+            sessions: p
+                .sessions
+                .into_iter()
+                .map(|s| SessionView {
+                    uuid: s.uuid.hyphenated().to_string(),
+                    open_id: s.open_id,
+                    union_id: s.union_id,
+                    create_time: s.create_time.to_rfc3339(),
+                    last_visit_time: s.last_visit_time.to_rfc3339(),
+                })
+                .collect(),
+            next_cursor: p.next.map(|u| u.simple().to_string()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateApp {
+    title: String,
+    appid: String,
+    secret: String,
+    #[serde(default)]
+    login_duration: Option<u32>,
+    #[serde(default)]
+    session_duration: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct PatchApp {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    appid: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    login_duration: Option<u32>,
+    #[serde(default)]
+    session_duration: Option<u32>,
+}
+
+fn to_json<T: Serialize>(status: StatusCode, v: &T) -> Result<Reply, Failure> {
+    let body = serde_json::to_vec(v).map_err(|e| {
+        Failure::new(
+            ErrorCode::BadRequest,
+            format!("cannot encode the response: {e}"),
+        )
+    })?;
+    Ok(json(status, body))
+}
+
+fn parse_body<'a, T: Deserialize<'a>>(body: &'a Bytes) -> Result<T, Failure> {
+    serde_json::from_slice(body)
+        .map_err(|e| Failure::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}")))
+}
+
+fn app_id(raw: &str) -> Result<AppId, Failure> {
+    raw.parse::<AppId>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Failure::new(ErrorCode::NotFound, "no such app"))
+}
+
+fn no_content() -> Reply {
+    let mut r = json(StatusCode::NO_CONTENT, Bytes::new());
+    r.headers_mut().remove(hyper::header::CONTENT_TYPE);
+    r
+}
+
+/// `POST /admin/apps`.
+pub async fn create_app<S: Store>(w: &Wafer<S>, body: &Bytes) -> Result<Reply, Failure> {
+    let c: CreateApp = parse_body(body)?;
+    let app = w
+        .create_app(NewApp {
+            title: c.title,
+            appid: c.appid,
+            secret: c.secret,
+            login_duration: c.login_duration.unwrap_or(DEFAULT_LOGIN_DURATION_DAYS),
+            session_duration: c.session_duration.unwrap_or(DEFAULT_SESSION_DURATION_SECS),
+        })
+        .await?;
+    to_json(StatusCode::CREATED, &AppView::from(&*app))
+}
+
+/// `GET /admin/apps`.
+pub async fn list_apps<S: Store>(w: &Wafer<S>) -> Result<Reply, Failure> {
+    let apps = w.list_apps().await?;
+    to_json(
+        StatusCode::OK,
+        &AppList {
+            apps: apps.iter().map(|a| AppView::from(&**a)).collect(),
+        },
+    )
+}
+
+/// `GET|PATCH|DELETE /admin/apps/{id}`; the body only for PATCH.
+pub async fn app<S: Store>(
+    w: &Wafer<S>,
+    method: &Method,
+    id: &str,
+    body: Option<&Bytes>,
+) -> Result<Reply, Failure> {
+    let id = app_id(id)?;
+    match (method, body) {
+        (&Method::PATCH, Some(body)) => {
+            let p: PatchApp = parse_body(body)?;
+            let app = w
+                .update_app(
+                    id,
+                    AppPatch {
+                        title: p.title,
+                        appid: p.appid,
+                        secret: p.secret,
+                        login_duration: p.login_duration,
+                        session_duration: p.session_duration,
+                    },
+                )
+                .await?;
+            to_json(StatusCode::OK, &AppView::from(&*app))
+        }
+        (&Method::DELETE, _) => {
+            w.delete_app(id).await?;
+            Ok(no_content())
+        }
+        _ => {
+            let app = w.get_app(id).await?;
+            to_json(StatusCode::OK, &AppView::from(&*app))
+        }
+    }
+}
+
+/// Reads `open_id`, `limit` and `cursor` from a query string.
+fn session_query(query: Option<&str>) -> Result<SessionQuery, Failure> {
+    let mut q = SessionQuery {
+        limit: DEFAULT_PAGE,
+        ..Default::default()
+    };
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "open_id" if !v.is_empty() => q.open_id = Some(v.into_owned()),
+            "limit" if !v.is_empty() => {
+                q.limit = v
+                    .parse()
+                    .map_err(|_| Failure::new(ErrorCode::BadRequest, "`limit` must be 1 to 1000"))?
+            }
+            "cursor" if !v.is_empty() => {
+                q.after = Some(
+                    uuid::Uuid::try_parse(&v)
+                        .map_err(|_| Failure::new(ErrorCode::BadRequest, "invalid `cursor`"))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+/// `GET /admin/apps/{id}/sessions`.
+pub async fn app_sessions<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Reply, Failure> {
+    let id = app_id(id)?;
+    let q = session_query(query)?;
+    let page = w.list_sessions(id, q).await?;
+    to_json(StatusCode::OK, &SessionList::from(page))
+}
+
+/// `DELETE /admin/sessions/{uuid}`.
+pub async fn revoke<S: Store>(w: &Wafer<S>, uuid: &str) -> Result<Reply, Failure> {
+    w.revoke(uuid).await?;
+    Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn bearer(t: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn token_check() {
+        let t = AdminToken::new(Some("sesame"));
+        assert!(t.check(&bearer("sesame")).is_ok());
+        assert!(t.check(&bearer("sesame2")).is_err());
+        assert!(t.check(&HeaderMap::new()).is_err());
+        let off = AdminToken::new(None);
+        assert_eq!(
+            off.check(&bearer("")).unwrap_err().code,
+            ErrorCode::Forbidden
+        );
+        assert!(
+            AdminToken::new(Some("")).check(&bearer("")).is_err(),
+            "empty token means off"
+        );
+    }
+
+    #[test]
+    fn session_query_bounds() {
+        assert_eq!(session_query(None).unwrap().limit, 50);
+        assert_eq!(session_query(Some("limit=7")).unwrap().limit, 7);
+        assert!(session_query(Some("limit=x")).is_err());
+        assert!(session_query(Some("cursor=zzz")).is_err());
+        let q = session_query(Some("open_id=o%2B1")).unwrap();
+        assert_eq!(q.open_id.as_deref(), Some("o+1"));
+    }
+}

@@ -1,0 +1,119 @@
+//! Request bodies: the media type, the size limit, and collecting the bytes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::HeaderMap;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use crate::error::ErrorCode;
+use crate::http::response::Failure;
+
+/// Default body limit: 64 KiB.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// How a body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`, or no Content-Type at all.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+/// The body's format from its Content-Type. `form_ok` says whether the
+/// route takes forms (the `/mina` routes do, the admin API does not).
+pub fn format(headers: &HeaderMap, form_ok: bool) -> Result<Format, Failure> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if media.eq_ignore_ascii_case("application/json") || media.is_empty() {
+        Ok(Format::Json)
+    } else if form_ok && media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(Format::Form)
+    } else {
+        Err(Failure::new(
+            ErrorCode::UnsupportedMediaType,
+            if form_ok {
+                "body must be application/json or application/x-www-form-urlencoded"
+            } else {
+                "body must be application/json"
+            },
+        ))
+    }
+}
+
+fn too_large(limit: usize) -> Failure {
+    Failure::new(
+        ErrorCode::BodyTooLarge,
+        format!("body is larger than {limit} bytes"),
+    )
+}
+
+/// Reads the whole body, refusing more than `limit` bytes and empty bodies.
+pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, Failure> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let collected = Limited::new(body, limit).collect().await;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
+        Err(_) => {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "the body could not be read",
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::new(ErrorCode::BadRequest, "the body is empty"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn with_type(t: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(t).unwrap());
+        h
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(format(&HeaderMap::new(), true).unwrap(), Format::Json);
+        assert_eq!(
+            format(&with_type("application/json; charset=utf-8"), true).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            format(&with_type("application/x-www-form-urlencoded"), true).unwrap(),
+            Format::Form
+        );
+        assert_eq!(
+            format(&with_type("application/x-www-form-urlencoded"), false)
+                .unwrap_err()
+                .code,
+            ErrorCode::UnsupportedMediaType
+        );
+        assert_eq!(
+            format(&with_type("text/xml"), true).unwrap_err().code,
+            ErrorCode::UnsupportedMediaType
+        );
+    }
+}

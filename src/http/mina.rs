@@ -1,0 +1,284 @@
+//! The mini-program endpoints: reading their JSON or form bodies into domain
+//! inputs, and writing the `/mina` envelope.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::domain::app::AppRef;
+use crate::domain::input::{AuthInput, LoginFields, LoginInput};
+use crate::domain::service::LoginOutput;
+use crate::domain::session::Profile;
+use crate::error::ErrorCode;
+use crate::http::body::Format;
+use crate::http::response::{Failure, write_opt_str, write_str};
+
+/// `app_id` as sent: a number, a numeric string, a WeChat appid, or absent.
+#[derive(Debug, Default)]
+struct AppField<'a>(AppRef<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AppField<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = AppField<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive integer, a numeric string or a WeChat appid")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                AppRef::from_i128(v.into()).map(AppField).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                AppRef::from_i128(v.into()).map(AppField).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                AppRef::from_f64(v).map(AppField).map_err(E::custom)
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                AppRef::parse_text(Cow::Borrowed(v))
+                    .map(AppField)
+                    .map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                AppRef::parse_text(Cow::Owned(v.to_owned()))
+                    .map(AppField)
+                    .map_err(E::custom)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(AppField::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(AppField::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginJson<'a> {
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    app_id: AppField<'a>,
+    #[serde(borrow, default)]
+    encrypt_data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    iv: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    raw_data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AuthJson<'a> {
+    #[serde(borrow, default)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    skey: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    app_id: AppField<'a>,
+}
+
+fn bad_json(e: serde_json::Error) -> Failure {
+    Failure::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
+}
+
+fn form_app(v: Cow<'_, str>) -> Result<AppRef<'_>, Failure> {
+    AppRef::parse_text(v).map_err(|e| Failure::new(ErrorCode::BadRequest, e))
+}
+
+/// Reads a login request.
+pub fn parse_login(format: Format, body: &Bytes) -> Result<LoginInput<'_>, Failure> {
+    let fields = match format {
+        Format::Json => {
+            let j: LoginJson = serde_json::from_slice(body).map_err(bad_json)?;
+            LoginFields {
+                code: j.code,
+                app: j.app_id.0,
+                encrypt_data: j.encrypt_data,
+                iv: j.iv,
+                raw_data: j.raw_data,
+                signature: j.signature,
+            }
+        }
+        Format::Form => {
+            let mut f = LoginFields::default();
+            for (k, v) in form_urlencoded::parse(body) {
+                match k.as_ref() {
+                    "code" => f.code = Some(v),
+                    "app_id" => f.app = form_app(v)?,
+                    "encrypt_data" => f.encrypt_data = Some(v),
+                    "iv" => f.iv = Some(v),
+                    "raw_data" => f.raw_data = Some(v),
+                    "signature" => f.signature = Some(v),
+                    _ => {}
+                }
+            }
+            f
+        }
+    };
+    Ok(LoginInput::new(fields)?)
+}
+
+/// Reads an auth or logout request.
+pub fn parse_auth(format: Format, body: &Bytes) -> Result<AuthInput<'_>, Failure> {
+    let (uuid, skey, app) = match format {
+        Format::Json => {
+            let j: AuthJson = serde_json::from_slice(body).map_err(bad_json)?;
+            (j.uuid, j.skey, j.app_id.0)
+        }
+        Format::Form => {
+            let (mut uuid, mut skey, mut app) = (None, None, AppRef::default());
+            for (k, v) in form_urlencoded::parse(body) {
+                match k.as_ref() {
+                    "uuid" => uuid = Some(v),
+                    "skey" => skey = Some(v),
+                    "app_id" => app = form_app(v)?,
+                    _ => {}
+                }
+            }
+            (uuid, skey, app)
+        }
+    };
+    Ok(AuthInput::new(uuid, skey, app)?)
+}
+
+/// `{"msg":"welcome"}`.
+pub const WELCOME: &[u8] = br#"{"msg":"welcome"}"#;
+
+/// The logout success body.
+pub const LOGOUT_OK: &[u8] = br#"{"ok":"success","msg":"logout ok","data":{}}"#;
+
+/// The login success body.
+pub fn login_ok(out: &LoginOutput) -> Vec<u8> {
+    let info = out.user_info.as_deref();
+    let mut b = Vec::with_capacity(160 + info.map_or(0, str::len));
+    b.extend_from_slice(br#"{"ok":"success","msg":"login ok","data":{"uuid":""#);
+    let mut uuid_buf = uuid::Uuid::encode_buffer();
+    b.extend_from_slice(out.uuid.hyphenated().encode_lower(&mut uuid_buf).as_bytes());
+    b.extend_from_slice(br#"","skey":"#);
+    write_str(&mut b, out.skey.expose());
+    b.extend_from_slice(br#","user_info":"#);
+    b.extend_from_slice(info.unwrap_or("null").as_bytes());
+    b.extend_from_slice(br#","duration":"#);
+    b.extend_from_slice(out.duration.to_string().as_bytes());
+    b.extend_from_slice(b"}}");
+    b
+}
+
+/// The auth success body. `user_info` is stored as JSON text and copied as is.
+pub fn auth_ok(p: &Profile) -> Vec<u8> {
+    let info = p.user_info.as_deref();
+    let mut b = Vec::with_capacity(112 + p.open_id.len() + info.map_or(0, str::len));
+    b.extend_from_slice(br#"{"ok":"success","msg":"auth ok","data":{"user_info":"#);
+    b.extend_from_slice(info.unwrap_or("null").as_bytes());
+    b.extend_from_slice(br#","open_id":"#);
+    write_str(&mut b, &p.open_id);
+    b.extend_from_slice(br#","union_id":"#);
+    write_opt_str(&mut b, p.union_id.as_deref());
+    b.extend_from_slice(b"}}");
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn json(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn app_id_forms() {
+        let parse = |s: &str| {
+            let body = json(s);
+            parse_auth(Format::Json, &body)
+                .map(|a| match a.app {
+                    AppRef::Id(id) => AppRef::Id(id),
+                    AppRef::Appid(s) => AppRef::Appid(Cow::Owned(s.into_owned())),
+                })
+                .map_err(|f| f.code)
+        };
+        let base = r#""uuid":"u","skey":"s""#;
+        assert_eq!(parse(&format!("{{{base}}}")), Ok(AppRef::Id(1)));
+        assert_eq!(
+            parse(&format!(r#"{{{base},"app_id":null}}"#)),
+            Ok(AppRef::Id(1))
+        );
+        assert_eq!(
+            parse(&format!(r#"{{{base},"app_id":""}}"#)),
+            Ok(AppRef::Id(1))
+        );
+        assert_eq!(
+            parse(&format!(r#"{{{base},"app_id":3}}"#)),
+            Ok(AppRef::Id(3))
+        );
+        assert_eq!(
+            parse(&format!(r#"{{{base},"app_id":"3"}}"#)),
+            Ok(AppRef::Id(3))
+        );
+        assert_eq!(
+            parse(&format!(r#"{{{base},"app_id":"wxabc"}}"#)),
+            Ok(AppRef::Appid("wxabc".into()))
+        );
+        for bad in ["0", "-1", "1.5", "true", "[1]", r#""-2""#] {
+            assert_eq!(
+                parse(&format!(r#"{{{base},"app_id":{bad}}}"#)),
+                Err(ErrorCode::BadRequest),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields() {
+        let p = |s: &str| {
+            parse_auth(Format::Json, &json(s))
+                .map(|_| ())
+                .map_err(|f| f.code)
+        };
+        assert_eq!(p(r#"{"uuid":"u","skey":"s","extra":[1,2]}"#), Ok(()));
+        assert_eq!(p(r#"{"uuid":5,"skey":"s"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(p(r#"{"uuid":"u"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(p(r#"[1]"#), Err(ErrorCode::BadRequest));
+        assert_eq!(p(r#"{"uuid":"u","skey":"s""#), Err(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn forms_read_like_json() {
+        let body = json("code=abc&app_id=wxq&encrypt_data=a%2Bb&iv=x%3D%3D&other=1");
+        let l = parse_login(Format::Form, &body).unwrap();
+        assert_eq!(l.code, "abc");
+        assert_eq!(l.app, AppRef::Appid("wxq".into()));
+        let (data, iv) = l.encrypted.unwrap();
+        assert_eq!((data.as_ref(), iv.as_ref()), ("a+b", "x=="));
+        assert!(parse_login(Format::Form, &json("code=c&app_id=0")).is_err());
+    }
+
+    #[test]
+    fn escaped_json_strings_are_decoded() {
+        let body = json(r#"{"uuid":"a\u0062c","skey":"s"}"#);
+        let a = parse_auth(Format::Json, &body).unwrap();
+        assert_eq!(a.uuid, "abc");
+    }
+
+    #[test]
+    fn auth_body_is_valid_json() {
+        let p = Profile {
+            open_id: "o\"1".into(),
+            union_id: None,
+            user_info: Some(Arc::from(r#"{"nickName":"Band"}"#)),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&auth_ok(&p)).unwrap();
+        assert_eq!(v["ok"], "success");
+        assert_eq!(v["data"]["open_id"], "o\"1");
+        assert_eq!(v["data"]["union_id"], serde_json::Value::Null);
+        assert_eq!(v["data"]["user_info"]["nickName"], "Band");
+    }
+}

@@ -1,0 +1,18 @@
+//! wafer: the session server of WeChat mini-programs.
+//!
+//! A mini-program trades its `wx.login()` code for a session (`uuid` +
+//! `skey`); business services then check that session on every request.
+//! The layers: [`http`] (routing, bodies, responses), [`domain`] (the rules),
+//! [`wechat`] (code exchange and crypto) and [`store`] (where sessions live).
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod wechat;
+pub mod wechat_mock;

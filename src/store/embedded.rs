@@ -1,0 +1,331 @@
+//! The embedded store: apps and sessions in process memory. Concurrent
+//! (sharded maps, lock-free app lookups), bounded (a session cap) and
+//! self-cleaning (a reaper purges expired sessions). Nothing survives a restart.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use uuid::Uuid;
+
+use crate::clock::{Clock, Timestamp};
+use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::session::{
+    Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
+};
+use crate::domain::skey::SkeyHash;
+use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::{BackendHealth, Store, StoreError, StoreResult};
+
+/// Default cap on stored sessions.
+pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+
+/// One stored session.
+struct Session {
+    app_id: AppId,
+    skey_hash: SkeyHash,
+    create_time: Timestamp,
+    // Atomic so that a valid auth slides it under the map's shared lock.
+    last_visit: AtomicI64,
+    // Kept for parity with the durable record; never read back out.
+    #[allow(dead_code)]
+    session_key: Box<str>,
+    profile: Arc<Profile>,
+}
+
+impl Session {
+    fn last_visit(&self) -> Timestamp {
+        Timestamp(self.last_visit.load(Ordering::Relaxed))
+    }
+
+    fn index_key(&self) -> (AppId, Box<str>) {
+        (self.app_id, self.profile.open_id.clone())
+    }
+}
+
+/// In-process store of apps and sessions.
+///
+/// Lock order: when both maps are locked, the `(app, open_id)` index is locked
+/// first and the session map second; nothing locks them the other way round.
+pub struct EmbeddedStore {
+    apps: SharedAppTable,
+    // Serialises app writes and hands out ids; never held across an await.
+    app_writer: Mutex<AppId>,
+    sessions: DashMap<Uuid, Session>,
+    index: DashMap<(AppId, Box<str>), Uuid>,
+    max_sessions: usize,
+}
+
+impl Default for EmbeddedStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_SESSIONS)
+    }
+}
+
+impl EmbeddedStore {
+    /// An empty store holding at most `max_sessions` sessions.
+    pub fn new(max_sessions: usize) -> Self {
+        EmbeddedStore {
+            apps: SharedAppTable::default(),
+            app_writer: Mutex::new(1),
+            sessions: DashMap::new(),
+            index: DashMap::new(),
+            max_sessions,
+        }
+    }
+
+    /// Number of sessions held, expired or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Removes every session that is expired at `now` or whose app is gone.
+    /// Returns how many were removed.
+    pub fn purge_expired(&self, now: Timestamp) -> usize {
+        let apps = self.apps.load();
+        let dead = |s: &Session| match apps.get(&AppRef::Id(s.app_id)) {
+            Some(app) => !app.limits().alive(s.create_time, s.last_visit(), now),
+            None => true,
+        };
+        // Collect under shared locks, then remove one by one re-checking, so a
+        // session refreshed in between survives.
+        let doomed: Vec<Uuid> = self
+            .sessions
+            .iter()
+            .filter(|e| dead(e.value()))
+            .map(|e| *e.key())
+            .collect();
+        doomed
+            .into_iter()
+            .filter(|uuid| self.remove_where(*uuid, &dead))
+            .count()
+    }
+
+    /// Runs [`EmbeddedStore::purge_expired`] every `every` until the runtime stops.
+    pub fn spawn_reaper(self: &Arc<Self>, clock: Arc<dyn Clock>, every: Duration) {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                let now = clock.now();
+                // The sweep is CPU work over every session: keep it off the
+                // async workers.
+                let purged = tokio::task::spawn_blocking(move || store.purge_expired(now))
+                    .await
+                    .unwrap_or(0);
+                if purged > 0 {
+                    tracing::debug!(purged, "embedded store purged expired sessions");
+                }
+            }
+        });
+    }
+
+    /// Removes session `uuid` and its index entry if `doomed` holds for it,
+    /// atomically with respect to logins of the same user.
+    fn remove_where(&self, uuid: Uuid, doomed: &dyn Fn(&Session) -> bool) -> bool {
+        let Some(key) = self.sessions.get(&uuid).map(|s| s.index_key()) else {
+            return false;
+        };
+        let mut removed = false;
+        let indexed = self.index.remove_if(&key, |_, indexed_uuid| {
+            if *indexed_uuid != uuid {
+                return false;
+            }
+            removed = self.sessions.remove_if(&uuid, |_, s| doomed(s)).is_some();
+            removed
+        });
+        if indexed.is_none() && !removed {
+            // Not (or no longer) the indexed session of its user: drop it alone.
+            removed = self.sessions.remove_if(&uuid, |_, s| doomed(s)).is_some();
+        }
+        removed
+    }
+
+    fn write_apps<T>(
+        &self,
+        f: impl FnOnce(&AppTable, &mut AppId) -> StoreResult<(AppTable, T)>,
+    ) -> StoreResult<T> {
+        let mut next_id = self
+            .app_writer
+            .lock()
+            .map_err(|_| StoreError::Unavailable("embedded app table lock poisoned".into()))?;
+        let current = self.apps.load();
+        let (table, out) = f(&current, &mut next_id)?;
+        self.apps.store(table);
+        Ok(out)
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {
+        Ok(self.apps.load().get(app).cloned())
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<Arc<App>>> {
+        Ok(self.apps.load().sorted())
+    }
+
+    async fn create_app(&self, new: NewApp, now: Timestamp) -> StoreResult<Arc<App>> {
+        self.write_apps(|table, next_id| {
+            if table.appid_taken(&new.appid, None) {
+                return Err(StoreError::Conflict);
+            }
+            let app = Arc::new(App {
+                id: *next_id,
+                title: new.title,
+                appid: new.appid,
+                secret: new.secret,
+                login_duration: new.login_duration,
+                session_duration: new.session_duration,
+                created_at: now,
+                updated_at: now,
+            });
+            *next_id += 1;
+            Ok((table.with(app.clone()), app))
+        })
+    }
+
+    async fn update_app(
+        &self,
+        id: AppId,
+        patch: AppPatch,
+        now: Timestamp,
+    ) -> StoreResult<Arc<App>> {
+        self.write_apps(|table, _| {
+            let current = table.get(&AppRef::Id(id)).ok_or(StoreError::NotFound)?;
+            if let Some(appid) = &patch.appid {
+                if table.appid_taken(appid, Some(id)) {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            let app = Arc::new(patch.apply(current, now));
+            Ok((table.with(app.clone()), app))
+        })
+    }
+
+    async fn delete_app(&self, id: AppId) -> StoreResult<()> {
+        self.write_apps(|table, _| {
+            table.get(&AppRef::Id(id)).ok_or(StoreError::NotFound)?;
+            Ok((table.without(id), ()))
+        })?;
+        self.index.retain(|(app, _), _| *app != id);
+        self.sessions.retain(|_, s| s.app_id != id);
+        Ok(())
+    }
+
+    async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
+        let key = (new.app_id, Box::<str>::from(new.open_id.as_str()));
+        let user_info: Option<Arc<str>> = new.user_info.map(Arc::from);
+        let union_id = new.union_id.map(Box::from);
+        let session = |profile: Arc<Profile>| Session {
+            app_id: new.app_id,
+            skey_hash: new.skey_hash,
+            create_time: new.now,
+            last_visit: AtomicI64::new(new.now.0),
+            session_key: new.session_key.as_str().into(),
+            profile,
+        };
+        // The index entry stays locked until the session is written, so
+        // concurrent logins of one user serialise here and share one uuid.
+        match self.index.entry(key) {
+            MapEntry::Occupied(slot) => {
+                let uuid = *slot.get();
+                let old = self.sessions.get(&uuid).map(|s| s.profile.clone());
+                let profile = Arc::new(Profile {
+                    open_id: new.open_id.into(),
+                    union_id: union_id.or_else(|| old.as_ref().and_then(|p| p.union_id.clone())),
+                    user_info: user_info.or_else(|| old.as_ref().and_then(|p| p.user_info.clone())),
+                });
+                let user_info = profile.user_info.clone();
+                self.sessions.insert(uuid, session(profile));
+                Ok(StoredLogin { uuid, user_info })
+            }
+            MapEntry::Vacant(slot) => {
+                if self.sessions.len() >= self.max_sessions {
+                    return Err(StoreError::Unavailable(format!(
+                        "embedded store is full ({} sessions)",
+                        self.max_sessions
+                    )));
+                }
+                let uuid = Uuid::new_v4();
+                let profile = Arc::new(Profile {
+                    open_id: new.open_id.into(),
+                    union_id,
+                    user_info,
+                });
+                let user_info = profile.user_info.clone();
+                self.sessions.insert(uuid, session(profile));
+                slot.insert(uuid);
+                Ok(StoredLogin { uuid, user_info })
+            }
+        }
+    }
+
+    async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
+        let Some(s) = self.sessions.get(&creds.uuid) else {
+            return Ok(None);
+        };
+        if !creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit()) {
+            return Ok(None);
+        }
+        s.last_visit.fetch_max(creds.now.0, Ordering::Relaxed);
+        Ok(Some(s.profile.clone()))
+    }
+
+    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
+        Ok(self.remove_where(creds.uuid, &|s| {
+            creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
+        }))
+    }
+
+    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
+        Ok(self.remove_where(uuid, &|_| true))
+    }
+
+    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let mut found: Vec<SessionSummary> = self
+            .sessions
+            .iter()
+            .filter(|e| {
+                let s = e.value();
+                s.app_id == app
+                    && query.after.is_none_or(|after| *e.key() > after)
+                    && query
+                        .open_id
+                        .as_deref()
+                        .is_none_or(|o| *s.profile.open_id == *o)
+            })
+            .map(|e| SessionSummary {
+                uuid: *e.key(),
+                open_id: e.profile.open_id.to_string(),
+                union_id: e.profile.union_id.as_deref().map(str::to_owned),
+                create_time: e.create_time,
+                last_visit_time: e.last_visit(),
+            })
+            .collect();
+        found.sort_unstable_by_key(|s| s.uuid);
+        let next = if found.len() > query.limit {
+            found.truncate(query.limit);
+            found.last().map(|s| s.uuid)
+        } else {
+            None
+        };
+        Ok(SessionPage {
+            sessions: found,
+            next,
+        })
+    }
+
+    async fn health(&self) -> Vec<BackendHealth> {
+        vec![BackendHealth {
+            name: "embedded",
+            problem: None,
+        }]
+    }
+}

@@ -1,0 +1,109 @@
+//! Storage of apps and sessions behind one trait. The domain talks only to
+//! [`Store`]; the embedded store implements it in-process, and a production
+//! store can implement it over other backends without the domain changing.
+
+pub mod app_table;
+pub mod embedded;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::session::{
+    Credentials, NewSession, Profile, SessionPage, SessionQuery, StoredLogin,
+};
+
+pub use embedded::EmbeddedStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is down, timed out or full; the message names which, and
+    /// never carries request data.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated (an app with that appid exists).
+    #[error("conflict")]
+    Conflict,
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Readiness of one backend, as `/readyz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendHealth {
+    /// Backend name (`embedded`, `redis`, `postgres`).
+    pub name: &'static str,
+    /// `None` when healthy, else what is wrong.
+    pub problem: Option<String>,
+}
+
+/// Apps and sessions, as the domain needs them.
+///
+/// Implementations decide how data is laid out; the rules (validity, expiry
+/// arithmetic, one session per user) come from `crate::domain` and are
+/// applied through [`Credentials`] and [`crate::domain::session::Limits`].
+pub trait Store: Send + Sync + 'static {
+    /// Looks an app up by id or appid. Called on every request: must be cheap.
+    fn app(&self, app: &AppRef<'_>) -> impl Future<Output = StoreResult<Option<Arc<App>>>> + Send;
+
+    /// Every app, ordered by id.
+    fn list_apps(&self) -> impl Future<Output = StoreResult<Vec<Arc<App>>>> + Send;
+
+    /// Creates an app; [`StoreError::Conflict`] when its appid is taken.
+    fn create_app(
+        &self,
+        app: NewApp,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Arc<App>>> + Send;
+
+    /// Changes an app; [`StoreError::NotFound`] or [`StoreError::Conflict`].
+    fn update_app(
+        &self,
+        id: AppId,
+        patch: AppPatch,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Arc<App>>> + Send;
+
+    /// Deletes an app and all its sessions; [`StoreError::NotFound`] if absent.
+    fn delete_app(&self, id: AppId) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Stores a login. One session exists per (app, open_id): an existing one
+    /// keeps its uuid, takes the new skey, times and session_key, and keeps
+    /// its user_info (and union_id) unless the login brings new ones.
+    /// Concurrent logins of one user converge on one uuid.
+    fn upsert_session(
+        &self,
+        session: NewSession,
+    ) -> impl Future<Output = StoreResult<StoredLogin>> + Send;
+
+    /// Checks credentials and, when they are accepted, slides the session's
+    /// last visit to `creds.now`, atomically. `None` when not accepted.
+    fn authenticate(
+        &self,
+        creds: &Credentials,
+    ) -> impl Future<Output = StoreResult<Option<Arc<Profile>>>> + Send;
+
+    /// Checks credentials and deletes the session if they are accepted.
+    fn logout(&self, creds: &Credentials) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Deletes a session unconditionally (admin revoke). `false` if absent.
+    fn revoke(&self, uuid: Uuid) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// One page of an app's sessions, ordered by uuid.
+    fn list_sessions(
+        &self,
+        app: AppId,
+        query: &SessionQuery,
+    ) -> impl Future<Output = StoreResult<SessionPage>> + Send;
+
+    /// Health of each backend.
+    fn health(&self) -> impl Future<Output = Vec<BackendHealth>> + Send;
+}

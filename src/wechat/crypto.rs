@@ -1,0 +1,279 @@
+//! WeChat user-data crypto: AES-128-CBC decryption with strict PKCS#7 and a
+//! watermark check, and the `rawData` SHA-1 signature.
+
+use aes::cipher::block_padding::Pkcs7;
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
+type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+
+/// Largest stored `user_info`, in bytes of compact JSON (as the original table).
+pub const MAX_USER_INFO_BYTES: usize = 2048;
+
+/// Why user data was refused. The messages name the check that failed, never
+/// the data or the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The data does not decrypt to this app's user object.
+    #[error("{0}")]
+    BadEncryptedData(&'static str),
+    /// The `raw_data` signature does not match.
+    #[error("signature does not match raw_data")]
+    BadSignature,
+}
+
+/// User data decrypted and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecryptedUser {
+    /// The object as compact JSON text (at most [`MAX_USER_INFO_BYTES`]).
+    pub user_info: String,
+    /// Its `unionId`, when present.
+    pub union_id: Option<String>,
+}
+
+fn decode16(b64: &str, what: &'static str) -> Result<[u8; 16], CryptoError> {
+    let bytes = STANDARD
+        .decode(b64)
+        .map_err(|_| CryptoError::BadEncryptedData(what))?;
+    bytes
+        .try_into()
+        .map_err(|_| CryptoError::BadEncryptedData(what))
+}
+
+/// Decrypts `encrypted_data` with the user's `session_key` and `iv` (all
+/// base64) and checks that it is a JSON object whose `watermark.appid` is
+/// `appid`.
+pub fn decrypt_user_data(
+    session_key: &str,
+    encrypted_data: &str,
+    iv: &str,
+    appid: &str,
+) -> Result<DecryptedUser, CryptoError> {
+    let key = decode16(session_key, "session key is not 16 bytes of base64")?;
+    let iv = decode16(iv, "iv is not 16 bytes of base64")?;
+    let data = STANDARD
+        .decode(encrypted_data)
+        .map_err(|_| CryptoError::BadEncryptedData("encrypt_data is not base64"))?;
+    let plain = Aes128CbcDec::new(&key.into(), &iv.into())
+        .decrypt_padded_vec::<Pkcs7>(&data)
+        .map_err(|_| {
+            CryptoError::BadEncryptedData("encrypt_data does not decrypt with the session key")
+        })?;
+    let value: serde_json::Value = serde_json::from_slice(&plain)
+        .map_err(|_| CryptoError::BadEncryptedData("decrypted data is not JSON"))?;
+    let object = value.as_object().ok_or(CryptoError::BadEncryptedData(
+        "decrypted data is not a JSON object",
+    ))?;
+    let watermark = object
+        .get("watermark")
+        .and_then(|w| w.get("appid"))
+        .and_then(|a| a.as_str());
+    if watermark != Some(appid) {
+        return Err(CryptoError::BadEncryptedData(
+            "watermark appid is not this app's",
+        ));
+    }
+    let union_id = object
+        .get("unionId")
+        .and_then(|u| u.as_str())
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let user_info = value.to_string();
+    if user_info.len() > MAX_USER_INFO_BYTES {
+        return Err(CryptoError::BadEncryptedData(
+            "user data is larger than 2048 bytes",
+        ));
+    }
+    Ok(DecryptedUser {
+        user_info,
+        union_id,
+    })
+}
+
+/// Checks `signature == sha1(raw_data + session_key)` (hex, either case), in
+/// constant time.
+pub fn check_signature(
+    raw_data: &str,
+    session_key: &str,
+    signature: &str,
+) -> Result<(), CryptoError> {
+    let expected = sign(raw_data, session_key);
+    let given = signature.trim().to_ascii_lowercase();
+    if expected.as_bytes().ct_eq(given.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
+}
+
+/// `sha1(raw_data + session_key)` as lowercase hex, as WeChat signs `rawData`.
+pub fn sign(raw_data: &str, session_key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(raw_data.as_bytes());
+    h.update(session_key.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Encrypts user data as WeChat does (AES-128-CBC, PKCS#7, base64 in and
+/// out). wafer itself never encrypts; the WeChat mock and tests do.
+pub fn encrypt_user_data(
+    session_key: &str,
+    iv: &str,
+    plaintext: &[u8],
+) -> Result<String, CryptoError> {
+    let key = decode16(session_key, "session key is not 16 bytes of base64")?;
+    let iv = decode16(iv, "iv is not 16 bytes of base64")?;
+    let data = Aes128CbcEnc::new(&key.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
+    Ok(STANDARD.encode(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // WeChat's official demo vector.
+    const APPID: &str = "wx4f4bc4dec97d474b";
+    const SESSION_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+    const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+    const DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+
+    #[test]
+    fn decrypts_the_official_demo_vector() {
+        let user = decrypt_user_data(SESSION_KEY, DATA, IV, APPID).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&user.user_info).unwrap();
+        assert_eq!(v["nickName"], "Band");
+        assert_eq!(v["city"], "Guangzhou");
+        assert_eq!(v["openId"], "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+        assert_eq!(v["watermark"]["appid"], APPID);
+        assert_eq!(
+            user.union_id.as_deref(),
+            Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA")
+        );
+    }
+
+    #[test]
+    fn another_apps_watermark_is_refused() {
+        assert_eq!(
+            decrypt_user_data(SESSION_KEY, DATA, IV, "wx0000000000000000"),
+            Err(CryptoError::BadEncryptedData(
+                "watermark appid is not this app's"
+            ))
+        );
+    }
+
+    #[test]
+    fn wrong_key_or_iv_or_encoding_is_refused() {
+        let other_key = STANDARD.encode([7u8; 16]);
+        assert!(matches!(
+            decrypt_user_data(&other_key, DATA, IV, APPID),
+            Err(CryptoError::BadEncryptedData(_))
+        ));
+        assert!(
+            decrypt_user_data(SESSION_KEY, DATA, "AAAA", APPID).is_err(),
+            "short iv"
+        );
+        assert!(
+            decrypt_user_data("c2hvcnQ=", DATA, IV, APPID).is_err(),
+            "short key"
+        );
+        assert!(decrypt_user_data(SESSION_KEY, "not base64!", IV, APPID).is_err());
+        assert!(
+            decrypt_user_data(SESSION_KEY, &DATA[..DATA.len() - 4], IV, APPID).is_err(),
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn padding_is_checked_strictly() {
+        // The last block ends in [3, 2]: a lax unpad would strip two bytes,
+        // strict PKCS#7 needs both to be 2.
+        let (k, v) = ([1u8; 16], [2u8; 16]);
+        let mut block = [b' '; 32];
+        let json = br#"{"watermark":{"appid":"wx1"}}"#;
+        block[..json.len()].copy_from_slice(json);
+        block[30] = 3;
+        block[31] = 2;
+        let enc = Aes128CbcEnc::new(&k.into(), &v.into())
+            .encrypt_padded_vec::<aes::cipher::block_padding::NoPadding>(&block);
+        assert_eq!(
+            decrypt_user_data(
+                &STANDARD.encode(k),
+                &STANDARD.encode(enc),
+                &STANDARD.encode(v),
+                "wx1"
+            ),
+            Err(CryptoError::BadEncryptedData(
+                "encrypt_data does not decrypt with the session key"
+            ))
+        );
+    }
+
+    #[test]
+    fn non_object_plaintext_is_refused() {
+        let key = STANDARD.encode([1u8; 16]);
+        let iv = STANDARD.encode([2u8; 16]);
+        let enc = encrypt_user_data(&key, &iv, b"[1,2]").unwrap();
+        assert_eq!(
+            decrypt_user_data(&key, &enc, &iv, "wx1"),
+            Err(CryptoError::BadEncryptedData(
+                "decrypted data is not a JSON object"
+            ))
+        );
+        let enc = encrypt_user_data(&key, &iv, b"hello").unwrap();
+        assert!(decrypt_user_data(&key, &enc, &iv, "wx1").is_err());
+    }
+
+    #[test]
+    fn oversized_user_info_is_refused() {
+        let key = STANDARD.encode([1u8; 16]);
+        let iv = STANDARD.encode([2u8; 16]);
+        let big = format!(
+            r#"{{"nickName":"{}","watermark":{{"appid":"wx1"}}}}"#,
+            "x".repeat(2100)
+        );
+        let enc = encrypt_user_data(&key, &iv, big.as_bytes()).unwrap();
+        assert_eq!(
+            decrypt_user_data(&key, &enc, &iv, "wx1"),
+            Err(CryptoError::BadEncryptedData(
+                "user data is larger than 2048 bytes"
+            ))
+        );
+    }
+
+    #[test]
+    fn round_trip_through_encrypt() {
+        let key = STANDARD.encode([9u8; 16]);
+        let iv = STANDARD.encode([8u8; 16]);
+        let plain = br#"{"nickName":"n","unionId":"u9","watermark":{"appid":"wxA","timestamp":1}}"#;
+        let enc = encrypt_user_data(&key, &iv, plain).unwrap();
+        let user = decrypt_user_data(&key, &enc, &iv, "wxA").unwrap();
+        assert_eq!(user.union_id.as_deref(), Some("u9"));
+    }
+
+    #[test]
+    fn official_signature_example() {
+        let raw = r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1vZvI39NWFQ9XM4LtQpFrQJ1xlgZxx3w7bQxKARol6503Iuswjjn6nIGBiaycAjAtpujxyzYsrztuuICqIM5ibXQ/0"}"#;
+        let key = "HyVFkGl5F5OQWJZZaNzBBg==";
+        assert_eq!(sign(raw, key), "75e81ceda165f4ffa64f4068af58c64b8f54b88c");
+        assert_eq!(
+            check_signature(raw, key, "75e81ceda165f4ffa64f4068af58c64b8f54b88c"),
+            Ok(())
+        );
+        assert_eq!(
+            check_signature(raw, key, "75E81CEDA165F4FFA64F4068AF58C64B8F54B88C"),
+            Ok(())
+        );
+        assert_eq!(
+            check_signature(raw, key, "75e81ceda165f4ffa64f4068af58c64b8f54b88d"),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            check_signature(raw, key, ""),
+            Err(CryptoError::BadSignature)
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! A stand-in for WeChat's `jscode2session`, for tests, walkthroughs and load
+//! tests (WeChat itself is not reachable from them).
+//!
+//! Deterministic: a code names its user by the part before the first `.`, so
+//! `alice.1` and `alice.2` are the same user (same `openid` per appid) with
+//! different session keys. Users named `union-…` also get a `unionid`.
+//! Special codes select error modes:
+//!
+//! | code | reply |
+//! |---|---|
+//! | `err-<n>` (e.g. `err-40029`, `err--1`) | `{"errcode": n, "errmsg": …}` |
+//! | `http-<status>` | that HTTP status, text body |
+//! | `non-json` | 200 with an HTML body |
+//! | `slow-<ms>[.x]` | a normal reply after `ms` milliseconds |
+//!
+//! `GET /mock/user_data?code=…&appid=…` answers the `encryptedData`, `iv`,
+//! `rawData` and `signature` a mini-program would get for that code's user,
+//! encrypted with the session key that code yields.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::wechat::crypto;
+
+fn digest(parts: &[&str]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().into()
+}
+
+/// The user a code names: the part before the first `.`.
+pub fn user_of(code: &str) -> &str {
+    code.split('.').next().unwrap_or(code)
+}
+
+/// The `openid` the mock answers for a code's user in an app.
+pub fn open_id_for(appid: &str, code: &str) -> String {
+    let d = URL_SAFE_NO_PAD.encode(digest(&["open_id", appid, user_of(code)]));
+    format!("o{}", &d[..27])
+}
+
+/// The `unionid` of a code's user, when the user has one (`union-…` users).
+pub fn union_id_for(code: &str) -> Option<String> {
+    let user = user_of(code);
+    user.starts_with("union-").then(|| {
+        format!(
+            "u{}",
+            &URL_SAFE_NO_PAD.encode(digest(&["union_id", user]))[..27]
+        )
+    })
+}
+
+/// The `session_key` the mock answers for a code: new for every code.
+pub fn session_key_for(code: &str) -> String {
+    STANDARD.encode(&digest(&["session_key", code])[..16])
+}
+
+/// User data as a mini-program receives it from `wx.getUserInfo`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UserData {
+    /// Base64 AES-128-CBC ciphertext.
+    #[serde(rename = "encryptedData")]
+    pub encrypted_data: String,
+    /// Base64 IV.
+    pub iv: String,
+    /// The public profile JSON.
+    #[serde(rename = "rawData")]
+    pub raw_data: String,
+    /// `sha1(rawData + session_key)`.
+    pub signature: String,
+}
+
+/// The user data for a code's user in an app (about 300 bytes of profile).
+pub fn user_data_for(appid: &str, code: &str) -> UserData {
+    let user = user_of(code);
+    let profile = serde_json::json!({
+        "nickName": user,
+        "gender": 1,
+        "language": "zh_CN",
+        "city": "Guangzhou",
+        "province": "Guangdong",
+        "country": "CN",
+        "avatarUrl": format!("https://thirdwx.qlogo.cn/mmopen/vi_32/{}/132", URL_SAFE_NO_PAD.encode(digest(&["avatar", user]))),
+    });
+    let raw_data = profile.to_string();
+    let mut full = profile;
+    full["openId"] = open_id_for(appid, code).into();
+    if let Some(u) = union_id_for(code) {
+        full["unionId"] = u.into();
+    }
+    full["watermark"] = serde_json::json!({"timestamp": 1_700_000_000, "appid": appid});
+    let key = session_key_for(code);
+    let iv = STANDARD.encode(&digest(&["iv", code])[..16]);
+    let encrypted_data =
+        crypto::encrypt_user_data(&key, &iv, full.to_string().as_bytes()).unwrap_or_default();
+    UserData {
+        encrypted_data,
+        iv,
+        signature: crypto::sign(&raw_data, &key),
+        raw_data,
+    }
+}
+
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn jscode2session(query: &str) -> Response<Full<Bytes>> {
+    // WeChat answers errors and successes as JSON with a text/plain type.
+    const TYPE: &str = "text/plain";
+    let appid = query_param(query, "appid").unwrap_or_default();
+    let Some(code) = query_param(query, "js_code").filter(|c| !c.is_empty()) else {
+        return reply(
+            StatusCode::OK,
+            TYPE,
+            r#"{"errcode":41008,"errmsg":"missing code"}"#,
+        );
+    };
+    if let Some(n) = code.strip_prefix("err-") {
+        return reply(
+            StatusCode::OK,
+            TYPE,
+            format!(
+                r#"{{"errcode":{},"errmsg":"mock error"}}"#,
+                n.parse::<i64>().unwrap_or(-1)
+            ),
+        );
+    }
+    if let Some(s) = code.strip_prefix("http-") {
+        let status = s
+            .parse::<u16>()
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok());
+        return reply(
+            status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            TYPE,
+            "mock upstream failure",
+        );
+    }
+    if code == "non-json" {
+        return reply(StatusCode::OK, "text/html", "<html>not json</html>");
+    }
+    if let Some(ms) = user_of(&code).strip_prefix("slow-") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
+    }
+    let mut body = serde_json::json!({
+        "openid": open_id_for(&appid, &code),
+        "session_key": session_key_for(&code),
+    });
+    if let Some(u) = union_id_for(&code) {
+        body["unionid"] = u.into();
+    }
+    reply(StatusCode::OK, TYPE, body.to_string())
+}
+
+async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("");
+    match req.uri().path() {
+        "/sns/jscode2session" => jscode2session(query).await,
+        "/mock/user_data" => {
+            let appid = query_param(query, "appid").unwrap_or_default();
+            let code = query_param(query, "code").unwrap_or_default();
+            let data = serde_json::to_string(&user_data_for(&appid, &code)).unwrap_or_default();
+            reply(StatusCode::OK, "application/json", data)
+        }
+        "/healthz" => reply(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    }
+}
+
+/// Serves the mock on `listener` until the runtime stops.
+pub async fn serve(listener: TcpListener) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(|req| async move { Ok::<_, Infallible>(handle(req).await) }),
+            )
+            .into_owned();
+        tokio::spawn(conn);
+    }
+}
+
+/// Starts the mock on a free loopback port and returns its address.
+pub async fn spawn() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(serve(listener));
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_user_same_open_id_fresh_session_key() {
+        assert_eq!(open_id_for("wx1", "alice.1"), open_id_for("wx1", "alice.2"));
+        assert_ne!(open_id_for("wx1", "alice.1"), open_id_for("wx2", "alice.1"));
+        assert_ne!(open_id_for("wx1", "alice"), open_id_for("wx1", "bob"));
+        assert_ne!(session_key_for("alice.1"), session_key_for("alice.2"));
+        assert_eq!(open_id_for("wx1", "a").len(), 28);
+        assert!(union_id_for("union-x.1").is_some() && union_id_for("x").is_none());
+    }
+
+    #[test]
+    fn user_data_decrypts_with_the_codes_session_key() {
+        let d = user_data_for("wxA", "union-bob.7");
+        let user = crypto::decrypt_user_data(
+            &session_key_for("union-bob.7"),
+            &d.encrypted_data,
+            &d.iv,
+            "wxA",
+        )
+        .unwrap();
+        assert_eq!(user.union_id, union_id_for("union-bob.7"));
+        assert!(
+            crypto::check_signature(&d.raw_data, &session_key_for("union-bob.7"), &d.signature)
+                .is_ok()
+        );
+        assert!(
+            user.user_info.len() > 250 && user.user_info.len() < 500,
+            "{}",
+            user.user_info.len()
+        );
+    }
+}
