@@ -302,6 +302,14 @@ async fn form_bodies_work_on_mina_routes() {
             .status,
         200
     );
+    // `curl -d '{…}'` labels JSON as a form: read as JSON.
+    let json_as_form = format!(r#"{{"uuid":"{uuid}","skey":"{skey}"}}"#);
+    assert_eq!(
+        app.post_raw("/mina/auth", Some(form), json_as_form)
+            .await
+            .status,
+        200
+    );
     assert_eq!(
         app.post_raw("/mina/logout", Some(form), body.clone())
             .await

@@ -50,6 +50,17 @@ pub fn format(headers: &HeaderMap, form_ok: bool) -> Result<Format, Failure> {
     }
 }
 
+/// A form-typed body that is a JSON object is read as JSON: `curl -d` and
+/// some HTTP clients label every body as a form, and no form body of the
+/// `/mina` fields starts with `{`.
+pub fn sniff(declared: Format, body: &[u8]) -> Format {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match (declared, first) {
+        (Format::Form, Some(b'{')) => Format::Json,
+        _ => declared,
+    }
+}
+
 fn too_large(limit: usize) -> Failure {
     Failure::new(
         ErrorCode::BodyTooLarge,
@@ -92,6 +103,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_str(t).unwrap());
         h
+    }
+
+    #[test]
+    fn json_objects_labelled_as_forms_are_json() {
+        assert_eq!(sniff(Format::Form, b" {\"code\":\"c\"}"), Format::Json);
+        assert_eq!(sniff(Format::Form, b"code=c"), Format::Form);
+        assert_eq!(sniff(Format::Json, b"code=c"), Format::Json);
     }
 
     #[test]

@@ -173,10 +173,8 @@ impl<S: Store> Handler<S> {
 
     async fn mina_body(&self, parts: &Parts, body: Incoming) -> Result<(Format, Bytes), Failure> {
         let format = body::format(&parts.headers, true)?;
-        Ok((
-            format,
-            body::read(&parts.headers, body, self.settings.max_body).await?,
-        ))
+        let bytes = body::read(&parts.headers, body, self.settings.max_body).await?;
+        Ok((body::sniff(format, &bytes), bytes))
     }
 
     async fn admin_body(&self, parts: &Parts, body: Incoming) -> Result<Bytes, Failure> {
