@@ -19,6 +19,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// A setting that must not reach a log: `{:?}` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Everything `wafer serve` can be told.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -28,11 +58,11 @@ pub struct Settings {
 
     /// Redis (or Redis Cluster) URL for the session hot path.
     #[arg(long, env = "WAFER_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// PostgreSQL URL for durable sessions and apps.
     #[arg(long, env = "WAFER_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
 
     /// Where WeChat's API is (tests and load tests point it at the mock).
     #[arg(long, env = "WAFER_WECHAT_API_BASE", default_value = DEFAULT_API_BASE)]
@@ -48,7 +78,7 @@ pub struct Settings {
 
     /// Bearer token of the admin API; unset turns the admin API off.
     #[arg(long, env = "WAFER_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// Log filter (`info`, `debug`, `wafer=debug,hyper=info`, …).
     #[arg(long, env = "WAFER_LOG", default_value = "info")]
@@ -116,6 +146,24 @@ mod tests {
         let d = Settings::default();
         assert_eq!(d.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(d.max_body, 65536);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let cli = Cli::try_parse_from([
+            "wafer",
+            "--admin-token",
+            "tok-123",
+            "--database-url",
+            "postgres://u:pw@h/db",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", cli.s);
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("pw@"),
+            "{shown}"
+        );
+        assert_eq!(cli.s.admin_token.unwrap().expose(), "tok-123");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::domain::Wafer;
 use crate::http::admin::AdminToken;
 use crate::http::server::Server;
@@ -75,11 +75,15 @@ pub async fn start_with_clock(
         wafer,
         HttpSettings {
             max_body: settings.max_body,
-            admin_token: AdminToken::new(settings.admin_token.as_deref()),
+            admin_token: AdminToken::new(settings.admin_token.as_ref().map(Secret::expose)),
         },
         metrics.clone(),
     ));
-    if settings.admin_token.as_deref().is_none_or(str::is_empty) {
+    if settings
+        .admin_token
+        .as_ref()
+        .is_none_or(|t| t.expose().is_empty())
+    {
         tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
     }
     spawn_metrics_upkeep(&metrics);
