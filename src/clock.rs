@@ -19,14 +19,20 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// This instant as a [`SystemTime`] (the epoch for instants before it).
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64)
+    }
+
+    /// The instant `t`, to the millisecond (the epoch for times before it).
+    pub fn from_system_time(t: SystemTime) -> Timestamp {
+        let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
     /// RFC 3339 in UTC with millisecond precision, as the admin API answers.
     pub fn to_rfc3339(self) -> String {
-        let t = if self.0 >= 0 {
-            UNIX_EPOCH + Duration::from_millis(self.0 as u64)
-        } else {
-            UNIX_EPOCH
-        };
-        humantime::format_rfc3339_millis(t).to_string()
+        humantime::format_rfc3339_millis(self.to_system_time()).to_string()
     }
 }
 
@@ -75,6 +81,13 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_time_round_trips_to_the_millisecond() {
+        let t = Timestamp(1_800_000_000_123);
+        assert_eq!(Timestamp::from_system_time(t.to_system_time()), t);
+        assert_eq!(Timestamp(-5).to_system_time(), UNIX_EPOCH);
+    }
 
     #[test]
     fn rfc3339_is_utc_with_millis() {

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::http::body::DEFAULT_MAX_BODY;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
+use crate::store::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 use crate::wechat::client::DEFAULT_API_BASE;
 
 /// Log line format.
@@ -64,6 +65,26 @@ pub struct Settings {
     #[arg(long, env = "WAFER_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
+    /// Prefix of every Redis key, so deployments can share a Redis.
+    #[arg(long, env = "WAFER_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
+
+    /// Multiplexed Redis connections (each pipelines many requests).
+    #[arg(long, env = "WAFER_REDIS_POOL", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub redis_pool: u16,
+
+    /// Time allowed for one Redis call before falling back to PostgreSQL.
+    #[arg(long, env = "WAFER_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// Most PostgreSQL connections.
+    #[arg(long, env = "WAFER_DATABASE_POOL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_pool: u16,
+
+    /// Time allowed for one PostgreSQL call before answering 503.
+    #[arg(long, env = "WAFER_DATABASE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+
     /// Where WeChat's API is (tests and load tests point it at the mock).
     #[arg(long, env = "WAFER_WECHAT_API_BASE", default_value = DEFAULT_API_BASE)]
     pub wechat_api_base: String,
@@ -104,6 +125,11 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             redis_url: None,
             database_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            redis_pool: 4,
+            redis_timeout: Duration::from_millis(250),
+            database_pool: 16,
+            database_timeout: Duration::from_secs(2),
             wechat_api_base: DEFAULT_API_BASE.to_owned(),
             wechat_timeout: Duration::from_secs(5),
             wechat_connect_timeout: Duration::from_secs(2),
@@ -114,6 +140,19 @@ impl Default for Settings {
             embedded_max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
+}
+
+/// Settings of the commands that work on the database alone
+/// (`wafer migrate`, `wafer apps …`).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL.
+    #[arg(long, env = "WAFER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+
+    /// Time allowed for one PostgreSQL call.
+    #[arg(long, env = "WAFER_DATABASE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -5,6 +5,7 @@
 //! The layers: [`http`] (routing, bodies, responses), [`domain`] (the rules),
 //! [`wechat`] (code exchange and crypto) and [`store`] (where sessions live).
 
+pub mod admin_cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

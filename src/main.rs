@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wafer::config::Settings;
+use wafer::admin_cli::AppsCommand;
+use wafer::config::{DatabaseSettings, Settings};
 
 /// wafer: the session server of WeChat mini-programs.
 #[derive(Parser)]
@@ -15,8 +16,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API.
+    /// Serves the HTTP API.
     Serve(Box<Settings>),
+    /// Applies pending database migrations, then exits.
+    Migrate(DatabaseSettings),
+    /// Manages apps in the database directly.
+    Apps {
+        #[command(flatten)]
+        db: DatabaseSettings,
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
 }
 
 async fn shutdown_signal() {
@@ -60,6 +70,22 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Migrate(db) => {
+            finish(wafer::admin_cli::migrate(&db, &mut std::io::stdout()).await)
+        }
+        Command::Apps { db, command } => {
+            finish(wafer::admin_cli::apps(&db, command, &mut std::io::stdout()).await)
+        }
+    }
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wafer: {e}");
+            ExitCode::FAILURE
         }
     }
 }

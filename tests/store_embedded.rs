@@ -6,8 +6,8 @@ mod contract;
 use wafer::domain::app::AppRef;
 use wafer::store::{EmbeddedStore, Store, StoreError};
 
-async fn make_store() -> EmbeddedStore {
-    EmbeddedStore::new(10_000)
+async fn make_store() -> std::sync::Arc<EmbeddedStore> {
+    std::sync::Arc::new(EmbeddedStore::new(10_000))
 }
 
 store_contract!(make_store);

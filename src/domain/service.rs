@@ -37,6 +37,11 @@ pub struct Wafer<S> {
 }
 
 impl<S: Store> Wafer<S> {
+    /// Lets the store finish its background writes.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// The domain over `store`, trading codes at `wechat`, telling time by `clock`.
     pub fn new(store: Arc<S>, wechat: WechatClient, clock: Arc<dyn Clock>) -> Self {
         Wafer {

@@ -4,12 +4,15 @@
 pub mod admin;
 pub mod body;
 pub mod mina;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod server;
 
 use std::sync::Arc;
+
 use std::time::Instant;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -42,6 +45,11 @@ pub struct Handler<S> {
 }
 
 impl<S: Store> Handler<S> {
+    /// Lets the store finish its background writes; call after serving.
+    pub async fn close(&self) {
+        self.wafer.close().await;
+    }
+
     /// A handler over `wafer`.
     pub fn new(wafer: Wafer<S>, settings: HttpSettings, metrics: Arc<Metrics>) -> Self {
         Handler {
@@ -55,42 +63,41 @@ impl<S: Store> Handler<S> {
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
-        let method = &parts.method;
-        let path = parts.uri.path();
-        let route = Route::of(path);
-        let admin = route.as_ref().is_some_and(Route::is_admin) || path.starts_with("/admin/");
+        let id = request_id::of(&parts.headers);
+        let route = Route::of(parts.uri.path());
+        // Disabled (no cost) unless debug logging is on: then every line
+        // logged while serving carries the request id.
+        let span = tracing::debug_span!("request", id = id.to_str().unwrap_or(""));
         let result = match route {
             None => Err(Failure::new(ErrorCode::NotFound, "no such route")),
-            Some(r) if !r.allows(method) => Err(Failure::method_not_allowed(r.allow())),
-            Some(r) => self.dispatch(r, &parts, body).await,
+            Some(r) if !r.allows(&parts.method) => Err(Failure::method_not_allowed(r.allow())),
+            Some(r) => self.dispatch(r, &parts, body).instrument(span).await,
         };
+        let admin =
+            route.as_ref().is_some_and(Route::is_admin) || parts.uri.path().starts_with("/admin/");
         let route_index = route.map_or(UNMATCHED, |r| r.index());
         let elapsed = started.elapsed();
-        let reply = match result {
-            Ok(reply) => {
-                self.metrics
-                    .record_request(route_index, None, elapsed.as_secs_f64());
-                tracing::debug!(method = %method, route = router::LABELS[route_index], status = reply.status().as_u16(), latency_us = elapsed.as_micros() as u64, "request");
-                reply
-            }
+        let outcome = result.as_ref().err().map(|f| f.code);
+        self.metrics
+            .record_request(route_index, outcome, elapsed.as_secs_f64());
+        let mut reply = match result {
+            Ok(reply) => reply,
             Err(f) => {
-                self.metrics
-                    .record_request(route_index, Some(f.code), elapsed.as_secs_f64());
-                let status = f.code.status().as_u16();
-                let route = router::LABELS[route_index];
-                let latency_us = elapsed.as_micros() as u64;
-                let detail = f.log_detail.as_deref().unwrap_or("");
-                if status >= 500 {
-                    tracing::error!(method = %method, route, status, error = f.code.as_str(), latency_us, detail, "request failed");
-                } else if matches!(f.code, ErrorCode::CodeRejected | ErrorCode::RateLimited) {
-                    tracing::warn!(method = %method, route, status, error = f.code.as_str(), latency_us, detail, "request failed");
-                } else {
-                    tracing::debug!(method = %method, route, status, error = f.code.as_str(), latency_us, "request refused");
-                }
+                log_failure(&parts.method, route_index, &id, &f, elapsed);
                 if admin { f.into_admin() } else { f.into_mina() }
             }
         };
-        if method == Method::HEAD {
+        tracing::debug!(
+            request_id = id.to_str().unwrap_or(""),
+            method = %parts.method,
+            route = router::LABELS[route_index],
+            status = reply.status().as_u16(),
+            error = outcome.map_or("", ErrorCode::as_str),
+            latency_us = elapsed.as_micros() as u64,
+            "request"
+        );
+        reply.headers_mut().insert(&request_id::HEADER, id);
+        if parts.method == Method::HEAD {
             let (parts, _) = reply.into_parts();
             return Reply::from_parts(parts, Default::default());
         }
@@ -204,5 +211,27 @@ impl<S: Store> Handler<S> {
             StatusCode::SERVICE_UNAVAILABLE
         };
         json(status, body.to_string())
+    }
+}
+
+/// One line per failed request: error for 5xx (wafer or a dependency is in
+/// trouble), warn for 4xx (the caller's request was refused).
+fn log_failure(
+    method: &Method,
+    route_index: usize,
+    id: &hyper::header::HeaderValue,
+    f: &Failure,
+    elapsed: std::time::Duration,
+) {
+    let status = f.code.status().as_u16();
+    let route = router::LABELS[route_index];
+    let request_id = id.to_str().unwrap_or("");
+    let error = f.code.as_str();
+    let latency_us = elapsed.as_micros() as u64;
+    let detail = f.log_detail.as_deref().unwrap_or("");
+    if status >= 500 {
+        tracing::error!(request_id, method = %method, route, status, error, latency_us, detail, "request failed");
+    } else {
+        tracing::warn!(request_id, method = %method, route, status, error, latency_us, detail, "request refused");
     }
 }

@@ -110,4 +110,6 @@ async fn accept_loop<S: Store>(
             tracing::warn!("connections still open after the drain timeout; closing them");
         }
     }
+    // After the last request: write what the store still holds (last visits).
+    handler.close().await;
 }

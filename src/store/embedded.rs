@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -16,7 +16,10 @@ use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
 use crate::domain::skey::SkeyHash;
+use crate::metrics::StoreMetrics;
+use crate::metrics::store::{Backend, Op};
 use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::periodic::spawn_every;
 use crate::store::{BackendHealth, Store, StoreError, StoreResult};
 
 /// Default cap on stored sessions.
@@ -56,6 +59,7 @@ pub struct EmbeddedStore {
     sessions: DashMap<Uuid, Session>,
     index: DashMap<(AppId, Box<str>), Uuid>,
     max_sessions: usize,
+    metrics: StoreMetrics,
 }
 
 impl Default for EmbeddedStore {
@@ -73,7 +77,20 @@ impl EmbeddedStore {
             sessions: DashMap::new(),
             index: DashMap::new(),
             max_sessions,
+            metrics: StoreMetrics::default(),
         }
+    }
+
+    /// Records every session operation in `metrics`.
+    pub fn with_metrics(mut self, metrics: StoreMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn record<T>(&self, op: Op, started: Instant, out: StoreResult<T>) -> StoreResult<T> {
+        self.metrics
+            .record(Backend::Embedded, op, out.is_ok(), started.elapsed());
+        out
     }
 
     /// Number of sessions held, expired or not.
@@ -105,15 +122,9 @@ impl EmbeddedStore {
 
     /// Runs [`EmbeddedStore::purge_expired`] every `every` until the runtime stops.
     pub fn spawn_reaper(self: &Arc<Self>, clock: Arc<dyn Clock>, every: Duration) {
-        let store = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(store) = store.upgrade() else { return };
-                let now = clock.now();
+        spawn_every(self, every, move |store| {
+            let now = clock.now();
+            async move {
                 // The sweep is CPU work over every session: keep it off the
                 // async workers.
                 let purged = tokio::task::spawn_blocking(move || store.purge_expired(now))
@@ -220,6 +231,51 @@ impl Store for EmbeddedStore {
     }
 
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
+        let started = Instant::now();
+        let out = self.upsert(new);
+        self.record(Op::Login, started, out)
+    }
+
+    async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
+        let started = Instant::now();
+        let out = Ok(self.check(creds));
+        self.record(Op::Auth, started, out)
+    }
+
+    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
+        let started = Instant::now();
+        let out = Ok(self.remove_where(creds.uuid, &|s| {
+            creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
+        }));
+        self.record(Op::Logout, started, out)
+    }
+
+    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
+        let started = Instant::now();
+        let out = Ok(self.remove_where(uuid, &|_| true));
+        self.record(Op::Revoke, started, out)
+    }
+
+    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let started = Instant::now();
+        let out = Ok(self.list(app, query));
+        self.record(Op::ListSessions, started, out)
+    }
+
+    async fn sizes(&self) -> (Option<u64>, usize) {
+        (Some(self.sessions.len() as u64), self.apps.load().len())
+    }
+
+    async fn health(&self) -> Vec<BackendHealth> {
+        vec![BackendHealth {
+            name: "embedded",
+            problem: None,
+        }]
+    }
+}
+
+impl EmbeddedStore {
+    fn upsert(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let key = (new.app_id, Box::<str>::from(new.open_id.as_str()));
         let user_info: Option<Arc<str>> = new.user_info.map(Arc::from);
         let union_id = new.union_id.map(Box::from);
@@ -267,28 +323,16 @@ impl Store for EmbeddedStore {
         }
     }
 
-    async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
-        let Some(s) = self.sessions.get(&creds.uuid) else {
-            return Ok(None);
-        };
+    fn check(&self, creds: &Credentials) -> Option<Arc<Profile>> {
+        let s = self.sessions.get(&creds.uuid)?;
         if !creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit()) {
-            return Ok(None);
+            return None;
         }
         s.last_visit.fetch_max(creds.now.0, Ordering::Relaxed);
-        Ok(Some(s.profile.clone()))
+        Some(s.profile.clone())
     }
 
-    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
-        Ok(self.remove_where(creds.uuid, &|s| {
-            creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
-        }))
-    }
-
-    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
-        Ok(self.remove_where(uuid, &|_| true))
-    }
-
-    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
+    fn list(&self, app: AppId, query: &SessionQuery) -> SessionPage {
         let mut found: Vec<SessionSummary> = self
             .sessions
             .iter()
@@ -316,16 +360,9 @@ impl Store for EmbeddedStore {
         } else {
             None
         };
-        Ok(SessionPage {
+        SessionPage {
             sessions: found,
             next,
-        })
-    }
-
-    async fn health(&self) -> Vec<BackendHealth> {
-        vec![BackendHealth {
-            name: "embedded",
-            problem: None,
-        }]
+        }
     }
 }

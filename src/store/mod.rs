@@ -1,9 +1,14 @@
 //! Storage of apps and sessions behind one trait. The domain talks only to
-//! [`Store`]; the embedded store implements it in-process, and a production
-//! store can implement it over other backends without the domain changing.
+//! [`Store`]; the embedded store implements it in-process, the tiered store
+//! over Redis and PostgreSQL.
 
 pub mod app_table;
 pub mod embedded;
+pub mod periodic;
+pub mod postgres;
+pub mod record;
+pub mod redis;
+pub mod tiered;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +22,7 @@ use crate::domain::session::{
 };
 
 pub use embedded::EmbeddedStore;
+pub use tiered::TieredStore;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,4 +112,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Health of each backend.
     fn health(&self) -> impl Future<Output = Vec<BackendHealth>> + Send;
+
+    /// Sessions stored (when the store can tell cheaply) and apps configured.
+    fn sizes(&self) -> impl Future<Output = (Option<u64>, usize)> + Send;
+
+    /// Finishes background work (pending writes) before the process exits.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::metrics::WechatMetrics;
+
 use crate::wechat::reply::{CodeSession, WechatError, interpret};
 
 /// WeChat's API base.
@@ -13,6 +15,7 @@ pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 pub struct WechatClient {
     http: reqwest::Client,
     url: String,
+    metrics: WechatMetrics,
 }
 
 impl WechatClient {
@@ -35,11 +38,31 @@ impl WechatClient {
         Ok(WechatClient {
             http,
             url: format!("{}/sns/jscode2session", api_base.trim_end_matches('/')),
+            metrics: WechatMetrics::default(),
         })
+    }
+
+    /// Records every call in `metrics`.
+    pub fn with_metrics(mut self, metrics: WechatMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Trades a login code for the user's identity.
     pub async fn code_to_session(
+        &self,
+        appid: &str,
+        secret: &str,
+        code: &str,
+    ) -> Result<CodeSession, WechatError> {
+        let started = std::time::Instant::now();
+        let out = self.exchange(appid, secret, code).await;
+        self.metrics
+            .record(out.as_ref().map(drop), started.elapsed());
+        out
+    }
+
+    async fn exchange(
         &self,
         appid: &str,
         secret: &str,

@@ -183,3 +183,4 @@ pub fn assert_admin_fail(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.body["error"], code, "{}", a.text);
     assert!(a.body["msg"].is_string(), "{}", a.text);
 }
+pub mod backends;

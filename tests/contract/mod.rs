@@ -1,6 +1,7 @@
 //! The store contract: what every [`Store`] must do, written once against the
 //! trait. A test file instantiates it with `store_contract!(make_store)`,
-//! where `make_store` is an async fn returning a fresh, empty store.
+//! where `make_store` is an async fn returning a fresh, empty store in an
+//! `Arc`.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -383,43 +384,42 @@ macro_rules! store_contract {
     ($make:path) => {
         mod store_contract {
             use super::*;
-            use std::sync::Arc;
 
             #[tokio::test]
             async fn apps_crud() {
-                contract::apps_crud(&$make().await).await
+                contract::apps_crud(&*$make().await).await
             }
             #[tokio::test]
             async fn upsert_keeps_uuid_and_rotates_skey() {
-                contract::upsert_keeps_uuid_and_rotates_skey(&$make().await).await
+                contract::upsert_keeps_uuid_and_rotates_skey(&*$make().await).await
             }
             #[tokio::test]
             async fn union_id_is_kept_when_a_login_lacks_it() {
-                contract::union_id_is_kept_when_a_login_lacks_it(&$make().await).await
+                contract::union_id_is_kept_when_a_login_lacks_it(&*$make().await).await
             }
             #[tokio::test]
             async fn auth_checks_app_skey_and_both_limits() {
-                contract::auth_checks_app_skey_and_both_limits(&$make().await).await
+                contract::auth_checks_app_skey_and_both_limits(&*$make().await).await
             }
             #[tokio::test]
             async fn logout_and_revoke() {
-                contract::logout_and_revoke(&$make().await).await
+                contract::logout_and_revoke(&*$make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_upserts_converge() {
-                contract::concurrent_upserts_converge(Arc::new($make().await)).await
+                contract::concurrent_upserts_converge($make().await).await
             }
             #[tokio::test]
             async fn sessions_list_paginates_and_filters() {
-                contract::sessions_list_paginates_and_filters(&$make().await).await
+                contract::sessions_list_paginates_and_filters(&*$make().await).await
             }
             #[tokio::test]
             async fn delete_app_removes_its_sessions() {
-                contract::delete_app_removes_its_sessions(&$make().await).await
+                contract::delete_app_removes_its_sessions(&*$make().await).await
             }
             #[tokio::test]
             async fn health_reports_every_backend_ok() {
-                contract::health_reports_every_backend_ok(&$make().await).await
+                contract::health_reports_every_backend_ok(&*$make().await).await
             }
         }
     };

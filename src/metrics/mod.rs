@@ -2,17 +2,34 @@
 //! the per-request handles are registered once at start, so recording on
 //! the hot path is an index into a table and an atomic add.
 
-use metrics::{Counter, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+pub mod register;
+pub mod store;
+pub mod wechat;
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::error::ErrorCode;
 use crate::http::router::LABELS;
+use register::{counter, gauge, histogram};
+pub use store::StoreMetrics;
+pub use wechat::WechatMetrics;
 
 /// Latency buckets, seconds: resolve 100 µs to 1 s (and a little beyond).
 const LATENCY_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25,
     0.5, 1.0, 2.5,
 ];
+
+/// Buckets of the write-behind batch size (sessions, not seconds).
+const BATCH_BUCKETS: [f64; 8] = [
+    1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0,
+];
+
+/// The commit this binary was built from (see `build.rs`).
+pub const GIT_COMMIT: &str = env!("WAFER_GIT_COMMIT");
 
 /// Outcomes of a request: `ok` and every error code.
 const OUTCOMES: usize = 1 + ErrorCode::ALL.len();
@@ -27,6 +44,8 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     routes: Vec<RouteMetrics>,
+    sessions_stored: Gauge,
+    apps_configured: Gauge,
 }
 
 impl Default for Metrics {
@@ -35,65 +54,67 @@ impl Default for Metrics {
     }
 }
 
-fn meta() -> Metadata<'static> {
-    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+fn build_recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets(&LATENCY_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("wafer_write_behind_flush_sessions".into()),
+                &BATCH_BUCKETS,
+            )
+        })
+        .map(PrometheusBuilder::build_recorder)
+        .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder())
 }
 
 impl Metrics {
     /// A fresh registry with every request series registered.
     pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&LATENCY_BUCKETS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let recorder = build_recorder();
         let handle = recorder.handle();
-        describe(&recorder);
+        register::describe_all(&recorder);
         let routes = LABELS
             .iter()
             .map(|route| {
-                let counter = |outcome: &'static str| {
-                    let key = Key::from_parts(
-                        "wafer_requests_total",
-                        vec![
-                            Label::from_static_parts("route", route),
-                            Label::from_static_parts("outcome", outcome),
-                        ],
-                    );
-                    recorder.register_counter(&key, &meta())
-                };
                 let mut outcomes = Vec::with_capacity(OUTCOMES);
-                outcomes.push(counter("ok"));
-                outcomes.extend(ErrorCode::ALL.iter().map(|c| counter(c.as_str())));
-                let latency = recorder.register_histogram(
-                    &Key::from_parts(
-                        "wafer_request_duration_seconds",
-                        vec![Label::from_static_parts("route", route)],
-                    ),
-                    &meta(),
-                );
+                let by = |outcome| {
+                    counter(
+                        &recorder,
+                        "wafer_requests_total",
+                        &[("route", route), ("outcome", outcome)],
+                    )
+                };
+                outcomes.push(by("ok"));
+                outcomes.extend(ErrorCode::ALL.iter().map(|c| by(c.as_str())));
                 RouteMetrics {
                     outcomes: outcomes
                         .try_into()
                         .unwrap_or_else(|_| unreachable!("OUTCOMES entries")),
-                    latency,
+                    latency: histogram(
+                        &recorder,
+                        "wafer_request_duration_seconds",
+                        &[("route", route)],
+                    ),
                 }
             })
             .collect();
-        let build = recorder.register_gauge(
-            &Key::from_parts(
-                "wafer_build_info",
-                vec![Label::from_static_parts(
-                    "version",
-                    env!("CARGO_PKG_VERSION"),
-                )],
-            ),
-            &meta(),
-        );
-        build.set(1.0);
+        gauge(
+            &recorder,
+            "wafer_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", GIT_COMMIT),
+            ],
+        )
+        .set(1.0);
+        let sessions_stored = gauge(&recorder, "wafer_sessions_stored", &[]);
+        let apps_configured = gauge(&recorder, "wafer_apps_configured", &[]);
         Metrics {
             recorder,
             handle,
             routes,
+            sessions_stored,
+            apps_configured,
         }
     }
 
@@ -105,6 +126,24 @@ impl Metrics {
             r.outcomes[i].increment(1);
             r.latency.record(seconds);
         }
+    }
+
+    /// Sets the sampled store sizes.
+    pub fn set_store_sizes(&self, sessions: Option<u64>, apps: usize) {
+        if let Some(n) = sessions {
+            self.sessions_stored.set(n as f64);
+        }
+        self.apps_configured.set(apps as f64);
+    }
+
+    /// Handles for the WeChat client.
+    pub fn wechat(&self) -> WechatMetrics {
+        WechatMetrics::register(&self.recorder)
+    }
+
+    /// Handles for the stores.
+    pub fn store(&self) -> StoreMetrics {
+        StoreMetrics::register(&self.recorder)
     }
 
     /// The registry as Prometheus text.
@@ -121,30 +160,6 @@ impl Metrics {
     pub fn recorder(&self) -> &PrometheusRecorder {
         &self.recorder
     }
-}
-
-fn describe(r: &PrometheusRecorder) {
-    let d = |name: &'static str, help: &'static str| {
-        r.describe_counter(
-            KeyName::from_const_str(name),
-            None,
-            SharedString::const_str(help),
-        );
-    };
-    d(
-        "wafer_requests_total",
-        "HTTP requests answered, by route template and outcome (`ok` or the API error code).",
-    );
-    r.describe_histogram(
-        KeyName::from_const_str("wafer_request_duration_seconds"),
-        Some(metrics::Unit::Seconds),
-        SharedString::const_str("Time from request received to response ready, by route template."),
-    );
-    r.describe_gauge(
-        KeyName::from_const_str("wafer_build_info"),
-        None,
-        SharedString::const_str("Always 1; the labels say which wafer version is running."),
-    );
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! Registering series on wafer's recorder once, at start, so that the hot
+//! path only touches pre-resolved handles (no label lookup, no allocation).
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+fn meta() -> Metadata<'static> {
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::from_static_parts(k, v))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A counter with these static labels.
+pub fn counter(
+    r: &PrometheusRecorder,
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+) -> Counter {
+    r.register_counter(&key(name, labels), &meta())
+}
+
+/// A histogram with these static labels.
+pub fn histogram(
+    r: &PrometheusRecorder,
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+) -> Histogram {
+    r.register_histogram(&key(name, labels), &meta())
+}
+
+/// A gauge with these static labels.
+pub fn gauge(
+    r: &PrometheusRecorder,
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+) -> Gauge {
+    r.register_gauge(&key(name, labels), &meta())
+}
+
+/// The kind of a series, for its `# HELP`/`# TYPE` lines.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Monotonic count.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Distribution, in seconds unless the name says otherwise.
+    Histogram,
+}
+
+/// Every series wafer exports: name, kind, help. The dashboard test checks
+/// the dashboard's queries against this list.
+pub const SERIES: &[(&str, Kind, &str)] = &[
+    (
+        "wafer_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by route template and outcome (`ok` or the API error code).",
+    ),
+    (
+        "wafer_request_duration_seconds",
+        Kind::Histogram,
+        "Time from request received to response ready, by route template.",
+    ),
+    (
+        "wafer_wechat_requests_total",
+        Kind::Counter,
+        "jscode2session calls to WeChat, by result (ok, code_rejected, rate_limited, \
+         app_credentials, errcode, http_error, malformed, unreachable, timeout).",
+    ),
+    (
+        "wafer_wechat_request_duration_seconds",
+        Kind::Histogram,
+        "Time of one jscode2session call to WeChat, whatever its result.",
+    ),
+    (
+        "wafer_store_operations_total",
+        Kind::Counter,
+        "Store operations, by backend (embedded, redis, postgres), operation and result (ok, error).",
+    ),
+    (
+        "wafer_store_operation_duration_seconds",
+        Kind::Histogram,
+        "Time of one store operation, by backend and operation.",
+    ),
+    (
+        "wafer_store_read_through_total",
+        Kind::Counter,
+        "Auths served from PostgreSQL: reason `miss` (not in Redis, then repopulated) or \
+         `redis_down` (Redis unreachable or failing).",
+    ),
+    (
+        "wafer_write_behind_pending",
+        Kind::Gauge,
+        "Sessions whose last visit waits to be written to PostgreSQL.",
+    ),
+    (
+        "wafer_write_behind_flush_sessions",
+        Kind::Histogram,
+        "Sessions written per write-behind flush (a count, not seconds).",
+    ),
+    (
+        "wafer_write_behind_flush_duration_seconds",
+        Kind::Histogram,
+        "Time of one write-behind flush.",
+    ),
+    (
+        "wafer_write_behind_flush_failures_total",
+        Kind::Counter,
+        "Write-behind flushes that failed (their visits are kept and retried).",
+    ),
+    (
+        "wafer_sessions_stored",
+        Kind::Gauge,
+        "Sessions stored, sampled every 15 s (PostgreSQL: the planner's live-row estimate).",
+    ),
+    (
+        "wafer_apps_configured",
+        Kind::Gauge,
+        "Apps configured, sampled every 15 s.",
+    ),
+    (
+        "wafer_build_info",
+        Kind::Gauge,
+        "Always 1; the labels say which wafer version and git commit are running.",
+    ),
+];
+
+/// Writes the `# HELP` text of every series.
+pub fn describe_all(r: &PrometheusRecorder) {
+    for (name, kind, help) in SERIES {
+        let name = KeyName::from_const_str(name);
+        let help = SharedString::const_str(help);
+        match kind {
+            Kind::Counter => r.describe_counter(name, None, help),
+            Kind::Gauge => r.describe_gauge(name, None, help),
+            Kind::Histogram => r.describe_histogram(name, None, help),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Metrics of the stores: operations by backend, read-throughs, and the
+//! write-behind buffer.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+use crate::metrics::register::{counter, gauge, histogram};
+use crate::store::StoreResult;
+
+/// A storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The in-process store.
+    Embedded,
+    /// Redis, the hot path of the tiered store.
+    Redis,
+    /// PostgreSQL, the record of the tiered store.
+    Postgres,
+}
+
+impl Backend {
+    const ALL: [Backend; 3] = [Backend::Embedded, Backend::Redis, Backend::Postgres];
+
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Redis => "redis",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The operations this backend performs (the series registered for it).
+    fn ops(self) -> &'static [Op] {
+        use Op::*;
+        match self {
+            Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions],
+            Backend::Redis => &[Auth, Put, Bury, Evict, Ping],
+            Backend::Postgres => &[
+                Login,
+                Load,
+                Delete,
+                ListSessions,
+                Apps,
+                AppWrite,
+                RecordVisits,
+                Purge,
+                Count,
+                Ping,
+            ],
+        }
+    }
+}
+
+/// A store operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Check (and slide) a session.
+    Auth,
+    /// Record a login.
+    Login,
+    /// Remove a session by its owner.
+    Logout,
+    /// Remove a session by an admin.
+    Revoke,
+    /// List an app's sessions.
+    ListSessions,
+    /// Cache a session in Redis.
+    Put,
+    /// Replace a session by a tombstone.
+    Bury,
+    /// Drop a possibly stale cached session.
+    Evict,
+    /// Health check.
+    Ping,
+    /// Read one session record.
+    Load,
+    /// Delete a session record.
+    Delete,
+    /// Read the apps.
+    Apps,
+    /// Create, change or delete an app.
+    AppWrite,
+    /// Write a batch of last visits.
+    RecordVisits,
+    /// Delete expired sessions.
+    Purge,
+    /// Estimate the number of sessions.
+    Count,
+}
+
+impl Op {
+    const COUNT: usize = 16;
+
+    fn label(self) -> &'static str {
+        match self {
+            Op::Auth => "auth",
+            Op::Login => "login",
+            Op::Logout => "logout",
+            Op::Revoke => "revoke",
+            Op::ListSessions => "list_sessions",
+            Op::Put => "put",
+            Op::Bury => "bury",
+            Op::Evict => "evict",
+            Op::Ping => "ping",
+            Op::Load => "load",
+            Op::Delete => "delete",
+            Op::Apps => "apps",
+            Op::AppWrite => "app_write",
+            Op::RecordVisits => "record_visits",
+            Op::Purge => "purge",
+            Op::Count => "count",
+        }
+    }
+}
+
+struct OpHandles {
+    ok: Counter,
+    error: Counter,
+    latency: Histogram,
+}
+
+struct Handles {
+    // [backend][op]; None where a backend does not perform an op.
+    ops: Vec<Vec<Option<OpHandles>>>,
+    read_through_miss: Counter,
+    read_through_down: Counter,
+    pending: Gauge,
+    flush_sessions: Histogram,
+    flush_latency: Histogram,
+    flush_failures: Counter,
+}
+
+/// Pre-registered handles for store metrics; the default records nothing.
+#[derive(Clone, Default)]
+pub struct StoreMetrics(Option<Arc<Handles>>);
+
+impl StoreMetrics {
+    /// Registers the series on `r`.
+    pub fn register(r: &PrometheusRecorder) -> Self {
+        let ops = Backend::ALL
+            .iter()
+            .map(|b| {
+                let mut row: Vec<Option<OpHandles>> = (0..Op::COUNT).map(|_| None).collect();
+                for op in b.ops() {
+                    let labels = |result| {
+                        [
+                            ("backend", b.label()),
+                            ("op", op.label()),
+                            ("result", result),
+                        ]
+                    };
+                    row[*op as usize] = Some(OpHandles {
+                        ok: counter(r, "wafer_store_operations_total", &labels("ok")),
+                        error: counter(r, "wafer_store_operations_total", &labels("error")),
+                        latency: histogram(
+                            r,
+                            "wafer_store_operation_duration_seconds",
+                            &[("backend", b.label()), ("op", op.label())],
+                        ),
+                    });
+                }
+                row
+            })
+            .collect();
+        StoreMetrics(Some(Arc::new(Handles {
+            ops,
+            read_through_miss: counter(r, "wafer_store_read_through_total", &[("reason", "miss")]),
+            read_through_down: counter(
+                r,
+                "wafer_store_read_through_total",
+                &[("reason", "redis_down")],
+            ),
+            pending: gauge(r, "wafer_write_behind_pending", &[]),
+            flush_sessions: histogram(r, "wafer_write_behind_flush_sessions", &[]),
+            flush_latency: histogram(r, "wafer_write_behind_flush_duration_seconds", &[]),
+            flush_failures: counter(r, "wafer_write_behind_flush_failures_total", &[]),
+        })))
+    }
+
+    /// Records one operation.
+    pub fn record(&self, backend: Backend, op: Op, ok: bool, took: Duration) {
+        let Some(h) = &self.0 else { return };
+        if let Some(Some(m)) = h.ops[backend as usize].get(op as usize) {
+            if ok { &m.ok } else { &m.error }.increment(1);
+            m.latency.record(took.as_secs_f64());
+        }
+    }
+
+    /// Runs `work` and records it as one operation.
+    pub async fn observe<T>(
+        &self,
+        backend: Backend,
+        op: Op,
+        work: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let started = Instant::now();
+        let out = work.await;
+        self.record(backend, op, out.is_ok(), started.elapsed());
+        out
+    }
+
+    /// Counts an auth served from PostgreSQL; `miss` when Redis lacked the
+    /// key, else because Redis was down or failing.
+    pub fn read_through(&self, miss: bool) {
+        if let Some(h) = &self.0 {
+            if miss {
+                &h.read_through_miss
+            } else {
+                &h.read_through_down
+            }
+            .increment(1);
+        }
+    }
+
+    /// Records a write-behind flush: sessions written, time, success.
+    pub fn flush(&self, sessions: usize, took: Duration, ok: bool, pending: usize) {
+        if let Some(h) = &self.0 {
+            if ok {
+                h.flush_sessions.record(sessions as f64);
+            } else {
+                h.flush_failures.increment(1);
+            }
+            h.flush_latency.record(took.as_secs_f64());
+            h.pending.set(pending as f64);
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreMetrics")
+    }
+}

@@ -1,0 +1,457 @@
+//! PostgreSQL: the durable record of apps and sessions. Every call is
+//! bounded by a timeout, so a hung database turns into
+//! [`StoreError::Unavailable`] instead of piling requests up.
+
+pub mod migrate;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::domain::app::{App, AppId, AppPatch, NewApp};
+use crate::domain::session::{NewSession, SessionPage, SessionQuery, SessionSummary};
+use crate::domain::skey::SkeyHash;
+use crate::metrics::StoreMetrics;
+use crate::metrics::store::{Backend, Op};
+use crate::store::record::SessionRecord;
+use crate::store::{StoreError, StoreResult};
+
+/// How long an expired row is kept before the purge removes it. Covers the
+/// write-behind lag, so a session slid in the last second is never purged.
+const PURGE_GRACE_MS: i64 = 60_000;
+
+/// A pool of connections to wafer's database.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+    timeout: Duration,
+    metrics: StoreMetrics,
+}
+
+fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    // The message names the failure class only: server messages can quote
+    // row values, which may be secrets.
+    match e.code() {
+        Some(code) => StoreError::Unavailable(format!("postgres error {}", code.code())),
+        None if e.is_closed() => StoreError::Unavailable("postgres connection closed".into()),
+        None => StoreError::Unavailable("postgres unreachable".into()),
+    }
+}
+
+fn conflict_or_unavailable(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::Conflict
+    } else {
+        unavailable(e)
+    }
+}
+
+fn app_from_row(row: &Row) -> Arc<App> {
+    Arc::new(App {
+        id: row.get("id"),
+        title: row.get("title"),
+        appid: row.get("appid"),
+        secret: row.get("secret"),
+        login_duration: u32::try_from(row.get::<_, i32>("login_duration")).unwrap_or(1),
+        session_duration: u32::try_from(row.get::<_, i32>("session_duration")).unwrap_or(1),
+        created_at: Timestamp::from_system_time(row.get("created_at")),
+        updated_at: Timestamp::from_system_time(row.get("updated_at")),
+    })
+}
+
+fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
+    let hash: &[u8] = row.get("skey_hash");
+    let skey_hash = SkeyHash(
+        hash.try_into()
+            .map_err(|_| StoreError::Unavailable("postgres: malformed skey hash".into()))?,
+    );
+    Ok(SessionRecord {
+        uuid: row.get("uuid"),
+        app_id: row.get("app_id"),
+        open_id: row.get("open_id"),
+        union_id: row.get("union_id"),
+        skey_hash,
+        user_info: row.get("user_info"),
+        create_time: Timestamp::from_system_time(row.get("create_time")),
+        last_visit: Timestamp::from_system_time(row.get("last_visit_time")),
+        generation: row.get("generation"),
+    })
+}
+
+const APP_COLUMNS: &str =
+    "id, title, appid, secret, login_duration, session_duration, created_at, updated_at";
+const SESSION_COLUMNS: &str = "uuid, app_id, open_id, union_id, skey_hash, user_info, \
+     create_time, last_visit_time, generation";
+
+impl Postgres {
+    /// A pool for `url` (`postgres://…`), `size` connections at most, every
+    /// call bounded by `timeout`. Connects lazily.
+    pub fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self, String> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|_| "WAFER_DATABASE_URL is not a valid PostgreSQL URL".to_string())?;
+        config.connect_timeout(timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("wafer");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| format!("cannot build the PostgreSQL pool: {e}"))?;
+        Ok(Postgres {
+            pool,
+            timeout,
+            metrics: StoreMetrics::default(),
+        })
+    }
+
+    /// Records every operation in `metrics`.
+    pub fn with_metrics(mut self, metrics: StoreMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    async fn client(&self) -> StoreResult<Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => unavailable(e),
+            deadpool_postgres::PoolError::Timeout(_) => {
+                StoreError::Unavailable("postgres timed out".into())
+            }
+            _ => StoreError::Unavailable("postgres unreachable".into()),
+        })
+    }
+
+    /// Runs `work` on a pooled connection within the timeout, recorded as
+    /// operation `op`.
+    async fn run<T, F, Fut>(&self, op: Op, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(Object) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let work = async {
+            let client = self.client().await?;
+            work(client).await
+        };
+        let bounded = async {
+            tokio::time::timeout(self.timeout, work)
+                .await
+                .map_err(|_| StoreError::Unavailable("postgres timed out".into()))?
+        };
+        self.metrics.observe(Backend::Postgres, op, bounded).await
+    }
+
+    /// Applies pending migrations (see [`migrate::migrate`]).
+    pub async fn migrate(&self) -> StoreResult<Vec<&'static str>> {
+        // Migrations may take longer than one query; they get their own bound.
+        let work = async {
+            let mut client = self.client().await?;
+            migrate::migrate(&mut client).await.map_err(unavailable)
+        };
+        tokio::time::timeout(Duration::from_secs(60), work)
+            .await
+            .map_err(|_| StoreError::Unavailable("postgres migration timed out".into()))?
+    }
+
+    /// `SELECT 1`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.run(Op::Ping, |c| async move {
+            c.simple_query("SELECT 1").await.map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every app, ordered by id.
+    pub async fn list_apps(&self) -> StoreResult<Vec<Arc<App>>> {
+        self.run(Op::Apps, |c| async move {
+            let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY id");
+            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
+            let rows = c.query(&stmt, &[]).await.map_err(unavailable)?;
+            Ok(rows.iter().map(app_from_row).collect())
+        })
+        .await
+    }
+
+    /// Inserts an app; [`StoreError::Conflict`] when its appid is taken.
+    pub async fn create_app(&self, new: &NewApp, now: Timestamp) -> StoreResult<Arc<App>> {
+        self.run(Op::AppWrite, |c| async move {
+            let sql = format!(
+                "INSERT INTO apps (title, appid, secret, login_duration, session_duration, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 RETURNING {APP_COLUMNS}"
+            );
+            let now = now.to_system_time();
+            let row = c
+                .query_one(
+                    &sql,
+                    &[
+                        &new.title,
+                        &new.appid,
+                        &new.secret,
+                        &(new.login_duration as i32),
+                        &(new.session_duration as i32),
+                        &now,
+                    ],
+                )
+                .await
+                .map_err(conflict_or_unavailable)?;
+            Ok(app_from_row(&row))
+        })
+        .await
+    }
+
+    /// Changes an app; [`StoreError::NotFound`] or [`StoreError::Conflict`].
+    pub async fn update_app(
+        &self,
+        id: AppId,
+        patch: &AppPatch,
+        now: Timestamp,
+    ) -> StoreResult<Arc<App>> {
+        self.run(Op::AppWrite, |c| async move {
+            let sql = format!(
+                "UPDATE apps SET title = COALESCE($2, title), appid = COALESCE($3, appid), \
+                 secret = COALESCE($4, secret), \
+                 login_duration = COALESCE($5, login_duration), \
+                 session_duration = COALESCE($6, session_duration), updated_at = $7 \
+                 WHERE id = $1 RETURNING {APP_COLUMNS}"
+            );
+            let row = c
+                .query_opt(
+                    &sql,
+                    &[
+                        &id,
+                        &patch.title,
+                        &patch.appid,
+                        &patch.secret,
+                        &patch.login_duration.map(|d| d as i32),
+                        &patch.session_duration.map(|d| d as i32),
+                        &now.to_system_time(),
+                    ],
+                )
+                .await
+                .map_err(conflict_or_unavailable)?;
+            row.as_ref().map(app_from_row).ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    /// Deletes an app and its sessions; returns the uuids of those sessions.
+    pub async fn delete_app(&self, id: AppId) -> StoreResult<Vec<Uuid>> {
+        self.run(Op::AppWrite, |mut c| async move {
+            let tx = c.transaction().await.map_err(unavailable)?;
+            let rows = tx
+                .query(
+                    "DELETE FROM sessions WHERE app_id = $1 RETURNING uuid",
+                    &[&id],
+                )
+                .await
+                .map_err(unavailable)?;
+            let deleted = tx
+                .execute("DELETE FROM apps WHERE id = $1", &[&id])
+                .await
+                .map_err(unavailable)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// Records a login: one row per (app, open_id), keeping the uuid,
+    /// union_id and user_info of an existing row unless the login brings new
+    /// ones. Returns the row as committed.
+    pub async fn upsert_session(&self, new: &NewSession) -> StoreResult<SessionRecord> {
+        self.run(Op::Login, |c| async move {
+            let sql = format!(
+                "INSERT INTO sessions AS s (uuid, app_id, open_id, union_id, session_key, \
+                 skey_hash, user_info, create_time, last_visit_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (app_id, open_id) DO UPDATE SET \
+                 union_id = COALESCE(EXCLUDED.union_id, s.union_id), \
+                 session_key = EXCLUDED.session_key, skey_hash = EXCLUDED.skey_hash, \
+                 user_info = COALESCE(EXCLUDED.user_info, s.user_info), \
+                 create_time = EXCLUDED.create_time, last_visit_time = EXCLUDED.create_time, \
+                 generation = s.generation + 1 \
+                 RETURNING {SESSION_COLUMNS}"
+            );
+            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
+            let row = c
+                .query_one(
+                    &stmt,
+                    &[
+                        &Uuid::new_v4(),
+                        &new.app_id,
+                        &new.open_id,
+                        &new.union_id,
+                        &new.session_key,
+                        &&new.skey_hash.0[..],
+                        &new.user_info,
+                        &new.now.to_system_time(),
+                    ],
+                )
+                .await
+                .map_err(|e| {
+                    // The app was deleted between the lookup and the insert.
+                    if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                        StoreError::NotFound
+                    } else {
+                        unavailable(e)
+                    }
+                })?;
+            record_from_row(&row)
+        })
+        .await
+    }
+
+    /// The session `uuid`, if recorded.
+    pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<SessionRecord>> {
+        self.run(Op::Load, |c| async move {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE uuid = $1");
+            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
+            let row = c.query_opt(&stmt, &[&uuid]).await.map_err(unavailable)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+        .await
+    }
+
+    /// Deletes session `uuid`; with `skey_hash`, only if it still has that
+    /// skey (a logout must not remove a newer login's session).
+    pub async fn delete_session(
+        &self,
+        uuid: Uuid,
+        skey_hash: Option<&SkeyHash>,
+    ) -> StoreResult<bool> {
+        self.run(Op::Delete, |c| async move {
+            let n = match skey_hash {
+                Some(h) => {
+                    c.execute(
+                        "DELETE FROM sessions WHERE uuid = $1 AND skey_hash = $2",
+                        &[&uuid, &&h.0[..]],
+                    )
+                    .await
+                }
+                None => {
+                    c.execute("DELETE FROM sessions WHERE uuid = $1", &[&uuid])
+                        .await
+                }
+            }
+            .map_err(unavailable)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// One page of an app's sessions, ordered by uuid.
+    pub async fn list_sessions(
+        &self,
+        app: AppId,
+        query: &SessionQuery,
+    ) -> StoreResult<SessionPage> {
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX - 1);
+        self.run(Op::ListSessions, |c| async move {
+            let rows = c
+                .query(
+                    "SELECT uuid, open_id, union_id, create_time, last_visit_time \
+                     FROM sessions WHERE app_id = $1 \
+                     AND ($2::text IS NULL OR open_id = $2) \
+                     AND ($3::uuid IS NULL OR uuid > $3) \
+                     ORDER BY uuid LIMIT $4",
+                    &[&app, &query.open_id, &query.after, &(limit + 1)],
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut sessions: Vec<SessionSummary> = rows
+                .iter()
+                .map(|r| SessionSummary {
+                    uuid: r.get(0),
+                    open_id: r.get(1),
+                    union_id: r.get(2),
+                    create_time: Timestamp::from_system_time(r.get(3)),
+                    last_visit_time: Timestamp::from_system_time(r.get(4)),
+                })
+                .collect();
+            let next = if sessions.len() > query.limit {
+                sessions.truncate(query.limit);
+                sessions.last().map(|s| s.uuid)
+            } else {
+                None
+            };
+            Ok(SessionPage { sessions, next })
+        })
+        .await
+    }
+
+    /// Writes a batch of slid last visits; a visit never moves backwards.
+    pub async fn record_visits(&self, uuids: &[Uuid], visits: &[Timestamp]) -> StoreResult<u64> {
+        let times: Vec<std::time::SystemTime> = visits.iter().map(|t| t.to_system_time()).collect();
+        self.run(Op::RecordVisits, |c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "UPDATE sessions AS s SET last_visit_time = v.t \
+                     FROM unnest($1::uuid[], $2::timestamptz[]) AS v(uuid, t) \
+                     WHERE s.uuid = v.uuid AND s.last_visit_time < v.t",
+                )
+                .await
+                .map_err(unavailable)?;
+            c.execute(&stmt, &[&uuids, &times])
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Deletes up to `batch` sessions expired (by more than a grace period)
+    /// at `now`; returns how many it deleted.
+    pub async fn purge_expired(&self, now: Timestamp, batch: i64) -> StoreResult<u64> {
+        let cutoff = now.plus_millis(-PURGE_GRACE_MS).to_system_time();
+        self.run(Op::Purge, |c| async move {
+            c.execute(
+                "DELETE FROM sessions WHERE uuid IN ( \
+                   SELECT s.uuid FROM sessions s JOIN apps a ON a.id = s.app_id \
+                   WHERE s.create_time < $1::timestamptz - make_interval(days => a.login_duration) \
+                      OR s.last_visit_time < $1::timestamptz - make_interval(secs => a.session_duration) \
+                   LIMIT $2 FOR UPDATE OF s SKIP LOCKED)",
+                &[&cutoff, &batch],
+            )
+            .await
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Session rows, as PostgreSQL's statistics estimate them: cheap to
+    /// read at any size (a `count(*)` would scan the table).
+    pub async fn session_estimate(&self) -> StoreResult<u64> {
+        self.run(Op::Count, |c| async move {
+            let row = c
+                .query_one(
+                    "SELECT COALESCE(n_live_tup, 0) FROM pg_stat_user_tables \
+                     WHERE relname = 'sessions' AND schemaname = current_schema()",
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+        .await
+    }
+}

@@ -1,0 +1,296 @@
+//! Redis: the session hot path. A session is one hash under
+//! `{prefix}s:{<uuid>}` (the braces are a Redis Cluster hash tag, so every
+//! script touches one slot) whose TTL is the time the session has left.
+//! Checks and writes are Lua scripts run by SHA, reloaded on `NOSCRIPT`.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::{
+    Builder, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy, Value,
+};
+use fred::types::scripts::Script;
+use uuid::Uuid;
+
+use crate::domain::session::{Credentials, Profile};
+use crate::metrics::StoreMetrics;
+use crate::metrics::store::{Backend, Op};
+use crate::store::record::SessionRecord;
+use crate::store::{StoreError, StoreResult};
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "wafer:";
+
+/// How long a tombstone keeps a removed session from coming back. Far longer
+/// than any read-through or login can take (each is bounded by timeouts).
+const TOMBSTONE_MS: i64 = 60_000;
+
+/// What Redis says of a session on auth.
+#[derive(Debug)]
+pub enum AuthOutcome {
+    /// Accepted and slid.
+    Accepted(Arc<Profile>),
+    /// Known and refused (wrong app/skey, expired, removed).
+    Refused,
+    /// Not in Redis: read through to the record.
+    Miss,
+}
+
+/// A pool of multiplexed connections to Redis (or a Redis Cluster).
+#[derive(Clone)]
+pub struct Redis {
+    pool: Pool,
+    prefix: Arc<str>,
+    timeout: Duration,
+    auth: Script,
+    put: Script,
+    bury: Script,
+    metrics: StoreMetrics,
+}
+
+fn unavailable(e: &RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis {:?}", e.kind()).to_lowercase())
+}
+
+fn hex(hash: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(64);
+    for b in hash {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn text(v: Value) -> Option<Box<str>> {
+    match v {
+        Value::String(s) => Some(Box::from(&*s)),
+        Value::Bytes(b) => std::str::from_utf8(&b).ok().map(Box::from),
+        _ => None,
+    }
+}
+
+impl Redis {
+    /// A pool of `size` connections to `url` (`redis://…`, or
+    /// `redis-cluster://host:port?node=host:port` for a cluster), keys under
+    /// `prefix`, every command bounded by `timeout`. Connects in the
+    /// background and keeps reconnecting; see [`Redis::is_connected`].
+    pub fn connect(
+        url: &str,
+        prefix: &str,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let config = Config::from_url(url)
+            .map_err(|_| "WAFER_REDIS_URL is not a valid Redis URL".to_string())?;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout.max(Duration::from_millis(500));
+                c.internal_command_timeout = timeout.max(Duration::from_millis(500));
+                // A failed command falls back to PostgreSQL; retrying here
+                // would only hold the request longer.
+                c.max_command_attempts = 1;
+            })
+            // Retry forever, backing off to 2 s: Redis coming back must not
+            // need a restart.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(size)
+            .map_err(|e| format!("cannot build the Redis pool: {e}"))?;
+        pool.connect();
+        Ok(Redis {
+            pool,
+            prefix: prefix.into(),
+            timeout,
+            auth: Script::from_lua(include_str!("auth.lua")),
+            put: Script::from_lua(include_str!("put.lua")),
+            bury: Script::from_lua(include_str!("bury.lua")),
+            metrics: StoreMetrics::default(),
+        })
+    }
+
+    /// Records every operation in `metrics`.
+    pub fn with_metrics(mut self, metrics: StoreMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one command, recorded as operation `op`. The timeout is fred's
+    /// own (`default_command_timeout`): a second timer here would cost a
+    /// timer-wheel entry per auth for nothing.
+    async fn bounded<T>(
+        &self,
+        op: Op,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> StoreResult<T> {
+        let call = async { call.await.map_err(|e| unavailable(&e)) };
+        self.metrics.observe(Backend::Redis, op, call).await
+    }
+
+    /// Waits up to `limit` for the first connection.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.pool.wait_for_connect())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether a connection is up now; when it is not, callers go straight
+    /// to PostgreSQL instead of waiting for a timeout.
+    pub fn is_connected(&self) -> bool {
+        self.pool.next_connected().is_connected()
+    }
+
+    fn key(&self, uuid: Uuid) -> String {
+        session_key(&self.prefix, uuid)
+    }
+
+    /// Runs `script` by SHA on `key`; on `NOSCRIPT` (Redis restarted or
+    /// flushed its scripts) loads it and runs it again. `args` is a builder,
+    /// not a value, so the common path does not clone the arguments.
+    async fn eval(
+        &self,
+        op: Op,
+        script: &Script,
+        key: String,
+        args: impl Fn() -> Vec<Value>,
+    ) -> StoreResult<Value> {
+        let client = self.pool.next_connected();
+        let call = async {
+            let first = client
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args())
+                .await;
+            match first {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    script.load(client).await?;
+                    client
+                        .evalsha(script.sha1().clone(), key.as_str(), args())
+                        .await
+                }
+                other => other,
+            }
+        };
+        self.bounded(op, call).await
+    }
+
+    /// Checks `creds` and slides the session, in one round trip.
+    pub async fn authenticate(&self, creds: &Credentials) -> StoreResult<AuthOutcome> {
+        let args = || {
+            vec![
+                Value::Integer(creds.app_id),
+                Value::from(hex(&creds.skey_hash.0)),
+                Value::Integer(creds.now.0),
+                Value::Integer(creds.limits.login_ms),
+                Value::Integer(creds.limits.session_ms),
+            ]
+        };
+        match self
+            .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
+            .await?
+        {
+            Value::Integer(0) => Ok(AuthOutcome::Miss),
+            Value::Array(mut parts) if parts.len() == 3 => {
+                let user_info = text(parts.pop().unwrap_or(Value::Null)).map(Arc::from);
+                let union_id = text(parts.pop().unwrap_or(Value::Null));
+                let open_id = text(parts.pop().unwrap_or(Value::Null)).unwrap_or_default();
+                Ok(AuthOutcome::Accepted(Arc::new(Profile {
+                    open_id,
+                    union_id,
+                    user_info,
+                })))
+            }
+            _ => Ok(AuthOutcome::Refused),
+        }
+    }
+
+    /// Caches `record` with a TTL of `ttl_ms`, unless Redis holds a newer
+    /// generation of it or a tombstone. Returns whether it was written.
+    pub async fn put(&self, record: &SessionRecord, ttl_ms: i64) -> StoreResult<bool> {
+        if ttl_ms <= 0 {
+            return Ok(false);
+        }
+        let args = || {
+            vec![
+                Value::Integer(record.generation),
+                Value::Integer(record.app_id),
+                Value::from(hex(&record.skey_hash.0)),
+                Value::Integer(record.create_time.0),
+                Value::Integer(record.last_visit.0),
+                Value::from(record.open_id.as_str()),
+                Value::from(record.union_id.as_deref().unwrap_or("")),
+                Value::from(record.user_info.as_deref().unwrap_or("")),
+                Value::Integer(ttl_ms),
+            ]
+        };
+        let v = self
+            .eval(Op::Put, &self.put, self.key(record.uuid), args)
+            .await?;
+        Ok(v == Value::Integer(1))
+    }
+
+    /// Replaces session `uuid` by a tombstone.
+    pub async fn bury(&self, uuid: Uuid) -> StoreResult<()> {
+        self.eval(Op::Bury, &self.bury, self.key(uuid), || {
+            vec![Value::Integer(TOMBSTONE_MS)]
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Drops whatever Redis holds for `uuid` (the record is read again on
+    /// the next auth).
+    pub async fn evict(&self, uuid: Uuid) -> StoreResult<()> {
+        use fred::prelude::KeysInterface;
+        let call = self.pool.next_connected().del::<i64, _>(self.key(uuid));
+        self.bounded(Op::Evict, call).await.map(drop)
+    }
+
+    /// `PING`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        if !self.is_connected() {
+            return Err(StoreError::Unavailable("redis not connected".into()));
+        }
+        let call = self.pool.next_connected().ping::<Value>(None);
+        self.bounded(Op::Ping, call).await.map(drop)
+    }
+
+    /// Closes the connections.
+    pub async fn quit(&self) {
+        let _ = tokio::time::timeout(self.timeout, self.pool.quit()).await;
+    }
+}
+
+/// The key of session `uuid` under `prefix`: `{prefix}s:{<uuid>}`.
+pub fn session_key(prefix: &str, uuid: Uuid) -> String {
+    let mut k = String::with_capacity(prefix.len() + 40);
+    k.push_str(prefix);
+    k.push_str("s:{");
+    k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    k.push('}');
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_key_hash_tags_the_uuid() {
+        let u = Uuid::nil();
+        assert_eq!(
+            session_key("wafer:", u),
+            "wafer:s:{00000000-0000-0000-0000-000000000000}"
+        );
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_full_length() {
+        let mut h = [0u8; 32];
+        h[0] = 0xab;
+        h[31] = 0x01;
+        let s = hex(&h);
+        assert_eq!(s.len(), 64);
+        assert!(s.starts_with("ab00"));
+        assert!(s.ends_with("01"));
+    }
+}

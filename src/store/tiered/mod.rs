@@ -1,0 +1,394 @@
+//! The production store: sessions served from Redis, recorded in PostgreSQL,
+//! apps configured in PostgreSQL and cached in-process.
+//!
+//! - A login is answered after PostgreSQL committed it, then cached in Redis.
+//! - An auth is one Redis script; a miss reads through to PostgreSQL and
+//!   repopulates Redis; Redis down means auth is served from PostgreSQL.
+//! - Slid last visits reach PostgreSQL write-behind ([`WriteBehind`]).
+//! - Removals leave a tombstone in Redis so no late writer resurrects them.
+//! - A Redis write that fails after PostgreSQL committed queues the key for
+//!   eviction, so Redis never keeps serving a stale copy once it is back.
+
+pub mod write_behind;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::clock::{Clock, Timestamp};
+use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::session::{
+    Credentials, NewSession, Profile, SessionPage, SessionQuery, StoredLogin,
+};
+use crate::metrics::StoreMetrics;
+use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::periodic::spawn_every;
+use crate::store::postgres::Postgres;
+use crate::store::record::SessionRecord;
+use crate::store::redis::{AuthOutcome, Redis};
+use crate::store::{BackendHealth, Store, StoreError, StoreResult};
+
+pub use write_behind::WriteBehind;
+
+/// Timing of the background work.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Write-behind flush period.
+    pub flush: Duration,
+    /// App cache refresh period (how fast other instances' changes arrive).
+    pub apps: Duration,
+    /// Period of the PostgreSQL purge of expired sessions.
+    pub purge: Duration,
+    /// Period of the retry of Redis evictions that failed.
+    pub repair: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            flush: Duration::from_secs(1),
+            apps: Duration::from_millis(500),
+            purge: Duration::from_secs(60),
+            repair: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Rows deleted per purge statement: small, so the purge never holds many
+/// row locks or a long transaction.
+const PURGE_BATCH: i64 = 500;
+/// Longest a health check of one backend may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most sessions the write-behind buffer tracks.
+const WRITE_BEHIND_CAP: usize = 2_000_000;
+
+/// Redis + PostgreSQL behind the [`Store`] trait.
+pub struct TieredStore {
+    redis: Redis,
+    pg: Postgres,
+    apps: SharedAppTable,
+    visits: WriteBehind,
+    metrics: StoreMetrics,
+    // Keys whose Redis copy may be stale because a write to Redis failed.
+    repairs: Mutex<HashSet<Uuid>>,
+}
+
+impl TieredStore {
+    /// A store over these backends. Loads the apps (PostgreSQL must answer)
+    /// and starts the background work, which stops when the store is dropped.
+    pub async fn start(
+        redis: Redis,
+        pg: Postgres,
+        clock: Arc<dyn Clock>,
+        every: Intervals,
+        metrics: StoreMetrics,
+    ) -> StoreResult<Arc<Self>> {
+        let apps = pg.list_apps().await?;
+        let store = Arc::new(TieredStore {
+            redis: redis.with_metrics(metrics.clone()),
+            pg: pg.with_metrics(metrics.clone()),
+            metrics,
+            apps: SharedAppTable::default(),
+            visits: WriteBehind::new(WRITE_BEHIND_CAP),
+            repairs: Mutex::new(HashSet::new()),
+        });
+        store.apps.store(AppTable::new(apps));
+        spawn_every(
+            &store,
+            every.flush,
+            |s| async move { s.flush_visits().await },
+        );
+        spawn_every(
+            &store,
+            every.apps,
+            |s| async move { s.refresh_apps().await },
+        );
+        spawn_every(&store, every.repair, |s| async move { s.repair().await });
+        spawn_every(&store, every.purge, move |s| {
+            let now = clock.now();
+            async move { s.purge(now).await }
+        });
+        Ok(store)
+    }
+
+    /// Sessions whose last visit is waiting to be written.
+    pub fn pending_visits(&self) -> usize {
+        self.visits.len()
+    }
+
+    /// Writes pending last visits to PostgreSQL now.
+    pub async fn flush_visits(&self) {
+        match self.visits.flush(&self.pg).await {
+            Ok(0) => {}
+            Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
+            Err(e) => {
+                tracing::warn!(error = %e, pending = self.visits.len(), "last-visit flush failed; will retry")
+            }
+        }
+    }
+
+    /// Reloads the app cache from PostgreSQL.
+    pub async fn refresh_apps(&self) {
+        match self.pg.list_apps().await {
+            Ok(apps) => self.apps.store(AppTable::new(apps)),
+            Err(e) => tracing::debug!(error = %e, "app refresh failed; keeping the cached apps"),
+        }
+    }
+
+    /// Purges sessions expired at `now` from PostgreSQL, batch by batch.
+    pub async fn purge(&self, now: Timestamp) {
+        let mut total = 0;
+        loop {
+            match self.pg.purge_expired(now, PURGE_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < PURGE_BATCH as u64 {
+                        break;
+                    }
+                    // Let foreground queries through between batches.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge of expired sessions failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::debug!(purged = total, "purged expired sessions from postgres");
+        }
+    }
+
+    fn queue_repair(&self, uuid: Uuid) {
+        if let Ok(mut r) = self.repairs.lock() {
+            r.insert(uuid);
+        }
+    }
+
+    /// Evicts the keys queued by failed Redis writes, once Redis answers.
+    async fn repair(&self) {
+        if !self.redis.is_connected() {
+            return;
+        }
+        let queued: Vec<Uuid> = match self.repairs.lock() {
+            Ok(mut r) => r.drain().collect(),
+            Err(_) => return,
+        };
+        for (i, uuid) in queued.iter().enumerate() {
+            if self.redis.evict(*uuid).await.is_err() {
+                for u in &queued[i..] {
+                    self.queue_repair(*u);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Caches `record` in Redis; on failure queues its key for eviction.
+    async fn cache(&self, record: &SessionRecord, deadline: Timestamp, now: Timestamp) {
+        let written = if self.redis.is_connected() {
+            self.redis.put(record, deadline.0 - now.0).await
+        } else {
+            Err(StoreError::Unavailable("redis not connected".into()))
+        };
+        if written.is_err() {
+            self.queue_repair(record.uuid);
+        }
+    }
+
+    /// Replaces a removed session by a tombstone in Redis.
+    async fn bury(&self, uuid: Uuid) {
+        self.visits.forget(uuid);
+        let buried = if self.redis.is_connected() {
+            self.redis.bury(uuid).await
+        } else {
+            Err(StoreError::Unavailable("redis not connected".into()))
+        };
+        if buried.is_err() {
+            self.queue_repair(uuid);
+        }
+    }
+
+    /// Auth from the record: on a Redis miss (then `repopulate`) or with
+    /// Redis down.
+    async fn read_through(
+        &self,
+        creds: &Credentials,
+        repopulate: bool,
+    ) -> StoreResult<Option<Arc<Profile>>> {
+        self.metrics.read_through(repopulate);
+        let Some(mut record) = self.pg.session(creds.uuid).await? else {
+            return Ok(None);
+        };
+        // The record lags by up to one flush: the newest visit may still be
+        // in the write-behind buffer.
+        if let Some(pending) = self.visits.pending_visit(creds.uuid) {
+            record.last_visit = record.last_visit.max(pending);
+        }
+        if !creds.accepts(
+            record.app_id,
+            &record.skey_hash,
+            record.create_time,
+            record.last_visit,
+        ) {
+            return Ok(None);
+        }
+        record.last_visit = record.last_visit.max(creds.now);
+        self.visits.record(creds.uuid, record.last_visit);
+        if repopulate {
+            let deadline = creds.limits.deadline(record.create_time, record.last_visit);
+            // A failed repopulation leaves nothing stale behind (it was a
+            // miss): the next auth reads through again.
+            let _ = self.redis.put(&record, deadline.0 - creds.now.0).await;
+        }
+        Ok(Some(Arc::new(Profile {
+            open_id: record.open_id.into(),
+            union_id: record.union_id.map(Box::from),
+            user_info: record.user_info.map(Arc::from),
+        })))
+    }
+}
+
+async fn bounded_check(
+    check: impl std::future::Future<Output = StoreResult<()>>,
+) -> StoreResult<()> {
+    tokio::time::timeout(HEALTH_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("health check timed out".into())))
+}
+
+impl Store for TieredStore {
+    async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {
+        Ok(self.apps.load().get(app).cloned())
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<Arc<App>>> {
+        let apps = self.pg.list_apps().await?;
+        self.apps.store(AppTable::new(apps.iter().cloned()));
+        Ok(apps)
+    }
+
+    async fn create_app(&self, app: NewApp, now: Timestamp) -> StoreResult<Arc<App>> {
+        let app = self.pg.create_app(&app, now).await?;
+        self.apps.store(self.apps.load().with(app.clone()));
+        Ok(app)
+    }
+
+    async fn update_app(
+        &self,
+        id: AppId,
+        patch: AppPatch,
+        now: Timestamp,
+    ) -> StoreResult<Arc<App>> {
+        let app = self.pg.update_app(id, &patch, now).await?;
+        self.apps.store(self.apps.load().with(app.clone()));
+        Ok(app)
+    }
+
+    async fn delete_app(&self, id: AppId) -> StoreResult<()> {
+        let uuids = self.pg.delete_app(id).await?;
+        self.apps.store(self.apps.load().without(id));
+        // App ids are never reused, so the cached sessions can no longer
+        // authenticate; evicting them only frees memory early.
+        for uuid in uuids {
+            self.bury(uuid).await;
+        }
+        Ok(())
+    }
+
+    async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
+        let record = self.pg.upsert_session(&new).await?;
+        if let Some(app) = self.apps.load().get(&AppRef::Id(new.app_id)) {
+            let deadline = app.limits().deadline(record.create_time, record.last_visit);
+            self.cache(&record, deadline, new.now).await;
+        } else {
+            self.queue_repair(record.uuid);
+        }
+        Ok(StoredLogin {
+            uuid: record.uuid,
+            user_info: record.user_info.map(Arc::from),
+        })
+    }
+
+    async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
+        if !self.redis.is_connected() {
+            return self.read_through(creds, false).await;
+        }
+        match self.redis.authenticate(creds).await {
+            Ok(AuthOutcome::Accepted(profile)) => {
+                self.visits.record(creds.uuid, creds.now);
+                Ok(Some(profile))
+            }
+            Ok(AuthOutcome::Refused) => Ok(None),
+            Ok(AuthOutcome::Miss) => self.read_through(creds, true).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "redis auth failed; serving from postgres");
+                self.read_through(creds, false).await
+            }
+        }
+    }
+
+    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
+        if self.authenticate(creds).await?.is_none() {
+            return Ok(false);
+        }
+        // Only this skey's session: a concurrent re-login must survive.
+        let deleted = self
+            .pg
+            .delete_session(creds.uuid, Some(&creds.skey_hash))
+            .await?;
+        if deleted {
+            self.bury(creds.uuid).await;
+        }
+        Ok(deleted)
+    }
+
+    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
+        let deleted = self.pg.delete_session(uuid, None).await?;
+        self.bury(uuid).await;
+        Ok(deleted)
+    }
+
+    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let mut page = self.pg.list_sessions(app, query).await?;
+        for s in &mut page.sessions {
+            if let Some(pending) = self.visits.pending_visit(s.uuid) {
+                s.last_visit_time = s.last_visit_time.max(pending);
+            }
+        }
+        Ok(page)
+    }
+
+    async fn health(&self) -> Vec<BackendHealth> {
+        // Readiness probes must answer fast even when a store hangs.
+        let (redis, pg) = tokio::join!(
+            bounded_check(self.redis.ping()),
+            bounded_check(self.pg.ping())
+        );
+        vec![
+            BackendHealth {
+                name: "redis",
+                problem: redis.err().map(|e| e.to_string()),
+            },
+            BackendHealth {
+                name: "postgres",
+                problem: pg.err().map(|e| e.to_string()),
+            },
+        ]
+    }
+
+    async fn sizes(&self) -> (Option<u64>, usize) {
+        (
+            self.pg.session_estimate().await.ok(),
+            self.apps.load().len(),
+        )
+    }
+
+    async fn close(&self) {
+        self.flush_visits().await;
+        self.repair().await;
+        self.redis.quit().await;
+    }
+}

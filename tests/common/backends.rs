@@ -1,0 +1,397 @@
+//! Real Redis and PostgreSQL for tests: a fresh database and key prefix per
+//! test (so tests run in parallel), private redis-servers to stop and
+//! restart, and a TCP proxy that can cut or hang a connection.
+//!
+//! The servers come from `WAFER_TEST_REDIS_URL` / `WAFER_TEST_DATABASE_URL`
+//! (defaults: the local ones). A missing server fails the test, loudly.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use wafer::clock::SystemClock;
+use wafer::store::TieredStore;
+use wafer::store::postgres::Postgres;
+use wafer::store::redis::Redis;
+use wafer::store::tiered::Intervals;
+
+/// The shared Redis of the test run.
+pub fn redis_url() -> String {
+    std::env::var("WAFER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// An admin URL of the test run's PostgreSQL (tests create databases).
+pub fn pg_admin_url() -> String {
+    std::env::var("WAFER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A key prefix no other test uses.
+pub fn fresh_prefix() -> String {
+    format!("wafer-test:{}:", Uuid::new_v4().simple())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let cut = base
+        .rfind('/')
+        .filter(|&i| i > "postgres://".len())
+        .unwrap_or(base.len());
+    format!("{}/{db}{query}", &base[..cut])
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    let url = pg_admin_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {url} ({e}); run scripts/test, which starts it")
+        });
+    tokio::spawn(conn);
+    client
+}
+
+/// Creates an empty database for one test and returns its URL. Databases
+/// of earlier runs older than an hour are dropped on the way.
+pub async fn fresh_database() -> String {
+    let admin = admin_client().await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stale = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'wafer\\_test\\_%'",
+            &[],
+        )
+        .await
+        .expect("list databases");
+    for row in stale {
+        let name: String = row.get(0);
+        let born: u64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(now);
+        if born + 3600 < now {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+    let name = format!("wafer_test_{now}_{}", Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create the test database");
+    with_database(&pg_admin_url(), &name)
+}
+
+/// Fast background work, so tests need not wait long.
+pub fn test_intervals() -> Intervals {
+    Intervals {
+        flush: Duration::from_millis(100),
+        apps: Duration::from_millis(100),
+        purge: Duration::from_secs(3600),
+        repair: Duration::from_millis(100),
+    }
+}
+
+/// A tiered store over `redis_url` and `db_url` with `prefix`, migrated.
+pub async fn tiered_at(redis_url: &str, db_url: &str, prefix: &str) -> Arc<TieredStore> {
+    let pg = Postgres::connect(db_url, 8, Duration::from_secs(2)).expect("pg config");
+    pg.migrate().await.expect("migrations apply");
+    let redis =
+        Redis::connect(redis_url, prefix, 2, Duration::from_millis(500)).expect("redis config");
+    redis.wait_connected(Duration::from_secs(5)).await;
+    TieredStore::start(
+        redis,
+        pg,
+        Arc::new(SystemClock),
+        test_intervals(),
+        Default::default(),
+    )
+    .await
+    .expect("tiered store starts")
+}
+
+/// A fresh tiered store on the shared servers.
+pub async fn tiered() -> Arc<TieredStore> {
+    let db = fresh_database().await;
+    tiered_at(&redis_url(), &db, &fresh_prefix()).await
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A redis-server of one test's own, to stop and restart.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one on a free port and waits until it answers.
+    pub fn start() -> PrivateRedis {
+        let mut r = PrivateRedis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("private redis-server did not start on port {}", self.port);
+    }
+
+    /// Runs `redis-cli` against it and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What a [`Proxy`] does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forwards.
+    Pass,
+    /// Refuses: closes every connection at once (a server that is down).
+    Down,
+    /// Accepts and never answers (a hung server).
+    Hang,
+}
+
+/// A TCP proxy in front of a real server, to take it away from one test.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    mode: Arc<Mutex<ProxyMode>>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Proxies to `target` (`host:port`).
+    pub async fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let mode = Arc::new(Mutex::new(ProxyMode::Pass));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (m, c) = (mode.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mode = *m.lock().unwrap();
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    match mode {
+                        ProxyMode::Down => drop(inbound),
+                        ProxyMode::Hang => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            drop(inbound);
+                        }
+                        ProxyMode::Pass => {
+                            if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
+                            }
+                        }
+                    }
+                });
+                c.lock().unwrap().push(task);
+            }
+        });
+        Proxy {
+            addr,
+            mode,
+            conns,
+            accept,
+        }
+    }
+
+    /// Switches mode; anything but `Pass` also cuts the open connections.
+    pub fn set(&self, mode: ProxyMode) {
+        *self.mode.lock().unwrap() = mode;
+        if mode != ProxyMode::Pass {
+            for task in self.conns.lock().unwrap().drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    /// `postgres://…` URL through this proxy to the database of `db_url`.
+    pub fn pg_url(&self, db_url: &str) -> String {
+        db_url.replacen(&host_port(db_url), &self.addr.to_string(), 1)
+    }
+
+    /// `redis://…` URL through this proxy.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// `host:port` of a `scheme://[user@]host:port/...` URL.
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+}
+
+/// A local 3-master Redis Cluster of one test's own, on loopback ports,
+/// torn down when dropped.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    nodes: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled redis-servers and joins them with
+    /// `redis-cli --cluster create`; waits for `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!("wafer-cluster-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut cluster = RedisCluster {
+            ports: ports.clone(),
+            nodes: Vec::new(),
+            dir: dir.clone(),
+        };
+        for port in &ports {
+            let child = Command::new("redis-server")
+                .current_dir(&dir)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", "2000"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/test installs it)");
+            cluster.nodes.push(child);
+        }
+        for port in &ports {
+            let mut up = false;
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok() {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(up, "cluster node on port {port} did not start");
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for _ in 0..200 {
+            let ok = ports.iter().all(|p| {
+                Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "CLUSTER", "INFO"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                    .unwrap_or(false)
+            });
+            if ok {
+                return cluster;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the Redis Cluster did not reach cluster_state:ok");
+    }
+
+    /// The `redis-cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.ports[0]);
+        for (i, p) in self.ports[1..].iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{p}"));
+        }
+        url
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,134 @@
+//! wafer over HTTP in its production shape (Redis + PostgreSQL): the same
+//! API, readiness per store, 503 when PostgreSQL is gone, last visits
+//! flushed on graceful shutdown, and the start-up refusal of half a config.
+
+mod common;
+
+use std::time::Duration;
+
+use common::backends::{self, Proxy, ProxyMode};
+use common::{TestApp, assert_fail, spawn_app_with};
+use serde_json::json;
+use wafer::config::Settings;
+use wafer::store::postgres::Postgres;
+
+/// wafer on the shared Redis (a fresh prefix) and database `db`.
+async fn spawn_tiered(db: &str) -> TestApp {
+    spawn_app_with(|s| {
+        s.redis_url = Some(backends::redis_url().as_str().into());
+        s.database_url = Some(db.into());
+        s.redis_prefix = backends::fresh_prefix();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_api_works_tiered_and_readyz_names_both_stores() {
+    let db = backends::fresh_database().await;
+    let app = spawn_tiered(&db).await;
+    let id = app.create_app("wxtiered").await;
+    let (uuid, skey) = app.login(id, "tina.1").await;
+    let ok = app.auth(id, &uuid, &skey).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let (uuid2, skey2) = app.login(id, "tina.2").await;
+    assert_eq!(uuid2, uuid, "re-login keeps the uuid");
+    assert_fail(&app.auth(id, &uuid, &skey).await, 401, "session_invalid");
+    let out = app
+        .post(
+            "/mina/logout",
+            json!({"app_id": id, "uuid": uuid, "skey": skey2}),
+        )
+        .await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    assert_fail(&app.auth(id, &uuid, &skey2).await, 401, "session_invalid");
+    let ready = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["stores"]["redis"], "ok");
+    assert_eq!(ready.body["stores"]["postgres"], "ok");
+
+    let metrics = app.send(app.client.get(app.url("/metrics"))).await.text;
+    for series in [
+        r#"wafer_wechat_requests_total{result="ok"} 2"#,
+        r#"wafer_store_operations_total{backend="postgres",op="login",result="ok"} 2"#,
+        r#"wafer_store_operations_total{backend="redis",op="auth",result="ok"} 4"#,
+        r#"wafer_store_operations_total{backend="redis",op="bury",result="ok"} 1"#,
+        "wafer_store_operation_duration_seconds_bucket{backend=\"redis\",op=\"auth\"",
+        r#"wafer_build_info{version=""#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing from\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_down_answers_503_for_logins_and_keeps_auth() {
+    let db = backends::fresh_database().await;
+    let proxy = Proxy::start(backends::host_port(&db)).await;
+    let pg_url = proxy.pg_url(&db);
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(backends::redis_url().as_str().into());
+        s.database_url = Some(pg_url.as_str().into());
+        s.redis_prefix = backends::fresh_prefix();
+        s.database_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let id = app.create_app("wxpg503").await;
+    let (uuid, skey) = app.login(id, "pat.1").await;
+    proxy.set(ProxyMode::Hang);
+    let started = std::time::Instant::now();
+    let login = app
+        .post("/mina/login", json!({"app_id": id, "code": "pat.2"}))
+        .await;
+    assert_fail(&login, 503, "unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    let ready = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["status"], "unavailable");
+    assert_eq!(ready.body["stores"]["redis"], "ok");
+    assert_ne!(ready.body["stores"]["postgres"], "ok");
+    proxy.set(ProxyMode::Pass);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_flushes_last_visits() {
+    let db = backends::fresh_database().await;
+    let app = spawn_tiered(&db).await;
+    let id = app.create_app("wxflush").await;
+    let (uuid, skey) = app.login(id, "fay.1").await;
+    app.clock.advance(Duration::from_secs(90));
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    let visited = wafer::clock::Clock::now(&*app.clock);
+    app.server.shutdown().await;
+    let pg = Postgres::connect(&db, 1, Duration::from_secs(2)).unwrap();
+    let record = pg.session(uuid.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.last_visit, visited);
+}
+
+#[tokio::test]
+async fn half_a_production_config_is_refused() {
+    for (redis, database, missing) in [
+        (Some("redis://127.0.0.1:6379"), None, "WAFER_DATABASE_URL"),
+        (
+            None,
+            Some("postgres://postgres@127.0.0.1/x"),
+            "WAFER_REDIS_URL",
+        ),
+    ] {
+        let s = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            redis_url: redis.map(Into::into),
+            database_url: database.map(Into::into),
+            ..Settings::default()
+        };
+        let err = match wafer::startup::start(&s).await {
+            Ok(_) => panic!("started with half a config"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(missing), "{err}");
+        assert!(err.contains("is not"), "{err}");
+    }
+}

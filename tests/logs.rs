@@ -1,0 +1,165 @@
+//! Logs at the most verbose level never carry a secret: skey, session_key,
+//! app secret, admin token, encrypted data. Also: the request id is echoed
+//! and logged. One global subscriber captures every test of this file.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{TOKEN, TestApp, backends, spawn_app_with};
+use serde_json::json;
+use wafer::config::LogFormat;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// The log so far (installing the trace-level subscriber on first use).
+fn log() -> String {
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    let c = LOG.get_or_init(|| {
+        let c = Captured::default();
+        wafer::telemetry::init_with_writer("trace", LogFormat::Json, c.clone());
+        c
+    });
+    String::from_utf8_lossy(&c.0.lock().unwrap()).into_owned()
+}
+
+/// Drives every path that touches a secret; returns the secrets used.
+async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
+    let id = app.create_app(appid).await;
+    let ud = app.user_data(appid, "sam.1").await;
+    let enc = ud["encryptedData"].as_str().unwrap().to_owned();
+    let login = app
+        .post(
+            "/mina/login",
+            json!({"app_id": id, "code": "sam.1", "encrypt_data": enc, "iv": ud["iv"],
+                   "raw_data": ud["rawData"], "signature": ud["signature"]}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let uuid = login.body["data"]["uuid"].as_str().unwrap().to_owned();
+    let skey = login.body["data"]["skey"].as_str().unwrap().to_owned();
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    // Failures log too: a wrong skey, a bad signature, a rejected code.
+    assert_eq!(app.auth(id, &uuid, &format!("{skey}x")).await.status, 401);
+    let bad_sig = app
+        .post(
+            "/mina/login",
+            json!({"app_id": id, "code": "sam.2", "raw_data": "{}", "signature": "00"}),
+        )
+        .await;
+    assert_eq!(bad_sig.status, 400);
+    let bad = app
+        .post("/mina/login", json!({"app_id": id, "code": "err-40029"}))
+        .await;
+    assert_eq!(bad.status, 401);
+    let wrong_token = app
+        .send(
+            app.client
+                .get(app.url("/admin/apps"))
+                .bearer_auth("not-the-token"),
+        )
+        .await;
+    assert_eq!(wrong_token.status, 403);
+    let sessions = app
+        .send(app.admin(reqwest::Method::GET, &format!("/admin/apps/{id}/sessions")))
+        .await;
+    assert_eq!(sessions.status, 200);
+    let out = app
+        .post(
+            "/mina/logout",
+            json!({"app_id": id, "uuid": uuid, "skey": skey}),
+        )
+        .await;
+    assert_eq!(out.status, 200);
+    vec![
+        skey,
+        wafer::wechat_mock::session_key_for("sam.1"),
+        wafer::wechat_mock::session_key_for("sam.2"),
+        format!("secret-of-{appid}"),
+        TOKEN.to_owned(),
+        enc,
+    ]
+}
+
+fn assert_no_secret(secrets: &[String]) {
+    let log = log();
+    assert!(log.len() > 1000, "the capture works: {} bytes", log.len());
+    for s in secrets {
+        assert!(!log.contains(s.as_str()), "a secret reached the log: {s}");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_on_the_embedded_store() {
+    log();
+    let app = spawn_app_with(|_| {}).await;
+    let secrets = drive(&app, "wxlogemb").await;
+    assert_no_secret(&secrets);
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_on_the_tiered_store() {
+    log();
+    let db = backends::fresh_database().await;
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(backends::redis_url().as_str().into());
+        s.database_url = Some(db.as_str().into());
+        s.redis_prefix = backends::fresh_prefix();
+    })
+    .await;
+    let secrets = drive(&app, "wxlogtier").await;
+    assert_no_secret(&secrets);
+    // The database URL may carry a password: it is not logged either.
+    assert!(!log().contains(&db));
+}
+
+#[tokio::test]
+async fn the_request_id_is_echoed_and_logged() {
+    log();
+    let app = spawn_app_with(|_| {}).await;
+    let given = app
+        .send(
+            app.client
+                .get(app.url("/mina/"))
+                .header("x-request-id", "req-given-7731"),
+        )
+        .await;
+    assert_eq!(given.headers["x-request-id"], "req-given-7731");
+    let made = app.send(app.client.get(app.url("/nope"))).await;
+    let id = made.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 24);
+    let log = log();
+    assert!(log.contains("req-given-7731"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id) && l.contains("request refused"))
+        .expect("the failure is logged with its id");
+    for field in [
+        r#""route":"unmatched""#,
+        r#""status":404"#,
+        r#""error":"not_found""#,
+        "latency_us",
+        r#""method":"GET""#,
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}

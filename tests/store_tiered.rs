@@ -1,0 +1,494 @@
+//! The store contract on the tiered store (Redis + PostgreSQL), and what only
+//! it does: read-through, write-behind, one round trip per auth, faults.
+
+mod common;
+mod contract;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::backends::{self, PrivateRedis, Proxy, ProxyMode};
+use contract::{T0, creds, login, new_app};
+use wafer::clock::Timestamp;
+use wafer::domain::app::App;
+use wafer::store::postgres::Postgres;
+use wafer::store::{Store, StoreError, TieredStore};
+
+store_contract!(backends::tiered);
+
+async fn app_in(s: &TieredStore, appid: &str) -> Arc<App> {
+    s.create_app(new_app(appid), T0).await.unwrap()
+}
+
+async fn pg(db_url: &str) -> Postgres {
+    Postgres::connect(db_url, 2, Duration::from_secs(2)).unwrap()
+}
+
+fn redis_cli(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn secrets_are_stored_only_as_hashes() {
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxhash").await;
+    let (n, skey) = login(&app, "o-h", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let key = format!("{prefix}s:{{{uuid}}}");
+    let cached = redis_cli(&backends::redis_url(), &["HGETALL", &key]);
+    assert!(cached.contains(&app.id.to_string()), "{cached}");
+    assert!(!cached.contains(skey.expose()), "plain skey in Redis");
+    let record = pg(&db).await.session(uuid).await.unwrap().unwrap();
+    assert_eq!(record.skey_hash, skey.hash());
+}
+
+#[tokio::test]
+async fn a_redis_miss_reads_through_and_repopulates() {
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxmiss").await;
+    let (n, skey) = login(&app, "o-m", Some(r#"{"nickName":"m"}"#), T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let key = format!("{prefix}s:{{{uuid}}}");
+    assert_eq!(
+        redis_cli(&backends::redis_url(), &["DEL", &key]).trim(),
+        "1"
+    );
+    let later = T0.plus_millis(10_000);
+    let p = s
+        .authenticate(&creds(&app, uuid, &skey, later))
+        .await
+        .unwrap()
+        .expect("read through");
+    assert_eq!(p.user_info.as_deref(), Some(r#"{"nickName":"m"}"#));
+    assert_eq!(
+        redis_cli(&backends::redis_url(), &["EXISTS", &key]).trim(),
+        "1"
+    );
+    let ttl: i64 = redis_cli(&backends::redis_url(), &["PTTL", &key])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 3_590_000 && ttl <= 3_600_000, "ttl {ttl}");
+    // A wrong skey is refused on the read-through path too.
+    redis_cli(&backends::redis_url(), &["DEL", &key]);
+    let other = wafer::domain::skey::Skey::mint().unwrap();
+    assert!(
+        s.authenticate(&creds(&app, uuid, &other, later))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn last_visit_is_written_behind_and_checked_on_read_through() {
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxwb").await;
+    let (n, skey) = login(&app, "o-w", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    // Slide to T0 + 50 min; the session (3600 s sliding) now lives to T0 + 110 min.
+    let slid = T0.plus_millis(3_000_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, slid))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.flush_visits().await;
+    let record = pg(&db).await.session(uuid).await.unwrap().unwrap();
+    assert_eq!(record.last_visit, slid);
+    // Without Redis' copy, the record alone decides: T0 + 100 min is valid
+    // only because the slide reached PostgreSQL.
+    redis_cli(
+        &backends::redis_url(),
+        &["DEL", &format!("{prefix}s:{{{uuid}}}")],
+    );
+    let at = T0.plus_millis(6_000_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, at))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn restarting_wafer_or_losing_redis_loses_no_session() {
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let mut redis = PrivateRedis::start();
+    let s = backends::tiered_at(&redis.url(), &db, &prefix).await;
+    let app = app_in(&s, "wxrestart").await;
+    let (n, skey) = login(&app, "o-r", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let slid = T0.plus_millis(1_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, slid))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Graceful stop: pending last visits are flushed.
+    s.close().await;
+    drop(s);
+    assert_eq!(
+        pg(&db)
+            .await
+            .session(uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_visit,
+        slid
+    );
+    // All of Redis is lost, and wafer restarts.
+    redis.restart();
+    let s = backends::tiered_at(&redis.url(), &db, &prefix).await;
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, T0.plus_millis(2_000)))
+            .await
+            .unwrap()
+            .is_some(),
+        "the session survives from its record"
+    );
+    // And Redis was repopulated.
+    let key = format!("{prefix}s:{{{uuid}}}");
+    assert_eq!(redis.cli(&["EXISTS", &key]).trim(), "1");
+}
+
+#[tokio::test]
+async fn auth_is_one_redis_round_trip() {
+    let db = backends::fresh_database().await;
+    let redis = PrivateRedis::start();
+    let s = backends::tiered_at(&redis.url(), &db, &backends::fresh_prefix()).await;
+    let app = app_in(&s, "wxrtt").await;
+    let (n, skey) = login(&app, "o-rtt", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let c = creds(&app, uuid, &skey, T0.plus_millis(1));
+    // Warm up (the script may need loading once).
+    s.authenticate(&c).await.unwrap().unwrap();
+    let total = |stats: &str| -> u64 {
+        stats
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    const N: u64 = 200;
+    for i in 0..N {
+        let c = creds(&app, uuid, &skey, T0.plus_millis(10 + i as i64));
+        assert!(s.authenticate(&c).await.unwrap().is_some());
+    }
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let evalsha: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|l| l.split(',').next()?.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(evalsha, N, "{stats}");
+    // Commands called by the script itself (HMGET, HSET, PEXPIRE) are
+    // counted too; what matters is that the client sent N commands. The
+    // only client-side commands are EVALSHA, plus the INFO/RESETSTAT of
+    // this test and fred's own PINGs.
+    let client_side = total(&stats)
+        - [
+            "hmget",
+            "hset",
+            "pexpire",
+            "info",
+            "config|resetstat",
+            "ping",
+        ]
+        .iter()
+        .map(|c| {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{c}:calls=")))
+                .and_then(|l| l.split(',').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum::<u64>();
+    assert_eq!(client_side, N, "{stats}");
+}
+
+#[tokio::test]
+async fn redis_down_serves_auth_from_postgres_and_recovers() {
+    let db = backends::fresh_database().await;
+    let mut redis = PrivateRedis::start();
+    let s = backends::tiered_at(&redis.url(), &db, &backends::fresh_prefix()).await;
+    let app = app_in(&s, "wxrdown").await;
+    let (n, skey) = login(&app, "o-rd", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = s.health().await;
+    let redis_health = health.iter().find(|h| h.name == "redis").unwrap();
+    assert!(redis_health.problem.is_some(), "{health:?}");
+    assert!(
+        health
+            .iter()
+            .any(|h| h.name == "postgres" && h.problem.is_none())
+    );
+    // Auth is served from PostgreSQL, still checking everything.
+    let t = T0.plus_millis(5_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, t))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let bad = wafer::domain::skey::Skey::mint().unwrap();
+    assert!(
+        s.authenticate(&creds(&app, uuid, &bad, t))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Logins still work (PostgreSQL commits; Redis catches up later).
+    let (n, skey2) = login(&app, "o-rd", None, t);
+    assert_eq!(s.upsert_session(n).await.unwrap().uuid, uuid);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, t))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey2, t))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Redis comes back (empty): no restart needed.
+    redis.restart();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if s.health().await.iter().all(|h| h.problem.is_none()) {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "redis reconnects");
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey2, t))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.authenticate(&creds(&app, uuid, &skey, t))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_stale_redis_copy_is_evicted_when_redis_returns() {
+    // Redis unreachable (not restarted: it keeps the old copy) while a
+    // re-login rotates the skey: once it is reachable, the old skey fails.
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
+    let s = backends::tiered_at(&proxy.redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxstale").await;
+    let (n, old) = login(&app, "o-st", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    proxy.set(ProxyMode::Down);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (n, new) = login(&app, "o-st", None, T0.plus_millis(1));
+    assert_eq!(s.upsert_session(n).await.unwrap().uuid, uuid);
+    proxy.set(ProxyMode::Pass);
+    let t = T0.plus_millis(2);
+    let mut fixed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.health().await.iter().all(|h| h.problem.is_none())
+            && s.authenticate(&creds(&app, uuid, &old, t))
+                .await
+                .unwrap()
+                .is_none()
+        {
+            fixed = true;
+            break;
+        }
+    }
+    assert!(fixed, "the old skey stops working once Redis is back");
+    assert!(
+        s.authenticate(&creds(&app, uuid, &new, t))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
+    let db = backends::fresh_database().await;
+    let proxy = Proxy::start(backends::host_port(&db)).await;
+    let s = backends::tiered_at(
+        &backends::redis_url(),
+        &proxy.pg_url(&db),
+        &backends::fresh_prefix(),
+    )
+    .await;
+    let app = app_in(&s, "wxpgdown").await;
+    let (n, skey) = login(&app, "o-pd", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    for mode in [ProxyMode::Down, ProxyMode::Hang] {
+        proxy.set(mode);
+        let t = T0.plus_millis(1_000);
+        assert!(
+            s.authenticate(&creds(&app, uuid, &skey, t))
+                .await
+                .unwrap()
+                .is_some(),
+            "auth from Redis with PostgreSQL {mode:?}"
+        );
+        let started = std::time::Instant::now();
+        let (n, _) = login(&app, "o-new", None, t);
+        assert!(matches!(
+            s.upsert_session(n).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            s.create_app(new_app("wxnope"), t).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        // Bounded by the 2 s store timeout, twice.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let health = s.health().await;
+        assert!(
+            health
+                .iter()
+                .any(|h| h.name == "postgres" && h.problem.is_some()),
+            "{health:?}"
+        );
+    }
+    proxy.set(ProxyMode::Pass);
+    // Back without a restart; the last visits kept meanwhile are flushed.
+    let mut back = false;
+    for _ in 0..50 {
+        let (n, _) = login(&app, "o-new", None, T0.plus_millis(2_000));
+        if s.upsert_session(n).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "logins work again once PostgreSQL is back");
+    s.flush_visits().await;
+    let record = pg(&db).await.session(uuid).await.unwrap().unwrap();
+    assert_eq!(record.last_visit, T0.plus_millis(1_000));
+}
+
+#[tokio::test]
+async fn app_changes_reach_another_instance_within_a_second() {
+    let db = backends::fresh_database().await;
+    let a = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
+    let b = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
+    let app = app_in(&a, "wxshared").await;
+    let by_id = wafer::domain::app::AppRef::Id(app.id);
+    let seen = |s: Arc<TieredStore>, want: Option<u32>| {
+        let by_id = by_id.clone();
+        async move {
+            for _ in 0..20 {
+                let got = s.app(&by_id).await.unwrap().map(|a| a.session_duration);
+                if got == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(seen(b.clone(), Some(3600)).await);
+    let patch = wafer::domain::app::AppPatch {
+        session_duration: Some(60),
+        ..Default::default()
+    };
+    a.update_app(app.id, patch, T0).await.unwrap();
+    assert!(seen(b.clone(), Some(60)).await);
+    a.delete_app(app.id).await.unwrap();
+    assert!(seen(b, None).await);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_purged_from_postgres() {
+    let db = backends::fresh_database().await;
+    let s = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
+    let app = app_in(&s, "wxpurge").await;
+    // Logged in long ago (by the wall clock the purge uses).
+    let long_ago = Timestamp(1_600_000_000_000);
+    let (n, _) = login(&app, "o-old", None, long_ago);
+    let old = s.upsert_session(n).await.unwrap().uuid;
+    let (n, _) = login(&app, "o-new", None, T0);
+    let new = s.upsert_session(n).await.unwrap().uuid;
+    s.purge(Timestamp(1_700_000_000_000)).await;
+    let pg = pg(&db).await;
+    assert!(pg.session(old).await.unwrap().is_none());
+    assert!(pg.session(new).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_once() {
+    let db = backends::fresh_database().await;
+    let runs = (0..4).map(|_| {
+        let db = db.clone();
+        tokio::spawn(async move { pg(&db).await.migrate().await.unwrap() })
+    });
+    let mut applied = 0;
+    for r in runs {
+        applied += r.await.unwrap().len();
+    }
+    assert_eq!(applied, wafer::store::postgres::migrate::MIGRATIONS.len());
+    assert!(pg(&db).await.migrate().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_hung_redis_costs_an_auth_at_most_its_timeout() {
+    let db = backends::fresh_database().await;
+    let proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
+    let s = backends::tiered_at(&proxy.redis_url(), &db, &backends::fresh_prefix()).await;
+    let app = app_in(&s, "wxrhang").await;
+    let (n, skey) = login(&app, "o-hang", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    proxy.set(ProxyMode::Hang);
+    // Every auth still answers, from PostgreSQL, within the 500 ms Redis
+    // timeout of the test store (plus the PostgreSQL read).
+    for i in 0..3 {
+        let started = std::time::Instant::now();
+        let c = creds(&app, uuid, &skey, T0.plus_millis(1_000 + i));
+        assert!(s.authenticate(&c).await.unwrap().is_some());
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    proxy.set(ProxyMode::Pass);
+}
