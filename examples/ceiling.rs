@@ -71,14 +71,13 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         return reply(StatusCode::BAD_REQUEST, FAIL);
     };
     let hash = Sha256::digest(auth.skey.as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let key = format!("{}s:{{{}}}", state.cli.prefix, auth.uuid);
     let args = vec![
-        Value::Integer(state.cli.app_id),
-        Value::from(hex),
+        Value::Bytes(Bytes::copy_from_slice(&state.cli.app_id.to_le_bytes())),
+        Value::Bytes(Bytes::copy_from_slice(&hash)),
         Value::Integer(now),
         Value::Integer(state.cli.login_days * 86_400_000),
         Value::Integer(state.cli.session_secs * 1_000),
@@ -88,7 +87,7 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         .evalsha_with_reload::<Value, _, _>(pool.next(), key, args)
         .await
     {
-        Ok(Value::Array(_)) => reply(StatusCode::OK, OK),
+        Ok(Value::Bytes(_) | Value::String(_)) => reply(StatusCode::OK, OK),
         _ => reply(StatusCode::UNAUTHORIZED, FAIL),
     }
 }

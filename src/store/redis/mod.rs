@@ -1,13 +1,16 @@
-//! Redis: the session hot path. A session is one hash under
+//! Redis: the session hot path. A session is one string under
 //! `{prefix}s:{<uuid>}` (the braces are a Redis Cluster hash tag, so every
-//! script touches one slot) whose TTL is the time the session has left.
-//! Checks and writes are Lua scripts run by SHA, reloaded on `NOSCRIPT`.
+//! script touches one slot), laid out as [`layout`] says, whose TTL is the
+//! time the session has left. Checks and writes are Lua scripts run by SHA,
+//! reloaded on `NOSCRIPT`.
 
-use std::fmt::Write as _;
+pub mod layout;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy, Value,
 };
@@ -46,29 +49,11 @@ pub struct Redis {
     timeout: Duration,
     auth: Script,
     put: Script,
-    bury: Script,
     metrics: StoreMetrics,
 }
 
 fn unavailable(e: &RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis {:?}", e.kind()).to_lowercase())
-}
-
-fn hex(hash: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    for b in hash {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn text(v: Value) -> Option<Box<str>> {
-    match v {
-        Value::String(s) => Some(Box::from(&*s)),
-        Value::Bytes(b) => std::str::from_utf8(&b).ok().map(Box::from),
-        _ => None,
-    }
 }
 
 impl Redis {
@@ -105,7 +90,6 @@ impl Redis {
             timeout,
             auth: Script::from_lua(include_str!("auth.lua")),
             put: Script::from_lua(include_str!("put.lua")),
-            bury: Script::from_lua(include_str!("bury.lua")),
             metrics: StoreMetrics::default(),
         })
     }
@@ -177,8 +161,8 @@ impl Redis {
     pub async fn authenticate(&self, creds: &Credentials) -> StoreResult<AuthOutcome> {
         let args = || {
             vec![
-                Value::Integer(creds.app_id),
-                Value::from(hex(&creds.skey_hash.0)),
+                Value::Bytes(Bytes::copy_from_slice(&layout::app_bytes(creds.app_id))),
+                Value::Bytes(Bytes::copy_from_slice(&creds.skey_hash.0)),
                 Value::Integer(creds.now.0),
                 Value::Integer(creds.limits.login_ms),
                 Value::Integer(creds.limits.session_ms),
@@ -189,16 +173,8 @@ impl Redis {
             .await?
         {
             Value::Integer(0) => Ok(AuthOutcome::Miss),
-            Value::Array(mut parts) if parts.len() == 3 => {
-                let user_info = text(parts.pop().unwrap_or(Value::Null)).map(Arc::from);
-                let union_id = text(parts.pop().unwrap_or(Value::Null));
-                let open_id = text(parts.pop().unwrap_or(Value::Null)).unwrap_or_default();
-                Ok(AuthOutcome::Accepted(Arc::new(Profile {
-                    open_id,
-                    union_id,
-                    user_info,
-                })))
-            }
+            Value::Bytes(b) => Ok(accepted(&b)),
+            Value::String(s) => Ok(accepted(s.as_bytes())),
             _ => Ok(AuthOutcome::Refused),
         }
     }
@@ -209,16 +185,11 @@ impl Redis {
         if ttl_ms <= 0 {
             return Ok(false);
         }
+        let value = Bytes::from(layout::encode(record));
         let args = || {
             vec![
                 Value::Integer(record.generation),
-                Value::Integer(record.app_id),
-                Value::from(hex(&record.skey_hash.0)),
-                Value::Integer(record.create_time.0),
-                Value::Integer(record.last_visit.0),
-                Value::from(record.open_id.as_str()),
-                Value::from(record.union_id.as_deref().unwrap_or("")),
-                Value::from(record.user_info.as_deref().unwrap_or("")),
+                Value::Bytes(value.clone()),
                 Value::Integer(ttl_ms),
             ]
         };
@@ -230,11 +201,15 @@ impl Redis {
 
     /// Replaces session `uuid` by a tombstone.
     pub async fn bury(&self, uuid: Uuid) -> StoreResult<()> {
-        self.eval(Op::Bury, &self.bury, self.key(uuid), || {
-            vec![Value::Integer(TOMBSTONE_MS)]
-        })
-        .await
-        .map(drop)
+        use fred::prelude::{Expiration, KeysInterface};
+        let call = self.pool.next_connected().set::<Value, _, _>(
+            self.key(uuid),
+            layout::TOMBSTONE,
+            Some(Expiration::PX(TOMBSTONE_MS)),
+            None,
+            false,
+        );
+        self.bounded(Op::Bury, call).await.map(drop)
     }
 
     /// Drops whatever Redis holds for `uuid` (the record is read again on
@@ -260,6 +235,18 @@ impl Redis {
     }
 }
 
+/// An accepted auth's profile; a value this version did not write is refused
+/// (and logged) rather than trusted.
+fn accepted(profile: &[u8]) -> AuthOutcome {
+    match layout::decode_profile(profile) {
+        Some(p) => AuthOutcome::Accepted(Arc::new(p)),
+        None => {
+            tracing::error!("redis holds a session value wafer cannot read; refusing it");
+            AuthOutcome::Refused
+        }
+    }
+}
+
 /// The key of session `uuid` under `prefix`: `{prefix}s:{<uuid>}`.
 pub fn session_key(prefix: &str, uuid: Uuid) -> String {
     let mut k = String::with_capacity(prefix.len() + 40);
@@ -281,16 +268,5 @@ mod tests {
             session_key("wafer:", u),
             "wafer:s:{00000000-0000-0000-0000-000000000000}"
         );
-    }
-
-    #[test]
-    fn hex_is_lowercase_and_full_length() {
-        let mut h = [0u8; 32];
-        h[0] = 0xab;
-        h[31] = 0x01;
-        let s = hex(&h);
-        assert_eq!(s.len(), 64);
-        assert!(s.starts_with("ab00"));
-        assert!(s.ends_with("01"));
     }
 }
