@@ -14,11 +14,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks this list against `sql/`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init.sql",
-    sql: include_str!("../../../sql/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init.sql",
+        sql: include_str!("../../../sql/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_hot_last_visit.sql",
+        sql: include_str!("../../../sql/0002_hot_last_visit.sql"),
+    },
+];
 
 // Any fixed number works; this one spells "wafer" in ASCII.
 const LOCK_KEY: i64 = 0x77_61_66_65_72;
