@@ -13,6 +13,7 @@
 #   SESSIONS [100000]   sessions seeded    DURATION [15]   seconds per load
 #   THREADS [2] CONNECTIONS [64]           wrk shape
 #   SOAK [0]            seconds of mixed load sampling wafer's RSS (300 = 5 min)
+#   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
 #   RESULTS [target/loadtest/results.txt]  where the summary is also written
@@ -25,6 +26,7 @@ DURATION=${DURATION:-15}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 SOAK=${SOAK:-0}
+VISIT_GRANULARITY=${VISIT_GRANULARITY:-1s}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest
@@ -117,10 +119,11 @@ start_wafer() { # listen extra-env...
 }
 
 say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions"
-say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
 
 # --- tiered -----------------------------------------------------------------
-start_wafer "$TIERED" WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX"
+start_wafer "$TIERED" WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX" \
+  WAFER_VISIT_GRANULARITY="$VISIT_GRANULARITY"
 TIERED_PID=$WAFER_PID
 mem_before=$(redis-cli -u "$REDIS_URL" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 "$BIN/examples/seed" --url "http://$TIERED" --appid wxload --n "$SESSIONS" --tag "seed-$TAG" \

@@ -85,6 +85,13 @@ pub struct Settings {
     #[arg(long, env = "WAFER_DATABASE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub database_timeout: Duration,
 
+    /// How often at most a session's last visit is written to PostgreSQL.
+    /// Sessions slide in Redis on every auth; PostgreSQL's copy (what a
+    /// Redis loss falls back on) lags by at most this plus one second.
+    /// Coarser means far fewer PostgreSQL writes under load.
+    #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = "1s", value_parser = parse_duration)]
+    pub visit_granularity: Duration,
+
     /// Where WeChat's API is (tests and load tests point it at the mock).
     #[arg(long, env = "WAFER_WECHAT_API_BASE", default_value = DEFAULT_API_BASE)]
     pub wechat_api_base: String,
@@ -130,6 +137,7 @@ impl Default for Settings {
             redis_timeout: Duration::from_millis(250),
             database_pool: 16,
             database_timeout: Duration::from_secs(2),
+            visit_granularity: Duration::from_secs(1),
             wechat_api_base: DEFAULT_API_BASE.to_owned(),
             wechat_timeout: Duration::from_secs(5),
             wechat_connect_timeout: Duration::from_secs(2),

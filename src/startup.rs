@@ -144,7 +144,11 @@ async fn open_tiered(
     if !redis.wait_connected(Duration::from_secs(2)).await {
         tracing::warn!("Redis is not answering; serving auth from PostgreSQL until it does");
     }
-    TieredStore::start(redis, pg, clock, Intervals::default(), metrics)
+    let every = Intervals {
+        visit: settings.visit_granularity,
+        ..Intervals::default()
+    };
+    TieredStore::start(redis, pg, clock, every, metrics)
         .await
         .map_err(|e| StartError::Store(e.to_string()))
 }

@@ -90,6 +90,47 @@ async fn a_redis_miss_reads_through_and_repopulates() {
 }
 
 #[tokio::test]
+async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
+    let db = backends::fresh_database().await;
+    let every = backends::test_intervals();
+    let every = wafer::store::tiered::Intervals {
+        visit: Duration::from_secs(60),
+        ..every
+    };
+    let s = backends::tiered_with(
+        &backends::redis_url(),
+        &db,
+        &backends::fresh_prefix(),
+        every,
+    )
+    .await;
+    let app = app_in(&s, "wxgran").await;
+    let (n, skey) = login(&app, "o-g", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let auth_at = |ms: i64| {
+        let c = creds(&app, uuid, &skey, T0.plus_millis(ms));
+        let s = s.clone();
+        async move { s.authenticate(&c).await.unwrap().is_some() }
+    };
+    // The login wrote T0; slides within the next minute stay in Redis.
+    assert!(auth_at(10_000).await);
+    assert!(auth_at(59_000).await);
+    assert_eq!(s.pending_visits(), 0);
+    // A minute after the last write, the visit is due.
+    assert!(auth_at(61_000).await);
+    assert_eq!(s.pending_visits(), 1);
+    s.flush_visits().await;
+    let last = |db: String| async move { pg(&db).await.session(uuid).await.unwrap().unwrap() };
+    assert_eq!(last(db.clone()).await.last_visit, T0.plus_millis(61_000));
+    // Not due again until 60 s after that; Redis still slid meanwhile:
+    // T0 + 90 s + the 3600 s window is valid, which T0 + 61 s would not be.
+    assert!(auth_at(90_000).await);
+    assert_eq!(s.pending_visits(), 0);
+    assert!(auth_at(90_000 + 3_600_000 - 1_000).await);
+    assert_eq!(s.pending_visits(), 1);
+}
+
+#[tokio::test]
 async fn last_visit_is_written_behind_and_checked_on_read_through() {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();

@@ -102,25 +102,31 @@ pub fn test_intervals() -> Intervals {
         apps: Duration::from_millis(100),
         purge: Duration::from_secs(3600),
         repair: Duration::from_millis(100),
+        // Every visit due: the tests check that each one reaches PostgreSQL.
+        visit: Duration::from_millis(1),
     }
 }
 
 /// A tiered store over `redis_url` and `db_url` with `prefix`, migrated.
 pub async fn tiered_at(redis_url: &str, db_url: &str, prefix: &str) -> Arc<TieredStore> {
+    tiered_with(redis_url, db_url, prefix, test_intervals()).await
+}
+
+/// [`tiered_at`] with background timings of the test's choosing.
+pub async fn tiered_with(
+    redis_url: &str,
+    db_url: &str,
+    prefix: &str,
+    every: Intervals,
+) -> Arc<TieredStore> {
     let pg = Postgres::connect(db_url, 8, Duration::from_secs(2)).expect("pg config");
     pg.migrate().await.expect("migrations apply");
     let redis =
         Redis::connect(redis_url, prefix, 2, Duration::from_millis(500)).expect("redis config");
     redis.wait_connected(Duration::from_secs(5)).await;
-    TieredStore::start(
-        redis,
-        pg,
-        Arc::new(SystemClock),
-        test_intervals(),
-        Default::default(),
-    )
-    .await
-    .expect("tiered store starts")
+    TieredStore::start(redis, pg, Arc::new(SystemClock), every, Default::default())
+        .await
+        .expect("tiered store starts")
 }
 
 /// A fresh tiered store on the shared servers.

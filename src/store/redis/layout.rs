@@ -13,8 +13,9 @@
 //!      9     8  app_id       (i64, little-endian; compared as bytes)
 //!     17     8  create_ms    (i64, little-endian)
 //!     25     8  last_visit   (i64, little-endian; SETRANGE on each slide)
-//!     33    32  SHA-256 of the skey (compared as bytes)
-//!     65     …  profile: u16 len + open_id, u16 len + union_id
+//!     33     8  persisted    (i64: the last visit last sent to PostgreSQL)
+//!     41    32  SHA-256 of the skey (compared as bytes)
+//!     73     …  profile: u16 len + open_id, u16 len + union_id
 //!               (0xFFFF = none), then user_info (absent = empty, else
 //!               b'{'… as stored: the compact JSON object)
 //! ```
@@ -30,7 +31,7 @@ pub const SESSION: u8 = b'S';
 /// The whole value of a tombstone.
 pub const TOMBSTONE: &[u8] = b"X";
 /// Where the profile starts.
-pub const PROFILE_AT: usize = 65;
+pub const PROFILE_AT: usize = 73;
 const NO_UNION: u16 = u16::MAX;
 
 /// The app id as the scripts compare it.
@@ -50,6 +51,8 @@ pub fn encode(record: &SessionRecord) -> Vec<u8> {
     v.extend_from_slice(&record.generation.to_le_bytes());
     v.extend_from_slice(&app_bytes(record.app_id));
     v.extend_from_slice(&record.create_time.0.to_le_bytes());
+    v.extend_from_slice(&record.last_visit.0.to_le_bytes());
+    // A record comes from PostgreSQL (or was just written there).
     v.extend_from_slice(&record.last_visit.0.to_le_bytes());
     v.extend_from_slice(&record.skey_hash.0);
     debug_assert_eq!(v.len(), PROFILE_AT);
@@ -140,7 +143,11 @@ mod tests {
             i64::from_le_bytes(v[25..33].try_into().unwrap()),
             1_700_000_000_456
         );
-        assert_eq!(&v[33..65], &[7; 32]);
+        assert_eq!(
+            i64::from_le_bytes(v[33..41].try_into().unwrap()),
+            1_700_000_000_456
+        );
+        assert_eq!(&v[41..73], &[7; 32]);
     }
 
     #[test]

@@ -33,8 +33,9 @@ const TOMBSTONE_MS: i64 = 60_000;
 /// What Redis says of a session on auth.
 #[derive(Debug)]
 pub enum AuthOutcome {
-    /// Accepted and slid.
-    Accepted(Arc<Profile>),
+    /// Accepted and slid; `true` when this visit is due to be written to
+    /// PostgreSQL (none was for the visit granularity).
+    Accepted(Arc<Profile>, bool),
     /// Known and refused (wrong app/skey, expired, removed).
     Refused,
     /// Not in Redis: read through to the record.
@@ -157,8 +158,14 @@ impl Redis {
         self.bounded(op, call).await
     }
 
-    /// Checks `creds` and slides the session, in one round trip.
-    pub async fn authenticate(&self, creds: &Credentials) -> StoreResult<AuthOutcome> {
+    /// Checks `creds` and slides the session, in one round trip. A visit is
+    /// reported due for PostgreSQL at most once per `granularity`.
+    pub async fn authenticate(
+        &self,
+        creds: &Credentials,
+        granularity: Duration,
+    ) -> StoreResult<AuthOutcome> {
+        let granularity_ms = i64::try_from(granularity.as_millis()).unwrap_or(i64::MAX);
         let args = || {
             vec![
                 Value::Bytes(Bytes::copy_from_slice(&layout::app_bytes(creds.app_id))),
@@ -166,6 +173,7 @@ impl Redis {
                 Value::Integer(creds.now.0),
                 Value::Integer(creds.limits.login_ms),
                 Value::Integer(creds.limits.session_ms),
+                Value::Integer(granularity_ms),
             ]
         };
         match self
@@ -235,11 +243,14 @@ impl Redis {
     }
 }
 
-/// An accepted auth's profile; a value this version did not write is refused
-/// (and logged) rather than trusted.
-fn accepted(profile: &[u8]) -> AuthOutcome {
-    match layout::decode_profile(profile) {
-        Some(p) => AuthOutcome::Accepted(Arc::new(p)),
+/// An accepted auth's reply (the "due" byte, then the profile); a value this
+/// version did not write is refused (and logged) rather than trusted.
+fn accepted(reply: &[u8]) -> AuthOutcome {
+    let decoded = reply
+        .split_first()
+        .and_then(|(due, profile)| Some((*due == 1, layout::decode_profile(profile)?)));
+    match decoded {
+        Some((due, p)) => AuthOutcome::Accepted(Arc::new(p), due),
         None => {
             tracing::error!("redis holds a session value wafer cannot read; refusing it");
             AuthOutcome::Refused

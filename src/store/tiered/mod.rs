@@ -43,6 +43,10 @@ pub struct Intervals {
     pub purge: Duration,
     /// Period of the retry of Redis evictions that failed.
     pub repair: Duration,
+    /// A session's last visit is written to PostgreSQL at most once per
+    /// this (it slides in Redis on every auth). PostgreSQL's copy lags by at
+    /// most this plus one flush.
+    pub visit: Duration,
 }
 
 impl Default for Intervals {
@@ -52,6 +56,7 @@ impl Default for Intervals {
             apps: Duration::from_millis(500),
             purge: Duration::from_secs(60),
             repair: Duration::from_secs(1),
+            visit: Duration::from_secs(1),
         }
     }
 }
@@ -71,6 +76,7 @@ pub struct TieredStore {
     apps: SharedAppTable,
     visits: WriteBehind,
     metrics: StoreMetrics,
+    every: Intervals,
     // Keys whose Redis copy may be stale because a write to Redis failed.
     repairs: Mutex<HashSet<Uuid>>,
 }
@@ -90,6 +96,7 @@ impl TieredStore {
             redis: redis.with_metrics(metrics.clone()),
             pg: pg.with_metrics(metrics.clone()),
             metrics,
+            every,
             apps: SharedAppTable::default(),
             visits: WriteBehind::new(WRITE_BEHIND_CAP),
             repairs: Mutex::new(HashSet::new()),
@@ -139,6 +146,11 @@ impl TieredStore {
 
     /// Purges sessions expired at `now` from PostgreSQL, batch by batch.
     pub async fn purge(&self, now: Timestamp) {
+        // PostgreSQL's last_visit_time may lag Redis by the visit
+        // granularity: judge expiry that much later, or a session still
+        // sliding in Redis could lose its record.
+        let lag = i64::try_from(self.every.visit.as_millis()).unwrap_or(i64::MAX);
+        let now = now.plus_millis(-lag);
         let mut total = 0;
         loop {
             match self.pg.purge_expired(now, PURGE_BATCH).await {
@@ -316,9 +328,11 @@ impl Store for TieredStore {
         if !self.redis.is_connected() {
             return self.read_through(creds, false).await;
         }
-        match self.redis.authenticate(creds).await {
-            Ok(AuthOutcome::Accepted(profile)) => {
-                self.visits.record(creds.uuid, creds.now);
+        match self.redis.authenticate(creds, self.every.visit).await {
+            Ok(AuthOutcome::Accepted(profile, due)) => {
+                if due {
+                    self.visits.record(creds.uuid, creds.now);
+                }
                 Ok(Some(profile))
             }
             Ok(AuthOutcome::Refused) => Ok(None),
