@@ -81,6 +81,9 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         Value::Integer(now),
         Value::Integer(state.cli.login_days * 86_400_000),
         Value::Integer(state.cli.session_secs * 1_000),
+        // wafer's default visit granularity (1 s); the ceiling ignores the
+        // "due" byte, as it writes nothing to PostgreSQL.
+        Value::Integer(1_000),
     ];
     match state
         .script
