@@ -97,7 +97,16 @@ load() {
   done
   say "$name ${line#RESULT }$cpu"
   LAST_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+  # Failed requests are cheap, so a run with errors measures nothing: the
+  # references (ceiling, fixed reply) must answer every request with 200.
+  local failed
+  failed=$(sed -E 's/.* non2xx=([0-9]+) socket_errors=([0-9]+).*/\1 \2/' <<<"$line")
+  if [ "$failed" != "0 0" ]; then
+    say "ERROR: $name had failed requests (non2xx, socket errors: $failed); its numbers are not valid"
+    FAILED_LOADS+=("$name")
+  fi
 }
+FAILED_LOADS=()
 
 echo "building release binaries..."
 cargo build --release --bins --example ceiling --example seed >/dev/null 2>&1 \
@@ -172,3 +181,4 @@ sleep 0.5
 WAFER_SESSIONS=$WORK/sessions-embedded.csv load fixed_reply loadtest/wrk/auth.lua "$FIXED" "fixed=$FIXED_PID"
 say "embedded_auth_vs_fixed_reply=$(awk -v a="$EMB_AUTH" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')"
 echo "results written to $RESULTS"
+if ((${#FAILED_LOADS[@]})); then die "loads with failed requests: ${FAILED_LOADS[*]}"; fi
