@@ -18,7 +18,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use sha2::{Digest, Sha256};
+use wafer::clock::Timestamp;
+use wafer::domain::session::{Credentials, Limits};
+use wafer::domain::skey::SkeyHash;
+use wafer::store::redis::{AUTH_SCRIPT, auth_args, session_key};
 
 #[derive(Parser)]
 struct Cli {
@@ -33,9 +36,9 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     app_id: i64,
     #[arg(long, default_value_t = 30)]
-    login_days: i64,
+    login_days: u32,
     #[arg(long, default_value_t = 2_592_000)]
-    session_secs: i64,
+    session_secs: u32,
 }
 
 #[derive(serde::Deserialize)]
@@ -70,21 +73,23 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
     let Ok(auth) = serde_json::from_slice::<Auth>(&body) else {
         return reply(StatusCode::BAD_REQUEST, FAIL);
     };
-    let hash = Sha256::digest(auth.skey.as_bytes());
+    let Ok(uuid) = uuid::Uuid::parse_str(auth.uuid) else {
+        return reply(StatusCode::UNAUTHORIZED, FAIL);
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let key = format!("{}s:{{{}}}", state.cli.prefix, auth.uuid);
-    let args = vec![
-        Value::Bytes(Bytes::copy_from_slice(&state.cli.app_id.to_le_bytes())),
-        Value::Bytes(Bytes::copy_from_slice(&hash)),
-        Value::Integer(now),
-        Value::Integer(state.cli.login_days * 86_400_000),
-        Value::Integer(state.cli.session_secs * 1_000),
-        // wafer's default visit granularity (1 s); the ceiling ignores the
-        // "due" byte, as it writes nothing to PostgreSQL.
-        Value::Integer(1_000),
-    ];
+    // Exactly wafer's call: its key, its script, its arguments (with the
+    // default visit granularity, 1 s).
+    let creds = Credentials {
+        uuid,
+        skey_hash: SkeyHash::of(auth.skey),
+        app_id: state.cli.app_id,
+        limits: Limits::new(state.cli.login_days, state.cli.session_secs),
+        now: Timestamp(now),
+    };
+    let key = session_key(&state.cli.prefix, uuid);
+    let args = auth_args(&creds, 1_000);
     match state
         .script
         .evalsha_with_reload::<Value, _, _>(pool.next(), key, args)
@@ -109,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let state = Arc::new(State {
         pool,
-        script: Script::from_lua(include_str!("../src/store/redis/auth.lua")),
+        script: Script::from_lua(AUTH_SCRIPT),
         cli,
     });
     eprintln!("ceiling: serving on {}", listener.local_addr()?);

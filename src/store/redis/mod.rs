@@ -89,7 +89,7 @@ impl Redis {
             pool,
             prefix: prefix.into(),
             timeout,
-            auth: Script::from_lua(include_str!("auth.lua")),
+            auth: Script::from_lua(AUTH_SCRIPT),
             put: Script::from_lua(include_str!("put.lua")),
             metrics: StoreMetrics::default(),
         })
@@ -166,16 +166,7 @@ impl Redis {
         granularity: Duration,
     ) -> StoreResult<AuthOutcome> {
         let granularity_ms = i64::try_from(granularity.as_millis()).unwrap_or(i64::MAX);
-        let args = || {
-            vec![
-                Value::Bytes(Bytes::copy_from_slice(&layout::app_bytes(creds.app_id))),
-                Value::Bytes(Bytes::copy_from_slice(&creds.skey_hash.0)),
-                Value::Integer(creds.now.0),
-                Value::Integer(creds.limits.login_ms),
-                Value::Integer(creds.limits.session_ms),
-                Value::Integer(granularity_ms),
-            ]
-        };
+        let args = || auth_args(creds, granularity_ms);
         match self
             .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
             .await?
@@ -242,6 +233,22 @@ impl Redis {
         let _ = tokio::time::timeout(self.timeout, self.pool.quit()).await;
     }
 }
+
+/// The arguments of [`AUTH_SCRIPT`] for `creds`. Public so that the load
+/// test's ceiling server makes exactly wafer's call.
+pub fn auth_args(creds: &Credentials, granularity_ms: i64) -> Vec<Value> {
+    vec![
+        Value::Bytes(Bytes::copy_from_slice(&layout::app_bytes(creds.app_id))),
+        Value::Bytes(Bytes::copy_from_slice(&creds.skey_hash.0)),
+        Value::Integer(creds.now.0),
+        Value::Integer(creds.limits.login_ms),
+        Value::Integer(creds.limits.session_ms),
+        Value::Integer(granularity_ms),
+    ]
+}
+
+/// The auth script: a reply of bytes or a string is an accepted session.
+pub const AUTH_SCRIPT: &str = include_str!("auth.lua");
 
 /// An accepted auth's reply (the "due" byte, then the profile); a value this
 /// version did not write is refused (and logged) rather than trusted.
