@@ -12,6 +12,8 @@
 # Environment (defaults in brackets):
 #   SESSIONS [100000]   sessions seeded    DURATION [15]   seconds per load
 #   THREADS [2] CONNECTIONS [64]           wrk shape
+#   ROUNDS [3]          rounds of each wafer-vs-reference comparison, interleaved
+#                       (wafer, reference, wafer, ...); the median ratio is the result
 #   SOAK [0]            seconds of mixed load sampling wafer's RSS (300 = 5 min)
 #   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
 #   REDIS_URL [redis://127.0.0.1:6379]
@@ -25,6 +27,7 @@ SESSIONS=${SESSIONS:-100000}
 DURATION=${DURATION:-15}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-3}
 SOAK=${SOAK:-0}
 VISIT_GRANULARITY=${VISIT_GRANULARITY:-1s}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -79,17 +82,18 @@ ticks() { # pids... -> summed utime+stime clock ticks
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 REDIS_PID=$(pgrep -f "redis-server.*:${REDIS_URL##*:}" | head -1 || true)
-pg_pids() { pgrep -x postgres | tr '\n' ' '; }
+pg_pids() { pgrep -x postgres | paste -sd, -; }
 HZ=$(getconf CLK_TCK)
 
 # load NAME SCRIPT TARGET PIDS... : runs wrk, prints one result line.
 load() {
   local name=$1 script=$2 target=$3; shift 3
   local named=("$@") before=() after=() i out line
-  for p in "${named[@]}"; do before+=("$(ticks ${p#*=})"); done
+  # name=pid or name=pid,pid,... (PostgreSQL is several processes)
+  for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" 2>&1) \
     || die "wrk failed: $out"
-  for p in "${named[@]}"; do after+=("$(ticks ${p#*=})"); done
+  for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
   line=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk: $out"
   local cpu=""
   for i in "${!named[@]}"; do
@@ -107,6 +111,26 @@ load() {
   fi
 }
 FAILED_LOADS=()
+
+# compare NAME WAFER_TARGET WAFER_PROCS REF_NAME REF_TARGET REF_PROCS: ROUNDS
+# interleaved rounds of the auth load against wafer and a reference server.
+# Two servers sharing two cores with wrk swing by up to 25% from one 15 s
+# load to the next; alternating them and taking the median ratio keeps a slow
+# moment of the machine from being read as a difference between them.
+# (PROCS are space-separated name=pid lists.) Sets MEDIAN_RATIO, WAFER_RPS.
+compare() {
+  local name=$1 target=$2 procs=$3 ref=$4 ref_target=$5 ref_procs=$6 r a ratios=()
+  for r in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086 # word splitting of the pid lists is intended
+    load "$name" loadtest/wrk/auth.lua "$target" $procs
+    a=$LAST_RPS
+    # shellcheck disable=SC2086
+    load "$ref" loadtest/wrk/auth.lua "$ref_target" $ref_procs
+    ratios+=("$(awk -v a="$a" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+  done
+  MEDIAN_RATIO=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  ROUND_RATIOS="${ratios[*]}"
+}
 
 echo "building release binaries..."
 cargo build --release --bins --example ceiling --example seed >/dev/null 2>&1 \
@@ -127,7 +151,7 @@ start_wafer() { # listen extra-env...
     -d '{"title":"load","appid":"wxload","secret":"load-secret"}' "http://$listen/admin/apps" >/dev/null
 }
 
-say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions"
+say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
 say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
 
 # --- tiered -----------------------------------------------------------------
@@ -142,18 +166,16 @@ say "redis_bytes_per_session=$(( (mem_after - mem_before) / SESSIONS )) (user_in
 export WAFER_SESSIONS=$WORK/sessions.csv
 
 PROCS=("wafer=$TIERED_PID" "redis=${REDIS_PID:-0}" "mock=$MOCK_PID")
-load tiered_auth loadtest/wrk/auth.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
-TIERED_AUTH=$LAST_RPS
-load tiered_login loadtest/wrk/login.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
-load tiered_mixed loadtest/wrk/mixed.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
-say "wafer_rss_kib=$(rss_kib "$TIERED_PID")"
-
 "$ROOT/target/release/examples/ceiling" --listen "$CEILING" --redis "$REDIS_URL" --prefix "$PREFIX" 2>>"$WORK/ceiling.log" &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
 sleep 0.5
-load ceiling_auth loadtest/wrk/auth.lua "$CEILING" "ceiling=$CEIL_PID" "redis=${REDIS_PID:-0}"
-say "tiered_auth_vs_ceiling=$(awk -v a="$TIERED_AUTH" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')"
+compare tiered_auth "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
+  ceiling_auth "$CEILING" "ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
+say "tiered_auth_vs_ceiling=$MEDIAN_RATIO (median of rounds: $ROUND_RATIOS)"
 kill "$CEIL_PID"
+load tiered_login loadtest/wrk/login.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
+load tiered_mixed loadtest/wrk/mixed.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
+say "wafer_rss_kib=$(rss_kib "$TIERED_PID")"
 
 if [ "$SOAK" -gt 0 ]; then
   say "# soak: mixed load for ${SOAK}s, wafer RSS (KiB) every 30 s"
@@ -171,14 +193,13 @@ start_wafer "$EMBEDDED"
 EMB_PID=$WAFER_PID
 "$BIN/examples/seed" --url "http://$EMBEDDED" --appid wxload --n "$SESSIONS" --tag "emb-$TAG" \
   --out "$WORK/sessions-embedded.csv" | tee -a "$RESULTS"
-WAFER_SESSIONS=$WORK/sessions-embedded.csv load embedded_auth loadtest/wrk/auth.lua "$EMBEDDED" "wafer=$EMB_PID"
-EMB_AUTH=$LAST_RPS
-say "wafer_embedded_rss_kib=$(rss_kib "$EMB_PID")"
-kill "$EMB_PID"
 "$ROOT/target/release/examples/ceiling" --listen "$FIXED" 2>>"$WORK/ceiling.log" &
 FIXED_PID=$!; PIDS+=("$FIXED_PID")
 sleep 0.5
-WAFER_SESSIONS=$WORK/sessions-embedded.csv load fixed_reply loadtest/wrk/auth.lua "$FIXED" "fixed=$FIXED_PID"
-say "embedded_auth_vs_fixed_reply=$(awk -v a="$EMB_AUTH" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')"
+WAFER_SESSIONS=$WORK/sessions-embedded.csv compare embedded_auth "$EMBEDDED" "wafer=$EMB_PID" \
+  fixed_reply "$FIXED" "fixed=$FIXED_PID"
+say "embedded_auth_vs_fixed_reply=$MEDIAN_RATIO (median of rounds: $ROUND_RATIOS)"
+say "wafer_embedded_rss_kib=$(rss_kib "$EMB_PID")"
+kill "$EMB_PID"
 echo "results written to $RESULTS"
 if ((${#FAILED_LOADS[@]})); then die "loads with failed requests: ${FAILED_LOADS[*]}"; fi
