@@ -1,6 +1,6 @@
 //! Request bodies: the media type, the size limit, and collecting the bytes.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
 use hyper::HeaderMap;
 use hyper::body::Incoming;
@@ -27,6 +27,12 @@ pub fn format(headers: &HeaderMap, form_ok: bool) -> Result<Format, Failure> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(Format::Json);
     };
+    // What nearly every client sends, compared whole before the general parse.
+    match value.as_bytes() {
+        b"application/json" | b"application/json; charset=utf-8" => return Ok(Format::Json),
+        b"application/x-www-form-urlencoded" if form_ok => return Ok(Format::Form),
+        _ => {}
+    }
     let media = value
         .to_str()
         .unwrap_or("")
@@ -77,17 +83,39 @@ pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<B
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    let collected = Limited::new(body, limit).collect().await;
-    let bytes = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
-        Err(_) => {
-            return Err(Failure::new(
-                ErrorCode::BadRequest,
-                "the body could not be read",
-            ));
+    // Frame by frame rather than `collect()`: a body in one frame (nearly
+    // all of them) is kept as is, without collect's buffer list.
+    let mut body = Limited::new(body, limit);
+    let mut bytes = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
+            Err(_) => {
+                return Err(Failure::new(
+                    ErrorCode::BadRequest,
+                    "the body could not be read",
+                ));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing wafer reads
+        };
+        match &mut joined {
+            Some(all) => all.extend_from_slice(&data),
+            None if bytes.is_empty() => bytes = data,
+            None => {
+                let mut all = BytesMut::with_capacity(bytes.len() + data.len());
+                all.extend_from_slice(&bytes);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
         }
-    };
+    }
+    if let Some(all) = joined {
+        bytes = all.freeze();
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::new(ErrorCode::BadRequest, "the body is empty"));
     }
