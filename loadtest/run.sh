@@ -3,11 +3,12 @@
 #
 # Builds release binaries, provisions its own Redis key prefix and PostgreSQL
 # database, starts the WeChat mock and wafer (tiered), seeds sessions through
-# real logins, runs auth, login and mixed loads with wrk, then the same auth
-# load against the ceiling server (hyper + the same Redis script, nothing
-# else); then the embedded store against a fixed-reply hyper server. Prints
-# rps, p50/p90/p99, errors, CPU of each process, Redis memory per session,
-# and wafer's ratio to each ceiling. Cleans up after itself.
+# real logins, runs the auth load against wafer and the ceiling server (hyper
+# + the same Redis script, nothing else) in interleaved rounds, then login and
+# mixed loads; then the embedded store against a fixed-reply hyper server,
+# the same way. Prints rps, p50/p90/p99, errors, CPU of each process, Redis
+# memory per session, and wafer's median ratio to each ceiling. Cleans up
+# after itself.
 #
 # Environment (defaults in brackets):
 #   SESSIONS [100000]   sessions seeded    DURATION [15]   seconds per load
@@ -117,7 +118,7 @@ FAILED_LOADS=()
 # Two servers sharing two cores with wrk swing by up to 25% from one 15 s
 # load to the next; alternating them and taking the median ratio keeps a slow
 # moment of the machine from being read as a difference between them.
-# (PROCS are space-separated name=pid lists.) Sets MEDIAN_RATIO, WAFER_RPS.
+# (PROCS are space-separated name=pid lists.) Sets MEDIAN_RATIO, ROUND_RATIOS.
 compare() {
   local name=$1 target=$2 procs=$3 ref=$4 ref_target=$5 ref_procs=$6 r a ratios=()
   for r in $(seq 1 "$ROUNDS"); do
