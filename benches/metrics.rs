@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wafer::error::ErrorCode;
+use wafer::http::router::Route;
 use wafer::metrics::Metrics;
 use wafer::metrics::store::{Backend, Op};
 
@@ -40,7 +41,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 fn record(c: &mut Criterion) {
     let m = Metrics::new();
     let store = m.store();
-    let auth = 2; // router::LABELS index of /mina/auth
+    let auth = Route::Auth;
     // Warm up once: the exporter's histogram buffers grow on first use.
     for _ in 0..1_000 {
         m.record_request(auth, None, 0.0004);

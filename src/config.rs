@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::http::admin::AdminToken;
 use crate::http::body::DEFAULT_MAX_BODY;
+use crate::store::ConnectError;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
-use crate::store::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
-use crate::wechat::client::DEFAULT_API_BASE;
+use crate::store::postgres::Postgres;
+use crate::store::redis::{DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, Redis};
+use crate::wechat::WechatClient;
+use crate::wechat::client::{DEFAULT_API_BASE, WechatClientError};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -50,117 +54,290 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Everything `wafer serve` can be told.
-#[derive(Debug, Clone, Args)]
+/// The defaults, each written once: the flags show them, `Default` parses
+/// them (a unit test checks both agree).
+mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const MAX_CONNECTIONS: u32 = 4096;
+    pub const HEADER_READ_TIMEOUT: &str = "30s";
+    pub const IDLE_TIMEOUT: &str = "60s";
+    pub const REDIS_POOL: u16 = 4;
+    pub const REDIS_TIMEOUT: &str = "250ms";
+    pub const DATABASE_POOL: u16 = 16;
+    pub const DATABASE_TIMEOUT: &str = "2s";
+    pub const VISIT_GRANULARITY: &str = "1s";
+    pub const WECHAT_TIMEOUT: &str = "5s";
+    pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";
+    pub const LOG: &str = "info";
+}
+
+/// A default duration; the constants above are checked by a unit test.
+fn default_duration(text: &str) -> Duration {
+    parse_duration(text).unwrap_or(Duration::from_secs(1))
+}
+
+/// Everything `wafer serve` can be told, in groups; each group builds the
+/// client it configures, and every caller (serve, migrate, apps, the tests)
+/// uses that constructor.
+#[derive(Debug, Clone, Args, Default)]
 pub struct Settings {
+    /// The HTTP server.
+    #[command(flatten)]
+    pub http: HttpSettings,
+    /// The Redis hot path.
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    /// The PostgreSQL record.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// WeChat's API.
+    #[command(flatten)]
+    pub wechat: WechatSettings,
+    /// The admin API.
+    #[command(flatten)]
+    pub admin: AdminSettings,
+    /// The embedded store.
+    #[command(flatten)]
+    pub embedded: EmbeddedSettings,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+/// The HTTP server: where it listens and what it lets a client hold.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
     /// Address to serve on.
-    #[arg(long, env = "WAFER_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "WAFER_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
-
-    /// Redis (or Redis Cluster) URL for the session hot path.
-    #[arg(long, env = "WAFER_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<Secret>,
-
-    /// PostgreSQL URL for durable sessions and apps.
-    #[arg(long, env = "WAFER_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<Secret>,
-
-    /// Prefix of every Redis key, so deployments can share a Redis.
-    #[arg(long, env = "WAFER_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
-    pub redis_prefix: String,
-
-    /// Multiplexed Redis connections (each pipelines many requests).
-    #[arg(long, env = "WAFER_REDIS_POOL", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub redis_pool: u16,
-
-    /// Time allowed for one Redis call before falling back to PostgreSQL.
-    #[arg(long, env = "WAFER_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
-    pub redis_timeout: Duration,
-
-    /// Most PostgreSQL connections.
-    #[arg(long, env = "WAFER_DATABASE_POOL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub database_pool: u16,
-
-    /// Time allowed for one PostgreSQL call before answering 503.
-    #[arg(long, env = "WAFER_DATABASE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
-    pub database_timeout: Duration,
-
-    /// How often at most a session's last visit is written to PostgreSQL.
-    /// Sessions slide in Redis on every auth; PostgreSQL's copy (what a
-    /// Redis loss falls back on) lags by at most this plus one second.
-    /// Coarser means far fewer PostgreSQL writes under load.
-    #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = "1s", value_parser = parse_duration)]
-    pub visit_granularity: Duration,
-
-    /// Where WeChat's API is (tests and load tests point it at the mock).
-    #[arg(long, env = "WAFER_WECHAT_API_BASE", default_value = DEFAULT_API_BASE)]
-    pub wechat_api_base: String,
-
-    /// Total time allowed for one WeChat call (e.g. `5s`, `1500ms`).
-    #[arg(long, env = "WAFER_WECHAT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub wechat_timeout: Duration,
-
-    /// Time allowed to connect to WeChat (capped by the total timeout).
-    #[arg(long, env = "WAFER_WECHAT_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
-    pub wechat_connect_timeout: Duration,
-
-    /// Bearer token of the admin API; unset turns the admin API off.
-    #[arg(long, env = "WAFER_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
-
-    /// Log filter (`info`, `debug`, `wafer=debug,hyper=info`, …).
-    #[arg(long, env = "WAFER_LOG", default_value = "info")]
-    pub log: String,
-
-    /// Log format.
-    #[arg(long, env = "WAFER_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "WAFER_MAX_BODY", default_value_t = DEFAULT_MAX_BODY)]
     pub max_body: usize,
 
-    /// Most sessions the embedded store holds; logins beyond answer 503.
-    #[arg(long, env = "WAFER_EMBEDDED_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
-    pub embedded_max_sessions: usize,
+    /// Most connections served at once; further ones wait in the listen
+    /// backlog until one closes. Keep it under the open-file limit
+    /// (`ulimit -n`) less what the store pools use.
+    #[arg(long, env = "WAFER_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Time a connection gets to send a whole request head: the first
+    /// request of a new connection (whatever it sent, even nothing) and each
+    /// later HTTP/1 request once its first byte arrived.
+    #[arg(long, env = "WAFER_HEADER_READ_TIMEOUT", default_value = defaults::HEADER_READ_TIMEOUT, value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// An open connection with no request in flight is closed after this
+    /// long without a new one (keep-alive idle time).
+    #[arg(long, env = "WAFER_IDLE_TIMEOUT", default_value = defaults::IDLE_TIMEOUT, value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 }
 
-impl Default for Settings {
-    /// The documented defaults, without reading the environment.
+impl Default for HttpSettings {
     fn default() -> Self {
-        Settings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            redis_url: None,
-            database_url: None,
-            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
-            redis_pool: 4,
-            redis_timeout: Duration::from_millis(250),
-            database_pool: 16,
-            database_timeout: Duration::from_secs(2),
-            visit_granularity: Duration::from_secs(1),
-            wechat_api_base: DEFAULT_API_BASE.to_owned(),
-            wechat_timeout: Duration::from_secs(5),
-            wechat_connect_timeout: Duration::from_secs(2),
-            admin_token: None,
-            log: "info".to_owned(),
-            log_format: LogFormat::Text,
+        HttpSettings {
+            listen: defaults::LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             max_body: DEFAULT_MAX_BODY,
-            embedded_max_sessions: DEFAULT_MAX_SESSIONS,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_read_timeout: default_duration(defaults::HEADER_READ_TIMEOUT),
+            idle_timeout: default_duration(defaults::IDLE_TIMEOUT),
         }
     }
 }
 
-/// Settings of the commands that work on the database alone
-/// (`wafer migrate`, `wafer apps …`).
+/// Redis, the session hot path of the production shape.
+#[derive(Debug, Clone, Args)]
+pub struct RedisSettings {
+    /// Redis (or Redis Cluster) URL for the session hot path.
+    #[arg(
+        id = "redis_url",
+        long = "redis-url",
+        env = "WAFER_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub url: Option<Secret>,
+
+    /// Prefix of every Redis key, so deployments can share a Redis.
+    #[arg(id = "redis_prefix", long = "redis-prefix", env = "WAFER_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
+    pub prefix: String,
+
+    /// Multiplexed Redis connections (each pipelines many requests).
+    #[arg(id = "redis_pool", long = "redis-pool", env = "WAFER_REDIS_POOL", default_value_t = defaults::REDIS_POOL, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub pool: u16,
+
+    /// Time allowed for one Redis call before falling back to PostgreSQL.
+    #[arg(id = "redis_timeout", long = "redis-timeout", env = "WAFER_REDIS_TIMEOUT", default_value = defaults::REDIS_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            pool: defaults::REDIS_POOL,
+            timeout: default_duration(defaults::REDIS_TIMEOUT),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// A client of the Redis at `url` (connecting in the background).
+    pub fn connect(&self, url: &Secret) -> Result<Redis, ConnectError> {
+        Redis::connect(
+            url.expose(),
+            &self.prefix,
+            usize::from(self.pool),
+            self.timeout,
+        )
+    }
+}
+
+/// PostgreSQL, the record of the production shape; also what `wafer
+/// migrate` and `wafer apps` work on.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
-    /// PostgreSQL URL.
-    #[arg(long, env = "WAFER_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Secret,
+    /// PostgreSQL URL for durable sessions and apps.
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        env = "WAFER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub url: Option<Secret>,
 
-    /// Time allowed for one PostgreSQL call.
-    #[arg(long, env = "WAFER_DATABASE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub database_timeout: Duration,
+    /// Most PostgreSQL connections.
+    #[arg(id = "database_pool", long = "database-pool", env = "WAFER_DATABASE_POOL", default_value_t = defaults::DATABASE_POOL, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pool: u16,
+
+    /// Time allowed for one PostgreSQL call before answering 503. The
+    /// commands that work on the database alone use it too; migrations get
+    /// a bound of their own (a migration is not one call).
+    #[arg(id = "database_timeout", long = "database-timeout", env = "WAFER_DATABASE_TIMEOUT", default_value = defaults::DATABASE_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// How often at most a session's last visit is written to PostgreSQL.
+    /// Sessions slide in Redis on every auth; PostgreSQL's copy (what a
+    /// Redis loss falls back on) lags by at most this plus one second.
+    /// Coarser means far fewer PostgreSQL writes under load.
+    #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = defaults::VISIT_GRANULARITY, value_parser = parse_duration)]
+    pub visit_granularity: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            pool: defaults::DATABASE_POOL,
+            timeout: default_duration(defaults::DATABASE_TIMEOUT),
+            visit_granularity: default_duration(defaults::VISIT_GRANULARITY),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// A pool of connections to the database at `url` (connecting lazily).
+    pub fn connect(&self, url: &Secret) -> Result<Postgres, ConnectError> {
+        Postgres::connect(url.expose(), usize::from(self.pool), self.timeout)
+    }
+}
+
+/// WeChat's API.
+#[derive(Debug, Clone, Args)]
+pub struct WechatSettings {
+    /// Where WeChat's API is (tests and load tests point it at the mock).
+    #[arg(id = "wechat_api_base", long = "wechat-api-base", env = "WAFER_WECHAT_API_BASE", default_value = DEFAULT_API_BASE)]
+    pub api_base: String,
+
+    /// Total time allowed for one WeChat call (e.g. `5s`, `1500ms`).
+    #[arg(id = "wechat_timeout", long = "wechat-timeout", env = "WAFER_WECHAT_TIMEOUT", default_value = defaults::WECHAT_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Time allowed to connect to WeChat (capped by the total timeout).
+    #[arg(id = "wechat_connect_timeout", long = "wechat-connect-timeout", env = "WAFER_WECHAT_CONNECT_TIMEOUT", default_value = defaults::WECHAT_CONNECT_TIMEOUT, value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        WechatSettings {
+            api_base: DEFAULT_API_BASE.to_owned(),
+            timeout: default_duration(defaults::WECHAT_TIMEOUT),
+            connect_timeout: default_duration(defaults::WECHAT_CONNECT_TIMEOUT),
+        }
+    }
+}
+
+impl WechatSettings {
+    /// The WeChat client these settings describe.
+    pub fn client(&self) -> Result<WechatClient, WechatClientError> {
+        WechatClient::new(&self.api_base, self.timeout, self.connect_timeout)
+    }
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AdminSettings {
+    /// Bearer token of the admin API; unset turns the admin API off.
+    #[arg(
+        id = "admin_token",
+        long = "admin-token",
+        env = "WAFER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<Secret>,
+}
+
+impl AdminSettings {
+    /// The token check of the admin API (off without a token).
+    pub fn token(&self) -> AdminToken {
+        AdminToken::new(self.token.as_ref().map(Secret::expose))
+    }
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedSettings {
+    /// Most sessions the embedded store holds; logins beyond answer 503.
+    #[arg(id = "embedded_max_sessions", long = "embedded-max-sessions", env = "WAFER_EMBEDDED_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        EmbeddedSettings {
+            max_sessions: DEFAULT_MAX_SESSIONS,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// Log filter (`info`, `debug`, `wafer=debug,hyper=info`, …).
+    #[arg(id = "log", long = "log", env = "WAFER_LOG", default_value = defaults::LOG)]
+    pub filter: String,
+
+    /// Log format.
+    #[arg(
+        id = "log_format",
+        long = "log-format",
+        env = "WAFER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            filter: defaults::LOG.to_owned(),
+            format: LogFormat::Text,
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -188,11 +365,25 @@ mod tests {
         let cli =
             Cli::try_parse_from(["wafer", "--wechat-timeout", "1500ms", "--max-body", "1024"])
                 .unwrap();
-        assert_eq!(cli.s.wechat_timeout, Duration::from_millis(1500));
-        assert_eq!(cli.s.max_body, 1024);
-        let d = Settings::default();
-        assert_eq!(d.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(d.max_body, 65536);
+        assert_eq!(cli.s.wechat.timeout, Duration::from_millis(1500));
+        assert_eq!(cli.s.http.max_body, 1024);
+    }
+
+    #[test]
+    fn default_impls_match_the_flag_defaults() {
+        // Flags and Default read the same constants; this catches a constant
+        // that does not parse (Default would fall back) and a field whose
+        // Default forgot its constant. Compared through Debug, which shows
+        // every setting. The flags also read the environment: clear ours.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("WAFER_") && !k.starts_with("WAFER_TEST_") {
+                // SAFETY: unit tests of this module do not read these
+                // variables concurrently with this one.
+                unsafe { std::env::remove_var(k) };
+            }
+        }
+        let parsed = Cli::try_parse_from(["wafer"]).unwrap().s;
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));
     }
 
     #[test]
@@ -210,7 +401,7 @@ mod tests {
             !shown.contains("tok-123") && !shown.contains("pw@"),
             "{shown}"
         );
-        assert_eq!(cli.s.admin_token.unwrap().expose(), "tok-123");
+        assert_eq!(cli.s.admin.token.unwrap().expose(), "tok-123");
     }
 
     #[test]

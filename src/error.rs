@@ -3,64 +3,49 @@
 
 use hyper::StatusCode;
 
-/// A machine-readable failure code, as listed in the API's status table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// Body not JSON/form, a field missing, of the wrong type or out of bounds.
-    BadRequest,
-    /// `encrypt_data`/`iv` do not decrypt, or the watermark is another app's.
-    BadEncryptedData,
-    /// `raw_data` + `signature` do not match.
-    BadSignature,
-    /// Unknown uuid, wrong skey, other app's session, or expired.
-    SessionInvalid,
-    /// WeChat rejected the login code.
-    CodeRejected,
-    /// Admin API: missing or wrong bearer token, or the admin API is off.
-    Forbidden,
-    /// No app with that `app_id`.
-    AppNotFound,
-    /// No such route or admin resource.
-    NotFound,
-    /// Wrong method for a known route.
-    MethodNotAllowed,
-    /// Admin API: an app with that `appid` exists.
-    Conflict,
-    /// Body over the configured limit.
-    BodyTooLarge,
-    /// A body that is neither JSON nor form.
-    UnsupportedMediaType,
-    /// WeChat answered 45011.
-    RateLimited,
-    /// WeChat answered something wafer cannot attribute to the client.
-    UpstreamError,
-    /// A store this request needs is down.
-    Unavailable,
-    /// WeChat did not answer in time.
-    UpstreamTimeout,
+crate::labels::labelled! {
+    /// A machine-readable failure code, as listed in the API's status table;
+    /// its label is the `error` string of the response body.
+    pub enum ErrorCode {
+        /// Body not JSON/form, a field missing, of the wrong type or out of bounds.
+        BadRequest => "bad_request",
+        /// `encrypt_data`/`iv` do not decrypt, or the watermark is another app's.
+        BadEncryptedData => "bad_encrypted_data",
+        /// `raw_data` + `signature` do not match.
+        BadSignature => "bad_signature",
+        /// Unknown uuid, wrong skey, other app's session, or expired.
+        SessionInvalid => "session_invalid",
+        /// WeChat rejected the login code.
+        CodeRejected => "code_rejected",
+        /// Admin API: missing or wrong bearer token, or the admin API is off.
+        Forbidden => "forbidden",
+        /// No app with that `app_id`.
+        AppNotFound => "app_not_found",
+        /// No such route or admin resource.
+        NotFound => "not_found",
+        /// Wrong method for a known route.
+        MethodNotAllowed => "method_not_allowed",
+        /// Admin API: an app with that `appid` exists.
+        Conflict => "conflict",
+        /// Body over the configured limit.
+        BodyTooLarge => "body_too_large",
+        /// A body that is neither JSON nor form.
+        UnsupportedMediaType => "unsupported_media_type",
+        /// WeChat answered 45011.
+        RateLimited => "rate_limited",
+        /// A fault of wafer's own (a store refused a statement, a reply could
+        /// not be encoded): not the caller's, and retrying will not help.
+        Internal => "internal_error",
+        /// WeChat answered something wafer cannot attribute to the client.
+        UpstreamError => "upstream_error",
+        /// A store this request needs is down.
+        Unavailable => "unavailable",
+        /// WeChat did not answer in time.
+        UpstreamTimeout => "upstream_timeout",
+    }
 }
 
 impl ErrorCode {
-    /// Every code, in the order of the status table (used to pre-register metrics).
-    pub const ALL: [ErrorCode; 16] = [
-        ErrorCode::BadRequest,
-        ErrorCode::BadEncryptedData,
-        ErrorCode::BadSignature,
-        ErrorCode::SessionInvalid,
-        ErrorCode::CodeRejected,
-        ErrorCode::Forbidden,
-        ErrorCode::AppNotFound,
-        ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::Conflict,
-        ErrorCode::BodyTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::RateLimited,
-        ErrorCode::UpstreamError,
-        ErrorCode::Unavailable,
-        ErrorCode::UpstreamTimeout,
-    ];
-
     /// The HTTP status this code is answered with.
     pub fn status(self) -> StatusCode {
         match self {
@@ -75,6 +60,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -83,29 +69,7 @@ impl ErrorCode {
 
     /// The `error` string of the response body.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::BadEncryptedData => "bad_encrypted_data",
-            ErrorCode::BadSignature => "bad_signature",
-            ErrorCode::SessionInvalid => "session_invalid",
-            ErrorCode::CodeRejected => "code_rejected",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::AppNotFound => "app_not_found",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::BodyTooLarge => "body_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::UpstreamError => "upstream_error",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::UpstreamTimeout => "upstream_timeout",
-        }
-    }
-
-    /// Position in [`ErrorCode::ALL`], for table lookups.
-    pub fn index(self) -> usize {
-        self as usize
+        self.label()
     }
 }
 

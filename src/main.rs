@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wafer::admin_cli::AppsCommand;
+use wafer::admin_cli::{AppsCommand, CliError};
 use wafer::config::{DatabaseSettings, Settings};
+use wafer::startup::Application;
 
 /// wafer: the session server of WeChat mini-programs.
 #[derive(Parser)]
@@ -57,10 +58,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(settings) => {
-            wafer::telemetry::init(&settings.log, settings.log_format);
-            match wafer::startup::start(&settings).await {
-                Ok(server) => {
-                    server.run_until(shutdown_signal()).await;
+            wafer::telemetry::init(&settings.log.filter, settings.log.format);
+            match Application::build(&settings).await {
+                Ok(app) => {
+                    app.run_until(shutdown_signal()).await;
                     tracing::info!("wafer stopped");
                     ExitCode::SUCCESS
                 }
@@ -80,7 +81,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,6 +1,9 @@
-//! Assembling a running wafer from [`Settings`]: store, WeChat client,
-//! domain, HTTP handler, listener and background tasks.
+//! Assembling a running wafer from [`Settings`], and taking it down in
+//! order: one [`Application`] owns the HTTP server and the store.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,16 +12,14 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secret, Settings};
 use crate::domain::Wafer;
-use crate::http::admin::AdminToken;
-use crate::http::server::Server;
-use crate::http::{Handler, HttpSettings};
+use crate::http::Handler;
+use crate::http::server::{Server, ServerLimits};
 use crate::metrics::{Metrics, StoreMetrics};
 use crate::store::periodic::spawn_every;
-use crate::store::postgres::Postgres;
-use crate::store::redis::Redis;
 use crate::store::tiered::Intervals;
-use crate::store::{EmbeddedStore, Store, TieredStore};
+use crate::store::{ConnectError, EmbeddedStore, Store, StoreError, TieredStore};
 use crate::wechat::WechatClient;
+use crate::wechat::client::WechatClientError;
 
 /// How often the embedded store sweeps expired sessions.
 const REAP_EVERY: Duration = Duration::from_secs(30);
@@ -29,77 +30,150 @@ const SAMPLE_SIZES_EVERY: Duration = Duration::from_secs(15);
 /// How often histogram buffers are drained.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Why wafer could not start.
+/// Why wafer could not start. Messages name settings, never their values.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The settings are inconsistent.
-    #[error("{0}")]
-    Settings(String),
+    /// Only one of the two production stores is configured.
+    #[error(
+        "{set} is set but {unset} is not: the production store needs both (PostgreSQL keeps \
+         the records and the apps, Redis serves the auth hot path); set {unset}, or unset {set} \
+         to run on the embedded store"
+    )]
+    HalfTiered {
+        /// The variable that is set.
+        set: &'static str,
+        /// The one that is missing.
+        unset: &'static str,
+    },
+    /// A store client could not be configured.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The WeChat client could not be built.
+    #[error(transparent)]
+    Wechat(#[from] WechatClientError),
     /// A store could not be opened.
     #[error("cannot open the store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
 }
 
-/// Starts wafer with the system clock.
-pub async fn start(settings: &Settings) -> Result<Server, StartError> {
-    start_with_clock(settings, Arc::new(SystemClock)).await
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A running wafer: its HTTP server and its store. Stopping it stops
+/// accepting, drains the connections, then flushes the store, in that order
+/// (a request still in flight may write to the store).
+pub struct Application {
+    server: Server,
+    close_store: Box<dyn FnOnce() -> Closing + Send>,
 }
 
-/// Starts wafer telling time by `clock` (tests inject a manual one).
-pub async fn start_with_clock(
-    settings: &Settings,
-    clock: Arc<dyn Clock>,
-) -> Result<Server, StartError> {
-    let metrics = Arc::new(Metrics::new());
-    let wechat = WechatClient::new(
-        &settings.wechat_api_base,
-        settings.wechat_timeout,
-        settings.wechat_connect_timeout,
-    )
-    .map_err(StartError::Settings)?
-    .with_metrics(metrics.wechat());
-    match (&settings.redis_url, &settings.database_url) {
-        (None, None) => {
-            let store = Arc::new(
-                EmbeddedStore::new(settings.embedded_max_sessions).with_metrics(metrics.store()),
-            );
-            store.spawn_reaper(clock.clone(), REAP_EVERY);
-            tracing::warn!(
-                "running on the embedded store: sessions and apps live in this process only and \
-                 are lost on restart (set WAFER_REDIS_URL and WAFER_DATABASE_URL for durable \
-                 sessions)"
-            );
-            serve(settings, store, wechat, clock, metrics).await
+impl Application {
+    /// Starts wafer with the system clock.
+    pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Starts wafer telling time by `clock` (tests inject a manual one).
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let wechat = settings.wechat.client()?.with_metrics(metrics.wechat());
+        match (&settings.redis.url, &settings.database.url) {
+            (None, None) => {
+                let store = Arc::new(
+                    EmbeddedStore::new(settings.embedded.max_sessions)
+                        .with_metrics(metrics.store()),
+                );
+                store.spawn_reaper(clock.clone(), REAP_EVERY);
+                tracing::warn!(
+                    "running on the embedded store: sessions and apps live in this process \
+                     only and are lost on restart (set WAFER_REDIS_URL and WAFER_DATABASE_URL \
+                     for durable sessions)"
+                );
+                Self::serve(settings, store, wechat, clock, metrics).await
+            }
+            (Some(redis), Some(database)) => {
+                let store =
+                    open_tiered(settings, redis, database, clock.clone(), metrics.store()).await?;
+                tracing::info!(
+                    prefix = %settings.redis.prefix,
+                    "running tiered: sessions in Redis, recorded in PostgreSQL"
+                );
+                Self::serve(settings, store, wechat, clock, metrics).await
+            }
+            (Some(_), None) => Err(StartError::HalfTiered {
+                set: "WAFER_REDIS_URL",
+                unset: "WAFER_DATABASE_URL",
+            }),
+            (None, Some(_)) => Err(StartError::HalfTiered {
+                set: "WAFER_DATABASE_URL",
+                unset: "WAFER_REDIS_URL",
+            }),
         }
-        (Some(redis), Some(database)) => {
-            let store =
-                open_tiered(settings, redis, database, clock.clone(), metrics.store()).await?;
-            tracing::info!(
-                prefix = %settings.redis_prefix,
-                "running tiered: sessions in Redis, recorded in PostgreSQL"
-            );
-            serve(settings, store, wechat, clock, metrics).await
+    }
+
+    async fn serve<S: Store>(
+        settings: &Settings,
+        store: Arc<S>,
+        wechat: WechatClient,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StartError> {
+        spawn_size_sampler(&metrics, &store);
+        spawn_every(
+            &metrics,
+            METRICS_UPKEEP_EVERY,
+            |m| async move { m.upkeep() },
+        );
+        let admin = settings.admin.token();
+        if !admin.is_on() {
+            tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
         }
-        (Some(_), None) => Err(StartError::Settings(
-            "WAFER_REDIS_URL is set but WAFER_DATABASE_URL is not: the production store needs \
-             both (PostgreSQL keeps the records and the apps); set WAFER_DATABASE_URL, or unset \
-             WAFER_REDIS_URL to run on the embedded store"
-                .into(),
-        )),
-        (None, Some(_)) => Err(StartError::Settings(
-            "WAFER_DATABASE_URL is set but WAFER_REDIS_URL is not: the production store needs \
-             both (Redis serves the auth hot path); set WAFER_REDIS_URL, or unset \
-             WAFER_DATABASE_URL to run on the embedded store"
-                .into(),
-        )),
+        let handler = Arc::new(Handler::new(
+            Wafer::new(store.clone(), wechat, clock),
+            settings.http.max_body,
+            admin,
+            metrics,
+        ));
+        let addr = settings.http.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let server = Server::start(listener, handler, ServerLimits::from(&settings.http))
+            .map_err(|source| StartError::Bind { addr, source })?;
+        tracing::info!(addr = %server.local_addr(), wechat = %settings.wechat.api_base, "wafer is serving");
+        Ok(Application {
+            server,
+            close_store: Box::new(move || Box::pin(async move { store.close().await })),
+        })
+    }
+
+    /// The address served on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting, drains the connections (up to a bound), then lets
+    /// the store write what it still holds.
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+        (self.close_store)().await;
+    }
+
+    /// Serves until `signal` resolves, then stops in order.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down: draining connections");
+        self.stop().await;
     }
 }
 
@@ -112,19 +186,8 @@ async fn open_tiered(
     clock: Arc<dyn Clock>,
     metrics: StoreMetrics,
 ) -> Result<Arc<TieredStore>, StartError> {
-    let pg = Postgres::connect(
-        database.expose(),
-        usize::from(settings.database_pool),
-        settings.database_timeout,
-    )
-    .map_err(StartError::Settings)?;
-    let redis = Redis::connect(
-        redis.expose(),
-        &settings.redis_prefix,
-        usize::from(settings.redis_pool),
-        settings.redis_timeout,
-    )
-    .map_err(StartError::Settings)?;
+    let pg = settings.database.connect(database)?;
+    let redis = settings.redis.connect(redis)?;
     let deadline = tokio::time::Instant::now() + DATABASE_WAIT;
     loop {
         match pg.migrate().await {
@@ -138,58 +201,17 @@ async fn open_tiered(
                 tracing::warn!(error = %e, "PostgreSQL is not answering yet; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) => return Err(StartError::Store(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
     }
     if !redis.wait_connected(Duration::from_secs(2)).await {
         tracing::warn!("Redis is not answering; serving auth from PostgreSQL until it does");
     }
     let every = Intervals {
-        visit: settings.visit_granularity,
+        visit: settings.database.visit_granularity,
         ..Intervals::default()
     };
-    TieredStore::start(redis, pg, clock, every, metrics)
-        .await
-        .map_err(|e| StartError::Store(e.to_string()))
-}
-
-async fn serve<S: Store>(
-    settings: &Settings,
-    store: Arc<S>,
-    wechat: WechatClient,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-) -> Result<Server, StartError> {
-    spawn_size_sampler(&metrics, &store);
-    let wafer = Wafer::new(store, wechat, clock);
-    let handler = Arc::new(Handler::new(
-        wafer,
-        HttpSettings {
-            max_body: settings.max_body,
-            admin_token: AdminToken::new(settings.admin_token.as_ref().map(Secret::expose)),
-        },
-        metrics.clone(),
-    ));
-    if settings
-        .admin_token
-        .as_ref()
-        .is_none_or(|t| t.expose().is_empty())
-    {
-        tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
-    }
-    spawn_metrics_upkeep(&metrics);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-    let server = Server::start(listener, handler).map_err(|source| StartError::Bind {
-        addr: settings.listen,
-        source,
-    })?;
-    tracing::info!(addr = %server.local_addr(), wechat = %settings.wechat_api_base, "wafer is serving");
-    Ok(server)
+    Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)
 }
 
 /// Samples the store's sizes into the metrics every [`SAMPLE_SIZES_EVERY`].
@@ -202,8 +224,4 @@ fn spawn_size_sampler<S: Store>(metrics: &Arc<Metrics>, store: &Arc<S>) {
             metrics.set_store_sizes(sessions, apps);
         }
     });
-}
-
-fn spawn_metrics_upkeep(metrics: &Arc<Metrics>) {
-    spawn_every(metrics, METRICS_UPKEEP_EVERY, |m| async move { m.upkeep() });
 }

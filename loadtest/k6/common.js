@@ -5,8 +5,16 @@
 //   WAFER_APP_ID    the app's numeric id         [1]
 //   WAFER_SESSIONS  file of `uuid,skey` lines    [sessions.csv]
 //                   (loadtest/run.sh and `cargo run --release --example seed`
-//                   write one, through real logins against the WeChat mock)
+//                   write one, through real logins against the WeChat mock;
+//                   an absolute path is safest: k6 resolves a relative one
+//                   against loadtest/k6/, where common.js is)
 //   WAFER_RUN_TAG   makes this run's login codes (so users) new [time]
+//   DURATION        how long each load runs [30s; mixed 60s]
+//   VUS             virtual users (connections) [64]
+//   K6_SMOKE        1 = a short correctness run (scripts/k6-smoke): the only
+//                   thresholds are "every check passes, no request fails,
+//                   at least one request"; the latency and rate targets are
+//                   for real runs on a quiet machine only
 //
 // wafer must be started with WAFER_WECHAT_API_BASE pointing at the WeChat
 // mock (`wechat-mock`): it answers every code, so logins create users.
@@ -16,22 +24,37 @@ export const BASE = __ENV.WAFER_URL || 'http://127.0.0.1:8080';
 export const APP_ID = __ENV.WAFER_APP_ID || '1';
 export const TAG = __ENV.WAFER_RUN_TAG || String(Date.now());
 export const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
+export const VUS = Number(__ENV.VUS || 64);
+export const SMOKE = Boolean(__ENV.K6_SMOKE) && __ENV.K6_SMOKE !== '0';
 
-// Loaded once and shared read-only between VUs (no per-VU copy).
-export const sessions = new SharedArray('sessions', function () {
-  const path = __ENV.WAFER_SESSIONS || 'sessions.csv';
-  const bodies = [];
-  for (const line of open(path).split('\n')) {
-    const [uuid, skey] = line.trim().split(',');
-    if (uuid && skey) {
-      bodies.push(JSON.stringify({ app_id: Number(APP_ID), uuid: uuid, skey: skey }));
+// The thresholds of a script: its targets, or in a smoke run only what must
+// hold at any speed.
+export function thresholds(targets) {
+  if (SMOKE) {
+    return { checks: ['rate==1'], http_req_failed: ['rate==0'], http_reqs: ['count>0'] };
+  }
+  return targets;
+}
+
+// The seeded sessions, loaded once and shared read-only between VUs (no
+// per-VU copy). Call it in the init context (top level) of a script that
+// sends auths; login.js does not, so it runs without a sessions file.
+export function loadSessions() {
+  return new SharedArray('sessions', function () {
+    const path = __ENV.WAFER_SESSIONS || 'sessions.csv';
+    const bodies = [];
+    for (const line of open(path).split('\n')) {
+      const [uuid, skey] = line.trim().split(',');
+      if (uuid && skey) {
+        bodies.push(JSON.stringify({ app_id: Number(APP_ID), uuid: uuid, skey: skey }));
+      }
     }
-  }
-  if (bodies.length === 0) {
-    throw new Error('no sessions in ' + path);
-  }
-  return bodies;
-});
+    if (bodies.length === 0) {
+      throw new Error('no sessions in ' + path);
+    }
+    return bodies;
+  });
+}
 
 // A login body for a user no earlier request has used.
 export function loginBody(kind, n) {

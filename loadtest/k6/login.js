@@ -3,19 +3,19 @@
 //   k6 run loadtest/k6/login.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { BASE, JSON_HEADERS, loginBody } from './common.js';
+import { BASE, JSON_HEADERS, VUS, loginBody, thresholds } from './common.js';
 
 export const options = {
   scenarios: {
-    login: { executor: 'constant-vus', vus: 64, duration: __ENV.DURATION || '30s' },
+    login: { executor: 'constant-vus', vus: VUS, duration: __ENV.DURATION || '30s' },
   },
-  thresholds: {
+  thresholds: thresholds({
     http_req_failed: ['rate==0'],
     // Target: >= 5,000 logins/s on 2 cores with the tiered store.
     'http_reqs{route:login}': ['rate>=5000'],
     'http_req_duration{route:login}': ['p(99)<50'],
     checks: ['rate==1'],
-  },
+  }),
 };
 
 export default function () {

@@ -1,20 +1,30 @@
 // 95% auth, 4% login, 1% logout. Logouts end sessions this VU's own logins
 // created, so the seeded sessions stay valid for the auths.
-//   k6 run -e WAFER_SESSIONS=sessions.csv loadtest/k6/mixed.js
+//   k6 run -e WAFER_SESSIONS=$PWD/sessions.csv loadtest/k6/mixed.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { BASE, JSON_HEADERS, APP_ID, loginBody, sessions } from './common.js';
+import {
+  BASE,
+  JSON_HEADERS,
+  APP_ID,
+  VUS,
+  loadSessions,
+  loginBody,
+  thresholds,
+} from './common.js';
+
+const sessions = loadSessions();
 
 export const options = {
   scenarios: {
-    mixed: { executor: 'constant-vus', vus: 64, duration: __ENV.DURATION || '60s' },
+    mixed: { executor: 'constant-vus', vus: VUS, duration: __ENV.DURATION || '60s' },
   },
-  thresholds: {
+  thresholds: thresholds({
     http_req_failed: ['rate==0'],
     'http_req_duration{route:auth}': ['p(99)<3'],
     'http_req_duration{route:login}': ['p(99)<50'],
     checks: ['rate==1'],
-  },
+  }),
 };
 
 // Per VU: sessions this VU created and may log out.

@@ -35,9 +35,13 @@ pub enum Error {
     /// The WeChat code exchange failed.
     #[error(transparent)]
     Wechat(#[from] WechatError),
-    /// A store is down; the text is for logs only.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// A store could not serve: down (503) or refusing what it was sent
+    /// (500). The text names the backend and the cause, never data.
+    #[error(transparent)]
+    Store(StoreError),
+    /// A fault of wafer's own; the text names what failed, for the log.
+    #[error("{0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -51,7 +55,8 @@ impl Error {
             Error::AppNotFound => ErrorCode::AppNotFound,
             Error::NotFound => ErrorCode::NotFound,
             Error::Conflict => ErrorCode::Conflict,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Store(StoreError::Unavailable { .. }) => ErrorCode::Unavailable,
+            Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
             Error::Wechat(e) => match e {
                 WechatError::CodeRejected(_) => ErrorCode::CodeRejected,
                 WechatError::RateLimited => ErrorCode::RateLimited,
@@ -68,7 +73,10 @@ impl Error {
     /// The human-readable message a client sees. Store details stay in logs.
     pub fn public_message(&self) -> Cow<'static, str> {
         match self {
-            Error::Unavailable(_) => "a store wafer needs for this request is unavailable".into(),
+            Error::Store(StoreError::Unavailable { .. }) => {
+                "a store wafer needs for this request is unavailable".into()
+            }
+            Error::Store(_) | Error::Internal(_) => "wafer could not complete this request".into(),
             Error::SessionInvalid => "session invalid".into(),
             other => other.to_string().into(),
         }
@@ -83,9 +91,9 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(why) => Error::Unavailable(why),
             StoreError::Conflict => Error::Conflict,
             StoreError::NotFound => Error::NotFound,
+            other => Error::Store(other),
         }
     }
 }
@@ -102,6 +110,7 @@ impl From<CryptoError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Backend, Cause, SqlState};
 
     #[test]
     fn wechat_errors_map_to_the_status_table() {
@@ -123,8 +132,13 @@ mod tests {
 
     #[test]
     fn store_details_do_not_reach_clients() {
-        let e = Error::from(StoreError::Unavailable("redis at 10.0.0.1 refused".into()));
+        let e = Error::from(StoreError::unavailable(Backend::Redis, Cause::Closed));
         assert_eq!(e.code(), ErrorCode::Unavailable);
-        assert!(!e.public_message().contains("10.0.0.1"));
+        assert!(!e.public_message().contains("redis"));
+        let e = Error::from(StoreError::Rejected {
+            backend: Backend::Postgres,
+            code: SqlState::parse("22021").unwrap(),
+        });
+        assert_eq!(e.code(), ErrorCode::Internal, "a data error is never a 503");
     }
 }

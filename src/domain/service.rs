@@ -37,11 +37,6 @@ pub struct Wafer<S> {
 }
 
 impl<S: Store> Wafer<S> {
-    /// Lets the store finish its background writes.
-    pub async fn close(&self) {
-        self.store.close().await;
-    }
-
     /// The domain over `store`, trading codes at `wechat`, telling time by `clock`.
     pub fn new(store: Arc<S>, wechat: WechatClient, clock: Arc<dyn Clock>) -> Self {
         Wafer {
@@ -79,8 +74,7 @@ impl<S: Store> Wafer<S> {
         if let Some((raw, signature)) = &input.signed {
             crypto::check_signature(raw, &wx.session_key, signature)?;
         }
-        let skey =
-            Skey::mint().map_err(|e| Error::Unavailable(format!("OS random generator: {e}")))?;
+        let skey = Skey::mint().map_err(|_| Error::Internal("the OS random generator failed"))?;
         let (user_info, decrypted_union) = match decrypted {
             Some(d) => (Some(d.user_info), d.union_id),
             None => (None, None),

@@ -2,18 +2,18 @@
 //! and out. Secrets (app secret, skey, session_key) are never written.
 
 use bytes::Bytes;
+use hyper::HeaderMap;
 use hyper::StatusCode;
 use hyper::header::AUTHORIZATION;
-use hyper::{HeaderMap, Method};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::Wafer;
 use crate::domain::app::{
     App, AppId, AppPatch, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
 use crate::domain::session::{SessionPage, SessionQuery};
+use crate::domain::{Error as DomainError, Wafer};
 use crate::error::ErrorCode;
 use crate::http::response::{Failure, Reply, json};
 use crate::store::Store;
@@ -33,6 +33,11 @@ impl AdminToken {
                 .filter(|t| !t.is_empty())
                 .map(|t| Sha256::digest(t.as_bytes()).into()),
         )
+    }
+
+    /// Whether the admin API is on (a token is configured).
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Checks the request's `Authorization: Bearer …` header. Hashing both
@@ -155,12 +160,9 @@ struct PatchApp {
 }
 
 fn to_json<T: Serialize>(status: StatusCode, v: &T) -> Result<Reply, Failure> {
-    let body = serde_json::to_vec(v).map_err(|e| {
-        Failure::new(
-            ErrorCode::BadRequest,
-            format!("cannot encode the response: {e}"),
-        )
-    })?;
+    // Our own values failed to encode: wafer's fault, not the caller's.
+    let body = serde_json::to_vec(v)
+        .map_err(|_| Failure::from(DomainError::Internal("cannot encode the response")))?;
     Ok(json(status, body))
 }
 
@@ -208,40 +210,35 @@ pub async fn list_apps<S: Store>(w: &Wafer<S>) -> Result<Reply, Failure> {
     )
 }
 
-/// `GET|PATCH|DELETE /admin/apps/{id}`; the body only for PATCH.
-pub async fn app<S: Store>(
-    w: &Wafer<S>,
-    method: &Method,
-    id: &str,
-    body: Option<&Bytes>,
-) -> Result<Reply, Failure> {
+/// `GET /admin/apps/{id}`.
+pub async fn get_app<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure> {
+    let app = w.get_app(app_id(id)?).await?;
+    to_json(StatusCode::OK, &AppView::from(&*app))
+}
+
+/// `PATCH /admin/apps/{id}`.
+pub async fn update_app<S: Store>(w: &Wafer<S>, id: &str, body: &Bytes) -> Result<Reply, Failure> {
     let id = app_id(id)?;
-    match (method, body) {
-        (&Method::PATCH, Some(body)) => {
-            let p: PatchApp = parse_body(body)?;
-            let app = w
-                .update_app(
-                    id,
-                    AppPatch {
-                        title: p.title,
-                        appid: p.appid,
-                        secret: p.secret,
-                        login_duration: p.login_duration,
-                        session_duration: p.session_duration,
-                    },
-                )
-                .await?;
-            to_json(StatusCode::OK, &AppView::from(&*app))
-        }
-        (&Method::DELETE, _) => {
-            w.delete_app(id).await?;
-            Ok(no_content())
-        }
-        _ => {
-            let app = w.get_app(id).await?;
-            to_json(StatusCode::OK, &AppView::from(&*app))
-        }
-    }
+    let p: PatchApp = parse_body(body)?;
+    let app = w
+        .update_app(
+            id,
+            AppPatch {
+                title: p.title,
+                appid: p.appid,
+                secret: p.secret,
+                login_duration: p.login_duration,
+                session_duration: p.session_duration,
+            },
+        )
+        .await?;
+    to_json(StatusCode::OK, &AppView::from(&*app))
+}
+
+/// `DELETE /admin/apps/{id}`.
+pub async fn delete_app<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure> {
+    w.delete_app(app_id(id)?).await?;
+    Ok(no_content())
 }
 
 /// Reads `open_id`, `limit` and `cursor` from a query string.

@@ -24,37 +24,30 @@ use crate::error::ErrorCode;
 use crate::http::admin::AdminToken;
 use crate::http::body::Format;
 use crate::http::response::{Failure, Reply, json};
-use crate::http::router::{Route, UNMATCHED};
+use crate::http::router::{Endpoint, Route};
 use crate::metrics::Metrics;
 use crate::store::Store;
-
-/// Settings of the HTTP layer.
-#[derive(Clone)]
-pub struct HttpSettings {
-    /// Largest accepted body, bytes.
-    pub max_body: usize,
-    /// The admin token (hashed), or none: admin API off.
-    pub admin_token: AdminToken,
-}
 
 /// Answers requests: routes them to the domain and shapes the replies.
 pub struct Handler<S> {
     wafer: Wafer<S>,
-    settings: HttpSettings,
+    max_body: usize,
+    admin_token: AdminToken,
     metrics: Arc<Metrics>,
 }
 
 impl<S: Store> Handler<S> {
-    /// Lets the store finish its background writes; call after serving.
-    pub async fn close(&self) {
-        self.wafer.close().await;
-    }
-
-    /// A handler over `wafer`.
-    pub fn new(wafer: Wafer<S>, settings: HttpSettings, metrics: Arc<Metrics>) -> Self {
+    /// A handler over `wafer`, reading bodies of at most `max_body` bytes.
+    pub fn new(
+        wafer: Wafer<S>,
+        max_body: usize,
+        admin_token: AdminToken,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Handler {
             wafer,
-            settings,
+            max_body,
+            admin_token,
             metrics,
         }
     }
@@ -64,33 +57,37 @@ impl<S: Store> Handler<S> {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let id = request_id::of(&parts.headers);
-        let route = Route::of(parts.uri.path());
+        let (route, param) = Route::of(parts.uri.path());
         // Disabled (no cost) unless debug logging is on: then every line
         // logged while serving carries the request id.
         let span = tracing::debug_span!("request", id = id.to_str().unwrap_or(""));
-        let result = match route {
-            None => Err(Failure::new(ErrorCode::NotFound, "no such route")),
-            Some(r) if !r.allows(&parts.method) => Err(Failure::method_not_allowed(r.allow())),
-            Some(r) => self.dispatch(r, &parts, body).instrument(span).await,
+        let result = match Endpoint::parse(&parts.method, route, param) {
+            Some(endpoint) => {
+                self.dispatch(endpoint, route, &parts, body)
+                    .instrument(span)
+                    .await
+            }
+            None if route == Route::Unmatched => {
+                Err(Failure::new(ErrorCode::NotFound, "no such route"))
+            }
+            None => Err(Failure::method_not_allowed(route.allow())),
         };
-        let admin =
-            route.as_ref().is_some_and(Route::is_admin) || parts.uri.path().starts_with("/admin/");
-        let route_index = route.map_or(UNMATCHED, |r| r.index());
+        let admin = route.is_admin() || parts.uri.path().starts_with("/admin/");
         let elapsed = started.elapsed();
         let outcome = result.as_ref().err().map(|f| f.code);
         self.metrics
-            .record_request(route_index, outcome, elapsed.as_secs_f64());
+            .record_request(route, outcome, elapsed.as_secs_f64());
         let mut reply = match result {
             Ok(reply) => reply,
             Err(f) => {
-                log_failure(&parts.method, route_index, &id, &f, elapsed);
+                log_failure(&parts.method, route, &id, &f, elapsed);
                 if admin { f.into_admin() } else { f.into_mina() }
             }
         };
         tracing::debug!(
             request_id = id.to_str().unwrap_or(""),
             method = %parts.method,
-            route = router::LABELS[route_index],
+            route = route.label(),
             status = reply.status().as_u16(),
             error = outcome.map_or("", ErrorCode::as_str),
             latency_us = elapsed.as_micros() as u64,
@@ -104,39 +101,44 @@ impl<S: Store> Handler<S> {
         reply
     }
 
+    /// Runs one endpoint: the one place a request meets its handler.
     async fn dispatch(
         &self,
-        route: Route<'_>,
+        endpoint: Endpoint<'_>,
+        route: Route,
         parts: &Parts,
         body: Incoming,
     ) -> Result<Reply, Failure> {
+        if route.is_admin() {
+            self.admin_token.check(&parts.headers)?;
+        }
         let w = &self.wafer;
-        match route {
-            Route::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
-            Route::Login => {
+        match endpoint {
+            Endpoint::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
+            Endpoint::Login => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
                 let out = w.login(input).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
             }
-            Route::Auth => {
+            Endpoint::Auth => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_auth(format, &body)?;
                 let profile = w.auth(&input).await?;
                 Ok(json(StatusCode::OK, mina::auth_ok(&profile)))
             }
-            Route::Logout => {
+            Endpoint::Logout => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_auth(format, &body)?;
                 w.logout(&input).await?;
                 Ok(json(StatusCode::OK, Bytes::from_static(mina::LOGOUT_OK)))
             }
-            Route::Healthz => Ok(json(
+            Endpoint::Healthz => Ok(json(
                 StatusCode::OK,
                 Bytes::from_static(br#"{"status":"ok"}"#),
             )),
-            Route::Readyz => Ok(self.readyz().await),
-            Route::Metrics => {
+            Endpoint::Readyz => Ok(self.readyz().await),
+            Endpoint::Metrics => {
                 let mut r = json(StatusCode::OK, self.metrics.render());
                 r.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,
@@ -146,47 +148,31 @@ impl<S: Store> Handler<S> {
                 );
                 Ok(r)
             }
-            Route::Apps | Route::App(_) | Route::AppSessions(_) | Route::Session(_) => {
-                self.settings.admin_token.check(&parts.headers)?;
-                self.admin(route, parts, body).await
-            }
-        }
-    }
-
-    async fn admin(
-        &self,
-        route: Route<'_>,
-        parts: &Parts,
-        body: Incoming,
-    ) -> Result<Reply, Failure> {
-        let w = &self.wafer;
-        let method = &parts.method;
-        match route {
-            Route::Apps if method == Method::POST => {
+            Endpoint::ListApps => admin::list_apps(w).await,
+            Endpoint::CreateApp => {
                 let body = self.admin_body(parts, body).await?;
                 admin::create_app(w, &body).await
             }
-            Route::Apps => admin::list_apps(w).await,
-            Route::App(id) if method == Method::PATCH => {
+            Endpoint::GetApp(id) => admin::get_app(w, id).await,
+            Endpoint::UpdateApp(id) => {
                 let body = self.admin_body(parts, body).await?;
-                admin::app(w, method, id, Some(&body)).await
+                admin::update_app(w, id, &body).await
             }
-            Route::App(id) => admin::app(w, method, id, None).await,
-            Route::AppSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
-            Route::Session(uuid) => admin::revoke(w, uuid).await,
-            _ => Err(Failure::new(ErrorCode::NotFound, "no such route")),
+            Endpoint::DeleteApp(id) => admin::delete_app(w, id).await,
+            Endpoint::ListSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
+            Endpoint::RevokeSession(uuid) => admin::revoke(w, uuid).await,
         }
     }
 
     async fn mina_body(&self, parts: &Parts, body: Incoming) -> Result<(Format, Bytes), Failure> {
         let format = body::format(&parts.headers, true)?;
-        let bytes = body::read(&parts.headers, body, self.settings.max_body).await?;
+        let bytes = body::read(&parts.headers, body, self.max_body).await?;
         Ok((body::sniff(format, &bytes), bytes))
     }
 
     async fn admin_body(&self, parts: &Parts, body: Incoming) -> Result<Bytes, Failure> {
         body::format(&parts.headers, false)?;
-        body::read(&parts.headers, body, self.settings.max_body).await
+        body::read(&parts.headers, body, self.max_body).await
     }
 
     async fn readyz(&self) -> Reply {
@@ -218,13 +204,13 @@ impl<S: Store> Handler<S> {
 /// trouble), warn for 4xx (the caller's request was refused).
 fn log_failure(
     method: &Method,
-    route_index: usize,
+    route: Route,
     id: &hyper::header::HeaderValue,
     f: &Failure,
     elapsed: std::time::Duration,
 ) {
     let status = f.code.status().as_u16();
-    let route = router::LABELS[route_index];
+    let route = route.label();
     let request_id = id.to_str().unwrap_or("");
     let error = f.code.as_str();
     let latency_us = elapsed.as_micros() as u64;

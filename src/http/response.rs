@@ -32,7 +32,7 @@ pub struct Failure {
     /// Human-readable message; never holds a secret.
     pub msg: Cow<'static, str>,
     /// `Allow` header for 405.
-    pub allow: Option<&'static str>,
+    pub allow: Option<HeaderValue>,
     /// Detail for the log only (e.g. which store failed).
     pub log_detail: Option<String>,
 }
@@ -49,7 +49,7 @@ impl Failure {
     }
 
     /// 405 with the methods the route allows.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: HeaderValue) -> Self {
         Failure {
             allow: Some(allow),
             ..Failure::new(ErrorCode::MethodNotAllowed, "method not allowed")
@@ -81,8 +81,7 @@ impl Failure {
     fn finish(self, body: Vec<u8>) -> Reply {
         let mut r = json(self.code.status(), body);
         if let Some(allow) = self.allow {
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+            r.headers_mut().insert(ALLOW, allow);
         }
         r
     }
@@ -91,7 +90,8 @@ impl Failure {
 impl From<DomainError> for Failure {
     fn from(e: DomainError) -> Self {
         let log_detail = match &e {
-            DomainError::Unavailable(why) => Some(why.clone()),
+            DomainError::Store(e) => Some(e.to_string()),
+            DomainError::Internal(what) => Some((*what).to_owned()),
             DomainError::Wechat(w) => Some(w.to_string()),
             _ => None,
         };
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn method_not_allowed_carries_allow() {
-        let r = Failure::method_not_allowed("POST").into_admin();
+        let r = Failure::method_not_allowed(HeaderValue::from_static("POST")).into_admin();
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[ALLOW], "POST");
     }

@@ -1,10 +1,47 @@
-//! Which route a method and path name, and which methods a route allows.
+//! The route table: a request's method and path parsed once into an
+//! [`Endpoint`]. Routes are path templates ([`Route`], whose labels the
+//! metrics and logs use); which methods a route answers is the one match in
+//! [`Endpoint::parse`], from which `Allow` is derived; whether a route
+//! speaks the admin error shape follows from its template.
+
+use std::sync::OnceLock;
 
 use hyper::Method;
+use hyper::header::HeaderValue;
 
-/// A known route, with its path parameter when it has one.
+crate::labels::labelled! {
+    /// A route: a path template, `{…}` standing for one path segment.
+    pub enum Route {
+        /// The mini-program API's index.
+        MinaIndex => "/mina/",
+        /// Login with a `wx.login()` code.
+        Login => "/mina/login",
+        /// Check a session.
+        Auth => "/mina/auth",
+        /// End a session.
+        Logout => "/mina/logout",
+        /// Liveness.
+        Healthz => "/healthz",
+        /// Readiness.
+        Readyz => "/readyz",
+        /// Prometheus metrics.
+        Metrics => "/metrics",
+        /// The apps.
+        Apps => "/admin/apps",
+        /// One app.
+        App => "/admin/apps/{id}",
+        /// An app's sessions.
+        AppSessions => "/admin/apps/{id}/sessions",
+        /// One session.
+        Session => "/admin/sessions/{uuid}",
+        /// Any path no route matches (a metrics label, never dispatched).
+        Unmatched => "unmatched",
+    }
+}
+
+/// What a request asks for: a route and a method, parsed together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'p> {
+pub enum Endpoint<'p> {
     /// `GET /mina/`
     MinaIndex,
     /// `POST /mina/login`
@@ -13,134 +50,134 @@ pub enum Route<'p> {
     Auth,
     /// `POST /mina/logout`
     Logout,
-    /// `GET|POST /admin/apps`
-    Apps,
-    /// `GET|PATCH|DELETE /admin/apps/{id}`
-    App(&'p str),
-    /// `GET /admin/apps/{id}/sessions`
-    AppSessions(&'p str),
-    /// `DELETE /admin/sessions/{uuid}`
-    Session(&'p str),
     /// `GET /healthz`
     Healthz,
     /// `GET /readyz`
     Readyz,
     /// `GET /metrics`
     Metrics,
+    /// `GET /admin/apps`
+    ListApps,
+    /// `POST /admin/apps`
+    CreateApp,
+    /// `GET /admin/apps/{id}`
+    GetApp(&'p str),
+    /// `PATCH /admin/apps/{id}`
+    UpdateApp(&'p str),
+    /// `DELETE /admin/apps/{id}`
+    DeleteApp(&'p str),
+    /// `GET /admin/apps/{id}/sessions`
+    ListSessions(&'p str),
+    /// `DELETE /admin/sessions/{uuid}`
+    RevokeSession(&'p str),
 }
 
-/// Metric label of requests that matched no route.
-pub const UNMATCHED_LABEL: &str = "unmatched";
-
-/// Labels of every route, indexed by [`Route::index`], then the unmatched one.
-pub const LABELS: [&str; 12] = [
-    "/mina/",
-    "/mina/login",
-    "/mina/auth",
-    "/mina/logout",
-    "/admin/apps",
-    "/admin/apps/{id}",
-    "/admin/apps/{id}/sessions",
-    "/admin/sessions/{uuid}",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    UNMATCHED_LABEL,
+/// The methods `Allow` can name, in the order it names them.
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PATCH,
+    Method::DELETE,
 ];
 
-/// Index of [`UNMATCHED_LABEL`] in [`LABELS`].
-pub const UNMATCHED: usize = 11;
-
-impl<'p> Route<'p> {
-    /// The route a path names. A trailing slash is optional, as clients of the
-    /// original service sent both forms.
-    pub fn of(path: &'p str) -> Option<Route<'p>> {
-        let trimmed = path.strip_suffix('/').unwrap_or(path);
-        Some(match trimmed {
-            "/mina" => Route::MinaIndex,
-            "/mina/login" => Route::Login,
-            "/mina/auth" => Route::Auth,
-            "/mina/logout" => Route::Logout,
-            "/admin/apps" => Route::Apps,
-            "/healthz" => Route::Healthz,
-            "/readyz" => Route::Readyz,
-            "/metrics" => Route::Metrics,
-            _ => {
-                if let Some(rest) = trimmed.strip_prefix("/admin/apps/") {
-                    match rest.split_once('/') {
-                        None if !rest.is_empty() => Route::App(rest),
-                        Some((id, "sessions")) if !id.is_empty() => Route::AppSessions(id),
-                        _ => return None,
-                    }
-                } else if let Some(uuid) = trimmed.strip_prefix("/admin/sessions/") {
-                    if uuid.is_empty() || uuid.contains('/') {
-                        return None;
-                    }
-                    Route::Session(uuid)
-                } else {
-                    return None;
-                }
-            }
+impl<'p> Endpoint<'p> {
+    /// The route table: what `method` on `route` (with its path parameter
+    /// `param`) asks for; `None` when the route does not answer `method`.
+    /// `HEAD` is answered wherever `GET` is.
+    pub fn parse(method: &Method, route: Route, param: &'p str) -> Option<Self> {
+        use Endpoint as E;
+        use Route as R;
+        let get = method == Method::GET || method == Method::HEAD;
+        Some(match route {
+            R::MinaIndex if get => E::MinaIndex,
+            R::Login if method == Method::POST => E::Login,
+            R::Auth if method == Method::POST => E::Auth,
+            R::Logout if method == Method::POST => E::Logout,
+            R::Healthz if get => E::Healthz,
+            R::Readyz if get => E::Readyz,
+            R::Metrics if get => E::Metrics,
+            R::Apps if method == Method::GET => E::ListApps,
+            R::Apps if method == Method::POST => E::CreateApp,
+            R::App if method == Method::GET => E::GetApp(param),
+            R::App if method == Method::PATCH => E::UpdateApp(param),
+            R::App if method == Method::DELETE => E::DeleteApp(param),
+            R::AppSessions if get => E::ListSessions(param),
+            R::Session if method == Method::DELETE => E::RevokeSession(param),
+            _ => return None,
         })
     }
+}
 
-    /// Position of this route's label in [`LABELS`].
-    pub fn index(&self) -> usize {
-        match self {
-            Route::MinaIndex => 0,
-            Route::Login => 1,
-            Route::Auth => 2,
-            Route::Logout => 3,
-            Route::Apps => 4,
-            Route::App(_) => 5,
-            Route::AppSessions(_) => 6,
-            Route::Session(_) => 7,
-            Route::Healthz => 8,
-            Route::Readyz => 9,
-            Route::Metrics => 10,
+impl Route {
+    /// The route `path` names, and its path parameter (empty if none). A
+    /// trailing slash is optional, as clients of the original service sent
+    /// both forms.
+    pub fn of(path: &str) -> (Route, &str) {
+        let path = trim_slash(path);
+        for route in Route::ALL {
+            if let Some(param) = route.matches(path) {
+                return (*route, param);
+            }
         }
+        (Route::Unmatched, "")
     }
 
-    /// The route's template, for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        LABELS[self.index()]
+    fn matches(self, path: &str) -> Option<&str> {
+        if self == Route::Unmatched {
+            return None;
+        }
+        let template = trim_slash(self.label());
+        if !template.contains('{') {
+            return (template == path).then_some("");
+        }
+        let mut param = "";
+        let mut segments = path.split('/');
+        for want in template.split('/') {
+            let got = segments.next()?;
+            if want.starts_with('{') {
+                if got.is_empty() {
+                    return None;
+                }
+                param = got;
+            } else if want != got {
+                return None;
+            }
+        }
+        segments.next().is_none().then_some(param)
     }
 
-    /// Whether this route belongs to the admin API (its own error shape).
-    pub fn is_admin(&self) -> bool {
-        matches!(
-            self,
-            Route::Apps | Route::App(_) | Route::AppSessions(_) | Route::Session(_)
-        )
+    /// Whether the route belongs to the admin API (its own error shape and
+    /// the bearer token).
+    pub fn is_admin(self) -> bool {
+        self.label().starts_with("/admin/")
     }
 
     /// The methods this route answers, as an `Allow` header value.
-    pub fn allow(&self) -> &'static str {
-        match self {
-            Route::Login | Route::Auth | Route::Logout => "POST",
-            Route::Apps => "GET, POST",
-            Route::App(_) => "GET, PATCH, DELETE",
-            Route::Session(_) => "DELETE",
-            Route::MinaIndex
-            | Route::AppSessions(_)
-            | Route::Healthz
-            | Route::Readyz
-            | Route::Metrics => "GET, HEAD",
-        }
+    pub fn allow(self) -> HeaderValue {
+        static ALLOW: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+        let table = ALLOW.get_or_init(|| {
+            Route::ALL
+                .iter()
+                .map(|r| {
+                    let names: Vec<&str> = METHODS
+                        .iter()
+                        .filter(|m| Endpoint::parse(m, *r, "x").is_some())
+                        .map(Method::as_str)
+                        .collect();
+                    HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""))
+                })
+                .collect()
+        });
+        table
+            .get(self.index())
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(""))
     }
+}
 
-    /// Whether this route answers `method`.
-    pub fn allows(&self, method: &Method) -> bool {
-        match self {
-            Route::Login | Route::Auth | Route::Logout => method == Method::POST,
-            Route::Apps => method == Method::GET || method == Method::POST,
-            Route::App(_) => {
-                method == Method::GET || method == Method::PATCH || method == Method::DELETE
-            }
-            Route::Session(_) => method == Method::DELETE,
-            _ => method == Method::GET || method == Method::HEAD,
-        }
-    }
+fn trim_slash(path: &str) -> &str {
+    path.strip_suffix('/').unwrap_or(path)
 }
 
 #[cfg(test)]
@@ -149,50 +186,54 @@ mod tests {
 
     #[test]
     fn paths_map_to_routes() {
-        assert_eq!(Route::of("/mina/"), Some(Route::MinaIndex));
-        assert_eq!(Route::of("/mina"), Some(Route::MinaIndex));
-        assert_eq!(Route::of("/mina/auth"), Some(Route::Auth));
-        assert_eq!(Route::of("/mina/auth/"), Some(Route::Auth));
-        assert_eq!(Route::of("/admin/apps/7"), Some(Route::App("7")));
+        assert_eq!(Route::of("/mina/"), (Route::MinaIndex, ""));
+        assert_eq!(Route::of("/mina"), (Route::MinaIndex, ""));
+        assert_eq!(Route::of("/mina/auth"), (Route::Auth, ""));
+        assert_eq!(Route::of("/mina/auth/"), (Route::Auth, ""));
+        assert_eq!(Route::of("/admin/apps/7"), (Route::App, "7"));
+        assert_eq!(Route::of("/admin/apps/7/"), (Route::App, "7"));
         assert_eq!(
             Route::of("/admin/apps/7/sessions"),
-            Some(Route::AppSessions("7"))
+            (Route::AppSessions, "7")
         );
-        assert_eq!(
-            Route::of("/admin/sessions/abc"),
-            Some(Route::Session("abc"))
-        );
-        assert_eq!(Route::of("/admin/apps/7/other"), None);
-        assert_eq!(Route::of("/admin/apps//sessions"), None);
-        assert_eq!(Route::of("/nope"), None);
-        assert_eq!(Route::of("/"), None);
+        assert_eq!(Route::of("/admin/sessions/abc"), (Route::Session, "abc"));
+        assert_eq!(Route::of("/admin/apps/7/other").0, Route::Unmatched);
+        assert_eq!(Route::of("/admin/apps//sessions").0, Route::Unmatched);
+        assert_eq!(Route::of("/admin/sessions/a/b").0, Route::Unmatched);
+        assert_eq!(Route::of("/nope").0, Route::Unmatched);
+        assert_eq!(Route::of("/").0, Route::Unmatched);
+        assert_eq!(Route::of("unmatched").0, Route::Unmatched);
     }
 
     #[test]
-    fn methods_and_allow_agree() {
-        for r in [
-            Route::Auth,
-            Route::Apps,
-            Route::App("1"),
-            Route::Session("u"),
-            Route::Healthz,
-        ] {
-            for m in [
-                Method::GET,
-                Method::POST,
-                Method::PATCH,
-                Method::DELETE,
-                Method::PUT,
-            ] {
-                let listed = r.allow().split(", ").any(|a| a == m.as_str());
-                assert_eq!(r.allows(&m), listed, "{r:?} {m}");
+    fn allow_lists_exactly_the_methods_the_table_answers() {
+        assert_eq!(Route::Auth.allow(), "POST");
+        assert_eq!(Route::Apps.allow(), "GET, POST");
+        assert_eq!(Route::App.allow(), "GET, PATCH, DELETE");
+        assert_eq!(Route::Session.allow(), "DELETE");
+        assert_eq!(Route::Healthz.allow(), "GET, HEAD");
+        assert_eq!(Route::AppSessions.allow(), "GET, HEAD");
+        for r in Route::ALL {
+            for m in [Method::PUT, Method::OPTIONS, Method::TRACE] {
+                assert!(Endpoint::parse(&m, *r, "x").is_none(), "{r:?} {m}");
             }
         }
     }
 
     #[test]
-    fn labels_line_up() {
-        assert_eq!(Route::AppSessions("x").label(), "/admin/apps/{id}/sessions");
-        assert_eq!(LABELS[UNMATCHED], "unmatched");
+    fn every_route_but_unmatched_answers_something() {
+        for r in Route::ALL {
+            assert_eq!(
+                r.allow().is_empty(),
+                *r == Route::Unmatched,
+                "{r:?} answers no method"
+            );
+        }
+    }
+
+    #[test]
+    fn admin_routes_follow_their_template() {
+        assert!(Route::Session.is_admin() && Route::Apps.is_admin());
+        assert!(!Route::Auth.is_admin() && !Route::Metrics.is_admin());
     }
 }

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::{
 };
 
 use crate::error::ErrorCode;
-use crate::http::router::LABELS;
+use crate::http::router::Route;
 use register::{counter, gauge, histogram};
 pub use store::StoreMetrics;
 pub use wechat::WechatMetrics;
@@ -73,9 +73,10 @@ impl Metrics {
         let recorder = build_recorder();
         let handle = recorder.handle();
         register::describe_all(&recorder);
-        let routes = LABELS
+        let routes = Route::ALL
             .iter()
             .map(|route| {
+                let route = route.label();
                 let mut outcomes = Vec::with_capacity(OUTCOMES);
                 let by = |outcome| {
                     counter(
@@ -118,10 +119,10 @@ impl Metrics {
         }
     }
 
-    /// Records one answered request: route index (see `router::LABELS`),
-    /// outcome (`None` = ok) and latency in seconds.
-    pub fn record_request(&self, route: usize, outcome: Option<ErrorCode>, seconds: f64) {
-        if let Some(r) = self.routes.get(route) {
+    /// Records one answered request: route, outcome (`None` = ok) and
+    /// latency in seconds.
+    pub fn record_request(&self, route: Route, outcome: Option<ErrorCode>, seconds: f64) {
+        if let Some(r) = self.routes.get(route.index()) {
             let i = outcome.map_or(0, |c| 1 + c.index());
             r.outcomes[i].increment(1);
             r.latency.record(seconds);
@@ -169,9 +170,9 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_and_outcome() {
         let m = Metrics::new();
-        m.record_request(2, None, 0.0003);
-        m.record_request(2, Some(ErrorCode::SessionInvalid), 0.0002);
-        m.record_request(2, Some(ErrorCode::SessionInvalid), 0.0002);
+        m.record_request(Route::Auth, None, 0.0003);
+        m.record_request(Route::Auth, Some(ErrorCode::SessionInvalid), 0.0002);
+        m.record_request(Route::Auth, Some(ErrorCode::SessionInvalid), 0.0002);
         m.upkeep();
         let text = m.render();
         assert!(

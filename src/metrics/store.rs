@@ -9,30 +9,10 @@ use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::metrics::register::{counter, gauge, histogram};
+pub use crate::store::Backend;
 use crate::store::StoreResult;
 
-/// A storage backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The in-process store.
-    Embedded,
-    /// Redis, the hot path of the tiered store.
-    Redis,
-    /// PostgreSQL, the record of the tiered store.
-    Postgres,
-}
-
 impl Backend {
-    const ALL: [Backend; 3] = [Backend::Embedded, Backend::Redis, Backend::Postgres];
-
-    fn label(self) -> &'static str {
-        match self {
-            Backend::Embedded => "embedded",
-            Backend::Redis => "redis",
-            Backend::Postgres => "postgres",
-        }
-    }
-
     /// The operations this backend performs (the series registered for it).
     fn ops(self) -> &'static [Op] {
         use Op::*;
@@ -55,65 +35,41 @@ impl Backend {
     }
 }
 
-/// A store operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Check (and slide) a session.
-    Auth,
-    /// Record a login.
-    Login,
-    /// Remove a session by its owner.
-    Logout,
-    /// Remove a session by an admin.
-    Revoke,
-    /// List an app's sessions.
-    ListSessions,
-    /// Cache a session in Redis.
-    Put,
-    /// Replace a session by a tombstone.
-    Bury,
-    /// Drop a possibly stale cached session.
-    Evict,
-    /// Health check.
-    Ping,
-    /// Read one session record.
-    Load,
-    /// Delete a session record.
-    Delete,
-    /// Read the apps.
-    Apps,
-    /// Create, change or delete an app.
-    AppWrite,
-    /// Write a batch of last visits.
-    RecordVisits,
-    /// Delete expired sessions.
-    Purge,
-    /// Estimate the number of sessions.
-    Count,
-}
-
-impl Op {
-    const COUNT: usize = 16;
-
-    fn label(self) -> &'static str {
-        match self {
-            Op::Auth => "auth",
-            Op::Login => "login",
-            Op::Logout => "logout",
-            Op::Revoke => "revoke",
-            Op::ListSessions => "list_sessions",
-            Op::Put => "put",
-            Op::Bury => "bury",
-            Op::Evict => "evict",
-            Op::Ping => "ping",
-            Op::Load => "load",
-            Op::Delete => "delete",
-            Op::Apps => "apps",
-            Op::AppWrite => "app_write",
-            Op::RecordVisits => "record_visits",
-            Op::Purge => "purge",
-            Op::Count => "count",
-        }
+crate::labels::labelled! {
+    /// A store operation.
+    pub enum Op {
+        /// Check (and slide) a session.
+        Auth => "auth",
+        /// Record a login.
+        Login => "login",
+        /// Remove a session by its owner.
+        Logout => "logout",
+        /// Remove a session by an admin.
+        Revoke => "revoke",
+        /// List an app's sessions.
+        ListSessions => "list_sessions",
+        /// Cache a session in Redis.
+        Put => "put",
+        /// Replace a session by a tombstone.
+        Bury => "bury",
+        /// Drop a possibly stale cached session.
+        Evict => "evict",
+        /// Health check.
+        Ping => "ping",
+        /// Read one session record.
+        Load => "load",
+        /// Delete a session record.
+        Delete => "delete",
+        /// Read the apps.
+        Apps => "apps",
+        /// Create, change or delete an app.
+        AppWrite => "app_write",
+        /// Write a batch of last visits.
+        RecordVisits => "record_visits",
+        /// Delete expired sessions.
+        Purge => "purge",
+        /// Estimate the number of sessions.
+        Count => "count",
     }
 }
 
@@ -148,18 +104,18 @@ impl StoreMetrics {
                 for op in b.ops() {
                     let labels = |result| {
                         [
-                            ("backend", b.label()),
+                            ("backend", b.name()),
                             ("op", op.label()),
                             ("result", result),
                         ]
                     };
-                    row[*op as usize] = Some(OpHandles {
+                    row[op.index()] = Some(OpHandles {
                         ok: counter(r, "wafer_store_operations_total", &labels("ok")),
                         error: counter(r, "wafer_store_operations_total", &labels("error")),
                         latency: histogram(
                             r,
                             "wafer_store_operation_duration_seconds",
-                            &[("backend", b.label()), ("op", op.label())],
+                            &[("backend", b.name()), ("op", op.label())],
                         ),
                     });
                 }
@@ -184,7 +140,7 @@ impl StoreMetrics {
     /// Records one operation.
     pub fn record(&self, backend: Backend, op: Op, ok: bool, took: Duration) {
         let Some(h) = &self.0 else { return };
-        if let Some(Some(m)) = h.ops[backend as usize].get(op as usize) {
+        if let Some(Some(m)) = h.ops[backend as usize].get(op.index()) {
             if ok { &m.ok } else { &m.error }.increment(1);
             m.latency.record(took.as_secs_f64());
         }

@@ -8,19 +8,7 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::metrics::register::{counter, histogram};
 use crate::wechat::WechatError;
-
-/// Result labels: `ok`, then [`WechatError::kind`] of each error.
-pub const RESULTS: [&str; 9] = [
-    "ok",
-    "code_rejected",
-    "rate_limited",
-    "app_credentials",
-    "errcode",
-    "http_error",
-    "malformed",
-    "unreachable",
-    "timeout",
-];
+use crate::wechat::reply::WechatOutcome;
 
 struct Handles {
     results: Vec<Counter>,
@@ -34,9 +22,9 @@ pub struct WechatMetrics(Option<Arc<Handles>>);
 impl WechatMetrics {
     /// Registers the series on `r`.
     pub fn register(r: &PrometheusRecorder) -> Self {
-        let results = RESULTS
+        let results = WechatOutcome::ALL
             .iter()
-            .map(|res| counter(r, "wafer_wechat_requests_total", &[("result", res)]))
+            .map(|o| counter(r, "wafer_wechat_requests_total", &[("result", o.label())]))
             .collect();
         let latency = histogram(r, "wafer_wechat_request_duration_seconds", &[]);
         WechatMetrics(Some(Arc::new(Handles { results, latency })))
@@ -45,10 +33,8 @@ impl WechatMetrics {
     /// Records one call.
     pub fn record(&self, result: Result<(), &WechatError>, took: Duration) {
         let Some(h) = &self.0 else { return };
-        let label = result.err().map_or("ok", WechatError::kind);
-        if let Some(i) = RESULTS.iter().position(|r| *r == label) {
-            h.results[i].increment(1);
-        }
+        let outcome = result.err().map_or(WechatOutcome::Ok, WechatError::outcome);
+        h.results[outcome.index()].increment(1);
         h.latency.record(took.as_secs_f64());
     }
 }

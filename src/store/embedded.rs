@@ -17,10 +17,10 @@ use crate::domain::session::{
 };
 use crate::domain::skey::SkeyHash;
 use crate::metrics::StoreMetrics;
-use crate::metrics::store::{Backend, Op};
+use crate::metrics::store::Op;
 use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
-use crate::store::{BackendHealth, Store, StoreError, StoreResult};
+use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
 /// Default cap on stored sessions.
 pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
@@ -165,7 +165,9 @@ impl EmbeddedStore {
         let mut next_id = self
             .app_writer
             .lock()
-            .map_err(|_| StoreError::Unavailable("embedded app table lock poisoned".into()))?;
+            // Poisoned only if a writer panicked: the table it left is whole
+            // (writers swap a new table in), so go on with it.
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.apps.load();
         let (table, out) = f(&current, &mut next_id)?;
         self.apps.store(table);
@@ -304,10 +306,7 @@ impl EmbeddedStore {
             }
             MapEntry::Vacant(slot) => {
                 if self.sessions.len() >= self.max_sessions {
-                    return Err(StoreError::Unavailable(format!(
-                        "embedded store is full ({} sessions)",
-                        self.max_sessions
-                    )));
+                    return Err(StoreError::unavailable(Backend::Embedded, Cause::Full));
                 }
                 let uuid = Uuid::new_v4();
                 let profile = Arc::new(Profile {

@@ -4,6 +4,7 @@
 
 pub mod app_table;
 pub mod embedded;
+pub mod error;
 pub mod periodic;
 pub mod postgres;
 pub mod record;
@@ -22,25 +23,8 @@ use crate::domain::session::{
 };
 
 pub use embedded::EmbeddedStore;
+pub use error::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};
 pub use tiered::TieredStore;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The backend is down, timed out or full; the message names which, and
-    /// never carries request data.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A uniqueness rule was violated (an app with that appid exists).
-    #[error("conflict")]
-    Conflict,
-    /// The record to change does not exist.
-    #[error("not found")]
-    NotFound,
-}
-
-/// Result of a store operation.
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Readiness of one backend, as `/readyz` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

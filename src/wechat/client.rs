@@ -10,6 +10,11 @@ use crate::wechat::reply::{CodeSession, WechatError, interpret};
 /// WeChat's API base.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 
+/// The HTTP client for WeChat could not be built (its TLS set-up failed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for WeChat")]
+pub struct WechatClientError;
+
 /// Client of WeChat's code-exchange API.
 #[derive(Clone, Debug)]
 pub struct WechatClient {
@@ -25,7 +30,7 @@ impl WechatClient {
         api_base: &str,
         timeout: Duration,
         connect_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WechatClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(connect_timeout.min(timeout))
@@ -34,7 +39,7 @@ impl WechatClient {
             .tcp_nodelay(true)
             .user_agent(concat!("wafer/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the WeChat HTTP client: {e}"))?;
+            .map_err(|_| WechatClientError)?;
         Ok(WechatClient {
             http,
             url: format!("{}/sns/jscode2session", api_base.trim_end_matches('/')),

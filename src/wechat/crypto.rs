@@ -2,14 +2,13 @@
 //! watermark check, and the `rawData` SHA-1 signature.
 
 use aes::cipher::block_padding::Pkcs7;
-use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use aes::cipher::{BlockModeDecrypt, KeyIvInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
-type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
 
 /// Largest stored `user_info`, in bytes of compact JSON (as the original table).
 pub const MAX_USER_INFO_BYTES: usize = 2048;
@@ -118,22 +117,26 @@ pub fn sign(raw_data: &str, session_key: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Encrypts user data as WeChat does (AES-128-CBC, PKCS#7, base64 in and
-/// out). wafer itself never encrypts; the WeChat mock and tests do.
-pub fn encrypt_user_data(
-    session_key: &str,
-    iv: &str,
-    plaintext: &[u8],
-) -> Result<String, CryptoError> {
-    let key = decode16(session_key, "session key is not 16 bytes of base64")?;
-    let iv = decode16(iv, "iv is not 16 bytes of base64")?;
-    let data = Aes128CbcEnc::new(&key.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
-    Ok(STANDARD.encode(data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use aes::cipher::BlockModeEncrypt;
+
+    type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+
+    /// Encrypts as WeChat does; wafer itself never encrypts.
+    fn encrypt_user_data(
+        session_key: &str,
+        iv: &str,
+        plaintext: &[u8],
+    ) -> Result<String, CryptoError> {
+        let key = decode16(session_key, "session key is not 16 bytes of base64")?;
+        let iv = decode16(iv, "iv is not 16 bytes of base64")?;
+        let data =
+            Aes128CbcEnc::new(&key.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
+        Ok(STANDARD.encode(data))
+    }
 
     // WeChat's official demo vector.
     const APPID: &str = "wx4f4bc4dec97d474b";

@@ -55,18 +55,42 @@ pub enum WechatError {
     Timeout,
 }
 
+crate::labels::labelled! {
+    /// How a WeChat call ended, as the metrics label it.
+    pub enum WechatOutcome {
+        /// Answered with a session.
+        Ok => "ok",
+        /// See [`WechatError::CodeRejected`].
+        CodeRejected => "code_rejected",
+        /// See [`WechatError::RateLimited`].
+        RateLimited => "rate_limited",
+        /// See [`WechatError::AppCredentials`].
+        AppCredentials => "app_credentials",
+        /// See [`WechatError::Errcode`].
+        Errcode => "errcode",
+        /// See [`WechatError::HttpStatus`].
+        HttpError => "http_error",
+        /// See [`WechatError::Malformed`].
+        Malformed => "malformed",
+        /// See [`WechatError::Unreachable`].
+        Unreachable => "unreachable",
+        /// See [`WechatError::Timeout`].
+        Timeout => "timeout",
+    }
+}
+
 impl WechatError {
-    /// A short label for metrics and logs.
-    pub fn kind(&self) -> &'static str {
+    /// The outcome this error is counted as.
+    pub fn outcome(&self) -> WechatOutcome {
         match self {
-            WechatError::CodeRejected(_) => "code_rejected",
-            WechatError::RateLimited => "rate_limited",
-            WechatError::AppCredentials(_) => "app_credentials",
-            WechatError::Errcode(_) => "errcode",
-            WechatError::HttpStatus(_) => "http_error",
-            WechatError::Malformed => "malformed",
-            WechatError::Unreachable => "unreachable",
-            WechatError::Timeout => "timeout",
+            WechatError::CodeRejected(_) => WechatOutcome::CodeRejected,
+            WechatError::RateLimited => WechatOutcome::RateLimited,
+            WechatError::AppCredentials(_) => WechatOutcome::AppCredentials,
+            WechatError::Errcode(_) => WechatOutcome::Errcode,
+            WechatError::HttpStatus(_) => WechatOutcome::HttpError,
+            WechatError::Malformed => WechatOutcome::Malformed,
+            WechatError::Unreachable => WechatOutcome::Unreachable,
+            WechatError::Timeout => WechatOutcome::Timeout,
         }
     }
 }

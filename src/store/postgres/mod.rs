@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::SqlState as PgState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -19,9 +19,9 @@ use crate::domain::app::{App, AppId, AppPatch, NewApp};
 use crate::domain::session::{NewSession, SessionPage, SessionQuery, SessionSummary};
 use crate::domain::skey::SkeyHash;
 use crate::metrics::StoreMetrics;
-use crate::metrics::store::{Backend, Op};
+use crate::metrics::store::Op;
 use crate::store::record::SessionRecord;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};
 
 /// How long an expired row is kept before the purge removes it. Covers the
 /// write-behind lag, so a session slid in the last second is never purged.
@@ -35,22 +35,58 @@ pub struct Postgres {
     metrics: StoreMetrics,
 }
 
-fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    // The message names the failure class only: server messages can quote
-    // row values, which may be secrets.
-    match e.code() {
-        Some(code) => StoreError::Unavailable(format!("postgres error {}", code.code())),
-        None if e.is_closed() => StoreError::Unavailable("postgres connection closed".into()),
-        None => StoreError::Unavailable("postgres unreachable".into()),
+impl From<tokio_postgres::Error> for StoreError {
+    /// By the SQLSTATE's class: an outage is 503-worthy, anything else is a
+    /// statement or data the server refused. The server's message is not
+    /// kept: it can quote row values, which may be secrets.
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code().and_then(|c| SqlState::parse(c.code())) {
+            Some(code) if code.is_outage() => {
+                StoreError::unavailable(Backend::Postgres, Cause::Server(code))
+            }
+            Some(code) => StoreError::Rejected {
+                backend: Backend::Postgres,
+                code,
+            },
+            None if e.is_closed() => StoreError::unavailable(Backend::Postgres, Cause::Closed),
+            None => StoreError::unavailable(Backend::Postgres, Cause::NotConnected),
+        }
     }
 }
 
-fn conflict_or_unavailable(e: tokio_postgres::Error) -> StoreError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        StoreError::Conflict
-    } else {
-        unavailable(e)
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        let cause = match e {
+            PoolError::Backend(e) => return e.into(),
+            PoolError::Timeout(TimeoutType::Wait) => Cause::PoolFull,
+            PoolError::Timeout(_) => Cause::Timeout,
+            _ => Cause::NotConnected,
+        };
+        StoreError::unavailable(Backend::Postgres, cause)
     }
+}
+
+/// Turns one SQLSTATE into a domain answer, as `ON CONFLICT` would: a
+/// unique violation into [`StoreError::Conflict`], say.
+trait OnSqlState<T> {
+    fn on(self, state: &tokio_postgres::error::SqlState, then: StoreError) -> StoreResult<T>;
+}
+
+impl<T> OnSqlState<T> for Result<T, tokio_postgres::Error> {
+    fn on(self, state: &tokio_postgres::error::SqlState, then: StoreError) -> StoreResult<T> {
+        self.map_err(|e| {
+            if e.code() == Some(state) {
+                then
+            } else {
+                e.into()
+            }
+        })
+    }
+}
+
+fn timed_out() -> StoreError {
+    StoreError::unavailable(Backend::Postgres, Cause::Timeout)
 }
 
 fn app_from_row(row: &Row) -> Arc<App> {
@@ -68,10 +104,10 @@ fn app_from_row(row: &Row) -> Arc<App> {
 
 fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
     let hash: &[u8] = row.get("skey_hash");
-    let skey_hash = SkeyHash(
-        hash.try_into()
-            .map_err(|_| StoreError::Unavailable("postgres: malformed skey hash".into()))?,
-    );
+    let skey_hash = SkeyHash(hash.try_into().map_err(|_| StoreError::Malformed {
+        backend: Backend::Postgres,
+        what: "skey_hash",
+    })?);
     Ok(SessionRecord {
         uuid: row.get("uuid"),
         app_id: row.get("app_id"),
@@ -93,9 +129,11 @@ const SESSION_COLUMNS: &str = "uuid, app_id, open_id, union_id, skey_hash, user_
 impl Postgres {
     /// A pool for `url` (`postgres://…`), `size` connections at most, every
     /// call bounded by `timeout`. Connects lazily.
-    pub fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self, String> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|_| "WAFER_DATABASE_URL is not a valid PostgreSQL URL".to_string())?;
+    pub fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self, ConnectError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|_| ConnectError::InvalidUrl {
+                setting: "WAFER_DATABASE_URL",
+            })?;
         config.connect_timeout(timeout);
         if config.get_application_name().is_none() {
             config.application_name("wafer");
@@ -114,7 +152,9 @@ impl Postgres {
             .create_timeout(Some(timeout))
             .recycle_timeout(Some(timeout))
             .build()
-            .map_err(|e| format!("cannot build the PostgreSQL pool: {e}"))?;
+            .map_err(|_| ConnectError::Pool {
+                backend: Backend::Postgres,
+            })?;
         Ok(Postgres {
             pool,
             timeout,
@@ -129,13 +169,7 @@ impl Postgres {
     }
 
     async fn client(&self) -> StoreResult<Object> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => unavailable(e),
-            deadpool_postgres::PoolError::Timeout(_) => {
-                StoreError::Unavailable("postgres timed out".into())
-            }
-            _ => StoreError::Unavailable("postgres unreachable".into()),
-        })
+        Ok(self.pool.get().await?)
     }
 
     /// Runs `work` on a pooled connection within the timeout, recorded as
@@ -152,7 +186,7 @@ impl Postgres {
         let bounded = async {
             tokio::time::timeout(self.timeout, work)
                 .await
-                .map_err(|_| StoreError::Unavailable("postgres timed out".into()))?
+                .map_err(|_| timed_out())?
         };
         self.metrics.observe(Backend::Postgres, op, bounded).await
     }
@@ -162,17 +196,17 @@ impl Postgres {
         // Migrations may take longer than one query; they get their own bound.
         let work = async {
             let mut client = self.client().await?;
-            migrate::migrate(&mut client).await.map_err(unavailable)
+            Ok(migrate::migrate(&mut client).await?)
         };
         tokio::time::timeout(Duration::from_secs(60), work)
             .await
-            .map_err(|_| StoreError::Unavailable("postgres migration timed out".into()))?
+            .map_err(|_| timed_out())?
     }
 
     /// `SELECT 1`.
     pub async fn ping(&self) -> StoreResult<()> {
         self.run(Op::Ping, |c| async move {
-            c.simple_query("SELECT 1").await.map_err(unavailable)?;
+            c.simple_query("SELECT 1").await?;
             Ok(())
         })
         .await
@@ -182,8 +216,8 @@ impl Postgres {
     pub async fn list_apps(&self) -> StoreResult<Vec<Arc<App>>> {
         self.run(Op::Apps, |c| async move {
             let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY id");
-            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
-            let rows = c.query(&stmt, &[]).await.map_err(unavailable)?;
+            let stmt = c.prepare_cached(&sql).await?;
+            let rows = c.query(&stmt, &[]).await?;
             Ok(rows.iter().map(app_from_row).collect())
         })
         .await
@@ -211,7 +245,7 @@ impl Postgres {
                     ],
                 )
                 .await
-                .map_err(conflict_or_unavailable)?;
+                .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
             Ok(app_from_row(&row))
         })
         .await
@@ -246,7 +280,7 @@ impl Postgres {
                     ],
                 )
                 .await
-                .map_err(conflict_or_unavailable)?;
+                .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
             row.as_ref().map(app_from_row).ok_or(StoreError::NotFound)
         })
         .await
@@ -255,22 +289,18 @@ impl Postgres {
     /// Deletes an app and its sessions; returns the uuids of those sessions.
     pub async fn delete_app(&self, id: AppId) -> StoreResult<Vec<Uuid>> {
         self.run(Op::AppWrite, |mut c| async move {
-            let tx = c.transaction().await.map_err(unavailable)?;
+            let tx = c.transaction().await?;
             let rows = tx
                 .query(
                     "DELETE FROM sessions WHERE app_id = $1 RETURNING uuid",
                     &[&id],
                 )
-                .await
-                .map_err(unavailable)?;
-            let deleted = tx
-                .execute("DELETE FROM apps WHERE id = $1", &[&id])
-                .await
-                .map_err(unavailable)?;
+                .await?;
+            let deleted = tx.execute("DELETE FROM apps WHERE id = $1", &[&id]).await?;
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.commit().await.map_err(unavailable)?;
+            tx.commit().await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
@@ -293,7 +323,7 @@ impl Postgres {
                  generation = s.generation + 1 \
                  RETURNING {SESSION_COLUMNS}"
             );
-            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
+            let stmt = c.prepare_cached(&sql).await?;
             let row = c
                 .query_one(
                     &stmt,
@@ -309,14 +339,8 @@ impl Postgres {
                     ],
                 )
                 .await
-                .map_err(|e| {
-                    // The app was deleted between the lookup and the insert.
-                    if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
-                        StoreError::NotFound
-                    } else {
-                        unavailable(e)
-                    }
-                })?;
+                // The app was deleted between the lookup and the insert.
+                .on(&PgState::FOREIGN_KEY_VIOLATION, StoreError::NotFound)?;
             record_from_row(&row)
         })
         .await
@@ -326,8 +350,8 @@ impl Postgres {
     pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<SessionRecord>> {
         self.run(Op::Load, |c| async move {
             let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE uuid = $1");
-            let stmt = c.prepare_cached(&sql).await.map_err(unavailable)?;
-            let row = c.query_opt(&stmt, &[&uuid]).await.map_err(unavailable)?;
+            let stmt = c.prepare_cached(&sql).await?;
+            let row = c.query_opt(&stmt, &[&uuid]).await?;
             row.as_ref().map(record_from_row).transpose()
         })
         .await
@@ -353,8 +377,7 @@ impl Postgres {
                     c.execute("DELETE FROM sessions WHERE uuid = $1", &[&uuid])
                         .await
                 }
-            }
-            .map_err(unavailable)?;
+            }?;
             Ok(n > 0)
         })
         .await
@@ -377,8 +400,7 @@ impl Postgres {
                      ORDER BY uuid LIMIT $4",
                     &[&app, &query.open_id, &query.after, &(limit + 1)],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             let mut sessions: Vec<SessionSummary> = rows
                 .iter()
                 .map(|r| SessionSummary {
@@ -410,11 +432,8 @@ impl Postgres {
                      FROM unnest($1::uuid[], $2::timestamptz[]) AS v(uuid, t) \
                      WHERE s.uuid = v.uuid AND s.last_visit_time < v.t",
                 )
-                .await
-                .map_err(unavailable)?;
-            c.execute(&stmt, &[&uuids, &times])
-                .await
-                .map_err(unavailable)
+                .await?;
+            Ok(c.execute(&stmt, &[&uuids, &times]).await?)
         })
         .await
     }
@@ -424,7 +443,7 @@ impl Postgres {
     pub async fn purge_expired(&self, now: Timestamp, batch: i64) -> StoreResult<u64> {
         let cutoff = now.plus_millis(-PURGE_GRACE_MS).to_system_time();
         self.run(Op::Purge, |c| async move {
-            c.execute(
+            let n = c.execute(
                 "DELETE FROM sessions WHERE uuid IN ( \
                    SELECT s.uuid FROM sessions s JOIN apps a ON a.id = s.app_id \
                    WHERE s.create_time < $1::timestamptz - make_interval(days => a.login_duration) \
@@ -432,8 +451,8 @@ impl Postgres {
                    LIMIT $2 FOR UPDATE OF s SKIP LOCKED)",
                 &[&cutoff, &batch],
             )
-            .await
-            .map_err(unavailable)
+            .await?;
+            Ok(n)
         })
         .await
     }
@@ -448,8 +467,7 @@ impl Postgres {
                      WHERE relname = 'sessions' AND schemaname = current_schema()",
                     &[],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
         .await

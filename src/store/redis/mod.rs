@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use crate::domain::session::{Credentials, Profile};
 use crate::metrics::StoreMetrics;
-use crate::metrics::store::{Backend, Op};
+use crate::metrics::store::Op;
 use crate::store::record::SessionRecord;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Backend, Cause, ConnectError, StoreError, StoreResult};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "wafer:";
@@ -53,8 +53,26 @@ pub struct Redis {
     metrics: StoreMetrics,
 }
 
-fn unavailable(e: &RedisError) -> StoreError {
-    StoreError::Unavailable(format!("redis {:?}", e.kind()).to_lowercase())
+impl From<RedisError> for StoreError {
+    /// Any Redis failure makes Redis unavailable for this call (auth then
+    /// falls back to PostgreSQL); the kind says why, the details (which can
+    /// quote arguments) are not kept.
+    fn from(e: RedisError) -> Self {
+        use fred::error::ErrorKind;
+        let cause = match e.kind() {
+            ErrorKind::Timeout => Cause::Timeout,
+            ErrorKind::IO | ErrorKind::Canceled => Cause::Closed,
+            ErrorKind::Backpressure => Cause::PoolFull,
+            ErrorKind::Config | ErrorKind::Url => Cause::NotConnected,
+            _ => Cause::Refused,
+        };
+        StoreError::unavailable(Backend::Redis, cause)
+    }
+}
+
+/// Redis has no connection up.
+pub fn not_connected() -> StoreError {
+    StoreError::unavailable(Backend::Redis, Cause::NotConnected)
 }
 
 impl Redis {
@@ -67,9 +85,10 @@ impl Redis {
         prefix: &str,
         size: usize,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let config = Config::from_url(url)
-            .map_err(|_| "WAFER_REDIS_URL is not a valid Redis URL".to_string())?;
+    ) -> Result<Self, ConnectError> {
+        let config = Config::from_url(url).map_err(|_| ConnectError::InvalidUrl {
+            setting: "WAFER_REDIS_URL",
+        })?;
         let pool = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
@@ -83,7 +102,9 @@ impl Redis {
             // need a restart.
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_pool(size)
-            .map_err(|e| format!("cannot build the Redis pool: {e}"))?;
+            .map_err(|_| ConnectError::Pool {
+                backend: Backend::Redis,
+            })?;
         pool.connect();
         Ok(Redis {
             pool,
@@ -109,7 +130,7 @@ impl Redis {
         op: Op,
         call: impl Future<Output = Result<T, RedisError>>,
     ) -> StoreResult<T> {
-        let call = async { call.await.map_err(|e| unavailable(&e)) };
+        let call = async { Ok(call.await?) };
         self.metrics.observe(Backend::Redis, op, call).await
     }
 
@@ -226,7 +247,7 @@ impl Redis {
     /// `PING`.
     pub async fn ping(&self) -> StoreResult<()> {
         if !self.is_connected() {
-            return Err(StoreError::Unavailable("redis not connected".into()));
+            return Err(not_connected());
         }
         let call = self.pool.next_connected().ping::<Value>(None);
         self.bounded(Op::Ping, call).await.map(drop)

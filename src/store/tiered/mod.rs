@@ -27,8 +27,8 @@ use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
-use crate::store::redis::{AuthOutcome, Redis};
-use crate::store::{BackendHealth, Store, StoreError, StoreResult};
+use crate::store::redis::{self, AuthOutcome, Redis};
+use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
 pub use write_behind::WriteBehind;
 
@@ -203,7 +203,7 @@ impl TieredStore {
         let written = if self.redis.is_connected() {
             self.redis.put(record, deadline.0 - now.0).await
         } else {
-            Err(StoreError::Unavailable("redis not connected".into()))
+            Err(redis::not_connected())
         };
         if written.is_err() {
             self.queue_repair(record.uuid);
@@ -216,7 +216,7 @@ impl TieredStore {
         let buried = if self.redis.is_connected() {
             self.redis.bury(uuid).await
         } else {
-            Err(StoreError::Unavailable("redis not connected".into()))
+            Err(redis::not_connected())
         };
         if buried.is_err() {
             self.queue_repair(uuid);
@@ -264,11 +264,12 @@ impl TieredStore {
 }
 
 async fn bounded_check(
+    backend: Backend,
     check: impl std::future::Future<Output = StoreResult<()>>,
 ) -> StoreResult<()> {
     tokio::time::timeout(HEALTH_TIMEOUT, check)
         .await
-        .unwrap_or_else(|_| Err(StoreError::Unavailable("health check timed out".into())))
+        .unwrap_or_else(|_| Err(StoreError::unavailable(backend, Cause::Timeout)))
 }
 
 impl Store for TieredStore {
@@ -378,8 +379,8 @@ impl Store for TieredStore {
     async fn health(&self) -> Vec<BackendHealth> {
         // Readiness probes must answer fast even when a store hangs.
         let (redis, pg) = tokio::join!(
-            bounded_check(self.redis.ping()),
-            bounded_check(self.pg.ping())
+            bounded_check(Backend::Redis, self.redis.ping()),
+            bounded_check(Backend::Postgres, self.pg.ping())
         );
         vec![
             BackendHealth {

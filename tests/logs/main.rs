@@ -2,14 +2,13 @@
 //! app secret, admin token, encrypted data. Also: the request id is echoed
 //! and logged. One global subscriber captures every test of this file.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{TOKEN, TestApp, backends, spawn_app_with};
 use serde_json::json;
 use wafer::config::LogFormat;
+use wafer_testkit::backends;
+use wafer_testkit::{TOKEN, TestApp, spawn_app_with, spawn_tiered_on};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -92,8 +91,8 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
     assert_eq!(out.status, 200);
     vec![
         skey,
-        wafer::wechat_mock::session_key_for("sam.1"),
-        wafer::wechat_mock::session_key_for("sam.2"),
+        wechat_mock::session_key_for("sam.1"),
+        wechat_mock::session_key_for("sam.2"),
         format!("secret-of-{appid}"),
         TOKEN.to_owned(),
         enc,
@@ -118,18 +117,15 @@ async fn no_secret_reaches_the_log_on_the_embedded_store() {
 
 #[tokio::test]
 async fn no_secret_reaches_the_log_on_the_tiered_store() {
+    wafer_testkit::require_servers!();
     log();
     let db = backends::fresh_database().await;
-    let app = spawn_app_with(|s| {
-        s.redis_url = Some(backends::redis_url().as_str().into());
-        s.database_url = Some(db.as_str().into());
-        s.redis_prefix = backends::fresh_prefix();
-    })
-    .await;
+    let db_url = db.to_string();
+    let app = spawn_tiered_on(db, |_| {}).await;
     let secrets = drive(&app, "wxlogtier").await;
     assert_no_secret(&secrets);
     // The database URL may carry a password: it is not logged either.
-    assert!(!log().contains(&db));
+    assert!(!log().contains(&db_url));
 }
 
 #[tokio::test]

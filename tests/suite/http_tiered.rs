@@ -2,30 +2,19 @@
 //! API, readiness per store, 503 when PostgreSQL is gone, last visits
 //! flushed on graceful shutdown, and the start-up refusal of half a config.
 
-mod common;
-
 use std::time::Duration;
 
-use common::backends::{self, Proxy, ProxyMode};
-use common::{TestApp, assert_fail, spawn_app_with};
 use serde_json::json;
 use wafer::config::Settings;
+use wafer::startup::Application;
 use wafer::store::postgres::Postgres;
-
-/// wafer on the shared Redis (a fresh prefix) and database `db`.
-async fn spawn_tiered(db: &str) -> TestApp {
-    spawn_app_with(|s| {
-        s.redis_url = Some(backends::redis_url().as_str().into());
-        s.database_url = Some(db.into());
-        s.redis_prefix = backends::fresh_prefix();
-    })
-    .await
-}
+use wafer_testkit::backends::{self, Proxy, ProxyMode};
+use wafer_testkit::{assert_fail, spawn_tiered_on, spawn_tiered_with};
 
 #[tokio::test]
 async fn the_api_works_tiered_and_readyz_names_both_stores() {
-    let db = backends::fresh_database().await;
-    let app = spawn_tiered(&db).await;
+    wafer_testkit::require_servers!();
+    let app = spawn_tiered_with(|_| {}).await;
     let id = app.create_app("wxtiered").await;
     let (uuid, skey) = app.login(id, "tina.1").await;
     let ok = app.auth(id, &uuid, &skey).await;
@@ -61,14 +50,13 @@ async fn the_api_works_tiered_and_readyz_names_both_stores() {
 
 #[tokio::test]
 async fn postgres_down_answers_503_for_logins_and_keeps_auth() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let proxy = Proxy::start(backends::host_port(&db)).await;
     let pg_url = proxy.pg_url(&db);
-    let app = spawn_app_with(|s| {
-        s.redis_url = Some(backends::redis_url().as_str().into());
-        s.database_url = Some(pg_url.as_str().into());
-        s.redis_prefix = backends::fresh_prefix();
-        s.database_timeout = Duration::from_millis(500);
+    let app = spawn_tiered_on(db, |s| {
+        s.database.url = Some(pg_url.as_str().into());
+        s.database.timeout = Duration::from_millis(500);
     })
     .await;
     let id = app.create_app("wxpg503").await;
@@ -95,15 +83,17 @@ async fn postgres_down_answers_503_for_logins_and_keeps_auth() {
 
 #[tokio::test]
 async fn graceful_shutdown_flushes_last_visits() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
-    let app = spawn_tiered(&db).await;
+    let db_url = db.as_str().to_owned();
+    let app = spawn_tiered_on(db, |_| {}).await;
     let id = app.create_app("wxflush").await;
     let (uuid, skey) = app.login(id, "fay.1").await;
     app.clock.advance(Duration::from_secs(90));
     assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
     let visited = wafer::clock::Clock::now(&*app.clock);
-    app.server.shutdown().await;
-    let pg = Postgres::connect(&db, 1, Duration::from_secs(2)).unwrap();
+    app.server.stop().await;
+    let pg = Postgres::connect(&db_url, 1, Duration::from_secs(2)).unwrap();
     let record = pg.session(uuid.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(record.last_visit, visited);
 }
@@ -118,13 +108,11 @@ async fn half_a_production_config_is_refused() {
             "WAFER_REDIS_URL",
         ),
     ] {
-        let s = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            redis_url: redis.map(Into::into),
-            database_url: database.map(Into::into),
-            ..Settings::default()
-        };
-        let err = match wafer::startup::start(&s).await {
+        let mut s = Settings::default();
+        s.http.listen = "127.0.0.1:0".parse().unwrap();
+        s.redis.url = redis.map(Into::into);
+        s.database.url = database.map(Into::into);
+        let err = match Application::build(&s).await {
             Ok(_) => panic!("started with half a config"),
             Err(e) => e.to_string(),
         };

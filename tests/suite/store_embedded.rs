@@ -1,13 +1,14 @@
 //! The store contract on the embedded store, plus what only it does
 //! (capacity bound, reclaiming expired sessions).
 
-mod contract;
-
+use crate::contract::{self, Fixture};
 use wafer::domain::app::AppRef;
 use wafer::store::{EmbeddedStore, Store, StoreError};
 
-async fn make_store() -> std::sync::Arc<EmbeddedStore> {
-    std::sync::Arc::new(EmbeddedStore::new(10_000))
+async fn make_store() -> Option<Fixture<EmbeddedStore>> {
+    Some(Fixture::bare(std::sync::Arc::new(EmbeddedStore::new(
+        10_000,
+    ))))
 }
 
 store_contract!(make_store);
@@ -60,7 +61,7 @@ async fn purge_drops_sessions_of_deleted_apps_and_capacity_is_bounded() {
     let (n, _) = contract::login(&app, "c", None, contract::T0);
     assert!(matches!(
         s.upsert_session(n).await,
-        Err(StoreError::Unavailable(_))
+        Err(StoreError::Unavailable { .. })
     ));
     let (n, _) = contract::login(&app, "a", None, contract::T0);
     assert!(

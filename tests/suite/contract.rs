@@ -1,8 +1,8 @@
 //! The store contract: what every [`Store`] must do, written once against the
-//! trait. A test file instantiates it with `store_contract!(make_store)`,
-//! where `make_store` is an async fn returning a fresh, empty store in an
-//! `Arc`.
-#![allow(dead_code)]
+//! trait. The cases are listed once, in [`contract_cases!`]; a test module
+//! instantiates them all with `store_contract!(make_store)`, where
+//! `make_store` is an async fn returning a [`Fixture`] of a fresh, empty
+//! store (which cleans up after the case), or `None` to skip.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use wafer::domain::app::{App, AppPatch, AppRef, NewApp};
 use wafer::domain::session::{Credentials, NewSession, SessionQuery};
 use wafer::domain::skey::{Skey, SkeyHash};
 use wafer::store::{Store, StoreError};
+pub use wafer_testkit::backends::Fixture;
 
 pub const T0: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -56,7 +57,7 @@ pub fn creds(app: &App, uuid: Uuid, skey: &Skey, now: Timestamp) -> Credentials 
     }
 }
 
-pub async fn apps_crud<S: Store>(s: &S) {
+pub async fn apps_crud<S: Store>(s: Arc<S>) {
     let a = s.create_app(new_app("wxc1"), T0).await.unwrap();
     let b = s.create_app(new_app("wxc2"), T0).await.unwrap();
     assert_ne!(a.id, b.id);
@@ -126,7 +127,7 @@ pub async fn apps_crud<S: Store>(s: &S) {
     assert!(s.app(&AppRef::Id(a.id)).await.unwrap().is_none());
 }
 
-pub async fn upsert_keeps_uuid_and_rotates_skey<S: Store>(s: &S) {
+pub async fn upsert_keeps_uuid_and_rotates_skey<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxu"), T0).await.unwrap();
     let (n1, k1) = login(&app, "o-1", Some(r#"{"a":1}"#), T0);
     let first = s.upsert_session(n1).await.unwrap();
@@ -164,7 +165,7 @@ pub async fn upsert_keeps_uuid_and_rotates_skey<S: Store>(s: &S) {
     assert_ne!(s.upsert_session(n4).await.unwrap().uuid, first.uuid);
 }
 
-pub async fn union_id_is_kept_when_a_login_lacks_it<S: Store>(s: &S) {
+pub async fn union_id_is_kept_when_a_login_lacks_it<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxun"), T0).await.unwrap();
     let (mut n1, _) = login(&app, "o-u", None, T0);
     n1.union_id = Some("union-1".into());
@@ -179,7 +180,7 @@ pub async fn union_id_is_kept_when_a_login_lacks_it<S: Store>(s: &S) {
     assert_eq!(p.union_id.as_deref(), Some("union-1"));
 }
 
-pub async fn auth_checks_app_skey_and_both_limits<S: Store>(s: &S) {
+pub async fn auth_checks_app_skey_and_both_limits<S: Store>(s: Arc<S>) {
     let mut spec = new_app("wxa");
     spec.login_duration = 1;
     spec.session_duration = 600;
@@ -247,7 +248,7 @@ pub async fn auth_checks_app_skey_and_both_limits<S: Store>(s: &S) {
     );
 }
 
-pub async fn logout_and_revoke<S: Store>(s: &S) {
+pub async fn logout_and_revoke<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxl"), T0).await.unwrap();
     let (n, k) = login(&app, "o-l", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -310,7 +311,7 @@ pub async fn concurrent_upserts_converge<S: Store>(s: Arc<S>) {
     assert_eq!(page.sessions.len(), 1);
 }
 
-pub async fn sessions_list_paginates_and_filters<S: Store>(s: &S) {
+pub async fn sessions_list_paginates_and_filters<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxp"), T0).await.unwrap();
     let other = s.create_app(new_app("wxp2"), T0).await.unwrap();
     let mut made = Vec::new();
@@ -349,7 +350,7 @@ pub async fn sessions_list_paginates_and_filters<S: Store>(s: &S) {
     assert_eq!(page.sessions[0].create_time, T0);
 }
 
-pub async fn delete_app_removes_its_sessions<S: Store>(s: &S) {
+pub async fn delete_app_removes_its_sessions<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxd"), T0).await.unwrap();
     let keep = s.create_app(new_app("wxd2"), T0).await.unwrap();
     let (n, k) = login(&app, "o-d", None, T0);
@@ -372,7 +373,7 @@ pub async fn delete_app_removes_its_sessions<S: Store>(s: &S) {
     );
 }
 
-pub async fn health_reports_every_backend_ok<S: Store>(s: &S) {
+pub async fn health_reports_every_backend_ok<S: Store>(s: Arc<S>) {
     let h = s.health().await;
     assert!(!h.is_empty());
     assert!(h.iter().all(|b| b.problem.is_none()), "{h:?}");
@@ -380,47 +381,44 @@ pub async fn health_reports_every_backend_ok<S: Store>(s: &S) {
 
 /// Instantiates the contract for a store built by `$make` (an async fn).
 #[macro_export]
+/// Calls `$then!` with `($args)` and the name of every contract case: the
+/// one list of cases, used by [`store_contract!`] and the Redis Cluster run.
+macro_rules! contract_cases {
+    ($then:ident!($($args:tt)*)) => {
+        $then!(($($args)*)
+            apps_crud,
+            upsert_keeps_uuid_and_rotates_skey,
+            union_id_is_kept_when_a_login_lacks_it,
+            auth_checks_app_skey_and_both_limits,
+            logout_and_revoke,
+            concurrent_upserts_converge,
+            sessions_list_paginates_and_filters,
+            delete_app_removes_its_sessions,
+            health_reports_every_backend_ok
+        );
+    };
+}
+
+/// One test per contract case, each on a fresh store from `$make`.
 macro_rules! store_contract {
     ($make:path) => {
+        contract_cases!(contract_tests!($make));
+    };
+}
+
+macro_rules! contract_tests {
+    (($make:path) $($case:ident),+) => {
         mod store_contract {
             use super::*;
-
-            #[tokio::test]
-            async fn apps_crud() {
-                contract::apps_crud(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn upsert_keeps_uuid_and_rotates_skey() {
-                contract::upsert_keeps_uuid_and_rotates_skey(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn union_id_is_kept_when_a_login_lacks_it() {
-                contract::union_id_is_kept_when_a_login_lacks_it(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn auth_checks_app_skey_and_both_limits() {
-                contract::auth_checks_app_skey_and_both_limits(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn logout_and_revoke() {
-                contract::logout_and_revoke(&*$make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn concurrent_upserts_converge() {
-                contract::concurrent_upserts_converge($make().await).await
-            }
-            #[tokio::test]
-            async fn sessions_list_paginates_and_filters() {
-                contract::sessions_list_paginates_and_filters(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn delete_app_removes_its_sessions() {
-                contract::delete_app_removes_its_sessions(&*$make().await).await
-            }
-            #[tokio::test]
-            async fn health_reports_every_backend_ok() {
-                contract::health_reports_every_backend_ok(&*$make().await).await
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    // None: the store's servers are missing and not
+                    // required (see wafer_testkit::servers_ready).
+                    let Some(fixture) = $make().await else { return };
+                    crate::contract::$case(fixture.store.clone()).await
+                }
+            )+
         }
     };
 }

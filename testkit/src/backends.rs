@@ -3,13 +3,14 @@
 //! restart, and a TCP proxy that can cut or hang a connection.
 //!
 //! The servers come from `WAFER_TEST_REDIS_URL` / `WAFER_TEST_DATABASE_URL`
-//! (defaults: the local ones). A missing server fails the test, loudly.
-#![allow(dead_code)]
+//! (defaults: the local ones). See [`crate::servers`] for what happens when
+//! one is missing. Everything a test creates (its database, its keys) is
+//! removed when the guard that names it drops, also when the test fails.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -31,9 +32,89 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The prefix of every key the tests write to the shared Redis.
+pub const KEY_PREFIX: &str = "wafer-test:";
+
+/// The prefix of every database the tests create.
+pub const DATABASE_PREFIX: &str = "wafer_test_";
+
+/// A key prefix no other test uses; its keys are deleted from the shared
+/// Redis when it drops.
+#[derive(Debug)]
+pub struct TestPrefix(String);
+
+impl TestPrefix {
+    /// The prefix.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TestPrefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TestPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.0);
+        off_runtime(move || async move {
+            let _ = delete_keys(&redis_url(), &pattern).await;
+        });
+    }
+}
+
 /// A key prefix no other test uses.
-pub fn fresh_prefix() -> String {
-    format!("wafer-test:{}:", Uuid::new_v4().simple())
+pub fn fresh_prefix() -> TestPrefix {
+    TestPrefix(format!("{KEY_PREFIX}{}:", Uuid::new_v4().simple()))
+}
+
+/// Deletes the keys matching `pattern` on the (single-node) Redis at
+/// `url`; returns how many. `KEYS` walks the whole keyspace: fine for a test
+/// Redis, never for production.
+pub async fn delete_keys(url: &str, pattern: &str) -> Result<i64, fred::error::Error> {
+    use fred::prelude::{ClientLike, LuaInterface};
+    const SCRIPT: &str = "local n = 0 \
+        for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+          n = n + redis.call('UNLINK', k) end return n";
+    let client =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(url)?).build()?;
+    client.init().await?;
+    let deleted = client
+        .eval::<i64, _, _, _>(SCRIPT, Vec::<String>::new(), vec![pattern.to_owned()])
+        .await;
+    let _ = client.quit().await;
+    deleted
+}
+
+/// Runs async clean-up from `Drop`: on a thread of its own with a runtime
+/// of its own, because a drop may run inside a runtime (which must not
+/// block) or during a panic (whose runtime may be going away).
+fn off_runtime<F, Fut>(work: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let joined = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(10), work()).await;
+            });
+        }
+    })
+    .join();
+    let _ = joined;
 }
 
 fn with_database(url: &str, db: &str) -> String {
@@ -59,40 +140,65 @@ async fn admin_client() -> tokio_postgres::Client {
     client
 }
 
-/// Creates an empty database for one test and returns its URL. Databases
-/// of earlier runs older than an hour are dropped on the way.
-pub async fn fresh_database() -> String {
-    let admin = admin_client().await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stale = admin
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'wafer\\_test\\_%'",
-            &[],
-        )
-        .await
-        .expect("list databases");
-    for row in stale {
-        let name: String = row.get(0);
-        let born: u64 = name
-            .split('_')
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(now);
-        if born + 3600 < now {
-            let _ = admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-        }
+/// A database of one test's own, dropped (with its connections) when this
+/// guard drops.
+#[derive(Debug)]
+pub struct TestDb {
+    url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Its URL.
+    pub fn as_str(&self) -> &str {
+        &self.url
     }
-    let name = format!("wafer_test_{now}_{}", Uuid::new_v4().simple());
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        off_runtime(move || async move {
+            if let Ok(admin) = try_admin_client().await {
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        });
+    }
+}
+
+async fn try_admin_client() -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(&pg_admin_url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// Creates an empty database for one test.
+pub async fn fresh_database() -> TestDb {
+    let admin = admin_client().await;
+    let name = format!("{DATABASE_PREFIX}{}", Uuid::new_v4().simple());
     admin
         .batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .await
         .expect("create the test database");
-    with_database(&pg_admin_url(), &name)
+    TestDb {
+        url: with_database(&pg_admin_url(), &name),
+        name,
+    }
 }
 
 /// Fast background work, so tests need not wait long.
@@ -129,10 +235,48 @@ pub async fn tiered_with(
         .expect("tiered store starts")
 }
 
-/// A fresh tiered store on the shared servers.
-pub async fn tiered() -> Arc<TieredStore> {
+/// A store with the guards of the database and key prefix it was made on:
+/// they drop (and clean up) after the store.
+pub struct Fixture<S> {
+    /// The store.
+    pub store: Arc<S>,
+    _db: Option<TestDb>,
+    _prefix: Option<TestPrefix>,
+}
+
+impl<S> Fixture<S> {
+    /// A store on `db` and `prefix`, which drop after it.
+    pub fn with_guards(store: Arc<S>, db: TestDb, prefix: TestPrefix) -> Self {
+        Fixture {
+            store,
+            _db: Some(db),
+            _prefix: Some(prefix),
+        }
+    }
+
+    /// A store that needs no clean-up.
+    pub fn bare(store: Arc<S>) -> Self {
+        Fixture {
+            store,
+            _db: None,
+            _prefix: None,
+        }
+    }
+}
+
+/// A fresh tiered store on the shared servers; `None` when they are
+/// missing and not required (see [`crate::servers_ready`]).
+pub async fn tiered() -> Option<Fixture<TieredStore>> {
+    if !crate::servers_ready("the tiered store contract") {
+        return None;
+    }
     let db = fresh_database().await;
-    tiered_at(&redis_url(), &db, &fresh_prefix()).await
+    let prefix = fresh_prefix();
+    Some(Fixture {
+        store: tiered_at(&redis_url(), &db, &prefix).await,
+        _db: Some(db),
+        _prefix: Some(prefix),
+    })
 }
 
 /// A port nobody listens on right now.

@@ -1,5 +1,5 @@
 //! The WeChat mock as a program: `wechat-mock --listen 127.0.0.1:9100`.
-//! See `wafer::wechat_mock` for the codes it understands.
+//! See the library (`wechat_mock`) for the codes it understands.
 
 use std::net::SocketAddr;
 
@@ -29,7 +29,7 @@ async fn main() -> std::process::ExitCode {
         cli.listen
     );
     tokio::select! {
-        _ = wafer::wechat_mock::serve(listener) => {}
+        _ = wechat_mock::serve(listener) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     std::process::ExitCode::SUCCESS

@@ -1,10 +1,8 @@
 //! `wafer migrate` and `wafer apps …` as an operator runs them.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::backends;
+use wafer_testkit::backends;
 
 fn wafer(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wafer"))
@@ -21,6 +19,7 @@ fn stdout(o: &Output) -> String {
 
 #[tokio::test]
 async fn migrate_then_manage_apps_without_a_server() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let first = wafer(&db, &["migrate"]);
     assert!(first.status.success());
@@ -30,7 +29,7 @@ async fn migrate_then_manage_apps_without_a_server() {
 
     let mut add = Command::new(env!("CARGO_BIN_EXE_wafer"));
     add.args(["apps", "add", "--title", "Demo", "--appid", "wxcli"])
-        .env("WAFER_DATABASE_URL", &db)
+        .env("WAFER_DATABASE_URL", db.as_str())
         .env("WAFER_APP_SECRET", "cli-secret-9d2");
     let added = add.output().unwrap();
     assert!(

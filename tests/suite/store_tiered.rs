@@ -1,18 +1,15 @@
 //! The store contract on the tiered store (Redis + PostgreSQL), and what only
 //! it does: read-through, write-behind, one round trip per auth, faults.
 
-mod common;
-mod contract;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::backends::{self, PrivateRedis, Proxy, ProxyMode};
-use contract::{T0, creds, login, new_app};
+use crate::contract::{T0, creds, login, new_app};
 use wafer::clock::Timestamp;
 use wafer::domain::app::App;
 use wafer::store::postgres::Postgres;
 use wafer::store::{Store, StoreError, TieredStore};
+use wafer_testkit::backends::{self, PrivateRedis, Proxy, ProxyMode};
 
 store_contract!(backends::tiered);
 
@@ -35,6 +32,7 @@ fn redis_cli(url: &str, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn secrets_are_stored_only_as_hashes() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
@@ -51,6 +49,7 @@ async fn secrets_are_stored_only_as_hashes() {
 
 #[tokio::test]
 async fn a_redis_miss_reads_through_and_repopulates() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
@@ -91,19 +90,16 @@ async fn a_redis_miss_reads_through_and_repopulates() {
 
 #[tokio::test]
 async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let every = backends::test_intervals();
     let every = wafer::store::tiered::Intervals {
         visit: Duration::from_secs(60),
         ..every
     };
-    let s = backends::tiered_with(
-        &backends::redis_url(),
-        &db,
-        &backends::fresh_prefix(),
-        every,
-    )
-    .await;
+    let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;
     let app = app_in(&s, "wxgran").await;
     let (n, skey) = login(&app, "o-g", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -121,7 +117,10 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
     assert_eq!(s.pending_visits(), 1);
     s.flush_visits().await;
     let last = |db: String| async move { pg(&db).await.session(uuid).await.unwrap().unwrap() };
-    assert_eq!(last(db.clone()).await.last_visit, T0.plus_millis(61_000));
+    assert_eq!(
+        last(db.to_string()).await.last_visit,
+        T0.plus_millis(61_000)
+    );
     // Not due again until 60 s after that; Redis still slid meanwhile:
     // T0 + 90 s + the 3600 s window is valid, which T0 + 61 s would not be.
     assert!(auth_at(90_000).await);
@@ -132,6 +131,7 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
 
 #[tokio::test]
 async fn last_visit_is_written_behind_and_checked_on_read_through() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
@@ -166,6 +166,7 @@ async fn last_visit_is_written_behind_and_checked_on_read_through() {
 
 #[tokio::test]
 async fn restarting_wafer_or_losing_redis_loses_no_session() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let mut redis = PrivateRedis::start();
@@ -210,9 +211,12 @@ async fn restarting_wafer_or_losing_redis_loses_no_session() {
 
 #[tokio::test]
 async fn auth_is_one_redis_round_trip() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let redis = PrivateRedis::start();
-    let s = backends::tiered_at(&redis.url(), &db, &backends::fresh_prefix()).await;
+    let s = backends::tiered_at(&redis.url(), &db, &prefix).await;
     let app = app_in(&s, "wxrtt").await;
     let (n, skey) = login(&app, "o-rtt", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -273,9 +277,12 @@ async fn auth_is_one_redis_round_trip() {
 
 #[tokio::test]
 async fn redis_down_serves_auth_from_postgres_and_recovers() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let mut redis = PrivateRedis::start();
-    let s = backends::tiered_at(&redis.url(), &db, &backends::fresh_prefix()).await;
+    let s = backends::tiered_at(&redis.url(), &db, &prefix).await;
     let app = app_in(&s, "wxrdown").await;
     let (n, skey) = login(&app, "o-rd", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -346,6 +353,7 @@ async fn redis_down_serves_auth_from_postgres_and_recovers() {
 
 #[tokio::test]
 async fn a_stale_redis_copy_is_evicted_when_redis_returns() {
+    wafer_testkit::require_servers!();
     // Redis unreachable (not restarted: it keeps the old copy) while a
     // re-login rotates the skey: once it is reachable, the old skey fails.
     let db = backends::fresh_database().await;
@@ -385,14 +393,12 @@ async fn a_stale_redis_copy_is_evicted_when_redis_returns() {
 
 #[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let proxy = Proxy::start(backends::host_port(&db)).await;
-    let s = backends::tiered_at(
-        &backends::redis_url(),
-        &proxy.pg_url(&db),
-        &backends::fresh_prefix(),
-    )
-    .await;
+    let s = backends::tiered_at(&backends::redis_url(), &proxy.pg_url(&db), &prefix).await;
     let app = app_in(&s, "wxpgdown").await;
     let (n, skey) = login(&app, "o-pd", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -410,11 +416,11 @@ async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
         let (n, _) = login(&app, "o-new", None, t);
         assert!(matches!(
             s.upsert_session(n).await,
-            Err(StoreError::Unavailable(_))
+            Err(StoreError::Unavailable { .. })
         ));
         assert!(matches!(
             s.create_app(new_app("wxnope"), t).await,
-            Err(StoreError::Unavailable(_))
+            Err(StoreError::Unavailable { .. })
         ));
         // Bounded by the 2 s store timeout, twice.
         assert!(
@@ -449,9 +455,11 @@ async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
 
 #[tokio::test]
 async fn app_changes_reach_another_instance_within_a_second() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
-    let a = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
-    let b = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
+    let (prefix_a, prefix_b) = (backends::fresh_prefix(), backends::fresh_prefix());
+    let a = backends::tiered_at(&backends::redis_url(), &db, &prefix_a).await;
+    let b = backends::tiered_at(&backends::redis_url(), &db, &prefix_b).await;
     let app = app_in(&a, "wxshared").await;
     let by_id = wafer::domain::app::AppRef::Id(app.id);
     let seen = |s: Arc<TieredStore>, want: Option<u32>| {
@@ -480,8 +488,11 @@ async fn app_changes_reach_another_instance_within_a_second() {
 
 #[tokio::test]
 async fn expired_sessions_are_purged_from_postgres() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
-    let s = backends::tiered_at(&backends::redis_url(), &db, &backends::fresh_prefix()).await;
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
     let app = app_in(&s, "wxpurge").await;
     // Logged in long ago (by the wall clock the purge uses).
     let long_ago = Timestamp(1_600_000_000_000);
@@ -497,9 +508,10 @@ async fn expired_sessions_are_purged_from_postgres() {
 
 #[tokio::test]
 async fn concurrent_migrations_apply_once() {
+    wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let runs = (0..4).map(|_| {
-        let db = db.clone();
+        let db = db.to_string();
         tokio::spawn(async move { pg(&db).await.migrate().await.unwrap() })
     });
     let mut applied = 0;
@@ -512,9 +524,12 @@ async fn concurrent_migrations_apply_once() {
 
 #[tokio::test]
 async fn a_hung_redis_costs_an_auth_at_most_its_timeout() {
+    wafer_testkit::require_servers!();
+    // Bound for the whole test: its keys are deleted when it drops.
+    let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
-    let s = backends::tiered_at(&proxy.redis_url(), &db, &backends::fresh_prefix()).await;
+    let s = backends::tiered_at(&proxy.redis_url(), &db, &prefix).await;
     let app = app_in(&s, "wxrhang").await;
     let (n, skey) = login(&app, "o-hang", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;

@@ -1,6 +1,5 @@
-//! Test harness: starts the WeChat mock and a wafer on port 0, and talks to
-//! them over real HTTP.
-#![allow(dead_code)]
+//! A wafer on port 0 with the WeChat mock, talked to over real HTTP: a
+//! typed test app with a method per endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,29 +8,48 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wafer::clock::{ManualClock, Timestamp};
 use wafer::config::Settings;
-use wafer::http::server::Server;
+use wafer::startup::Application;
+
+use crate::backends::{TestDb, TestPrefix};
 
 /// The admin token the test servers use.
 pub const TOKEN: &str = "test-admin-token-5f1c";
 
 /// A running wafer with its mock and clock.
 pub struct TestApp {
+    /// Where wafer serves.
     pub addr: SocketAddr,
+    /// Where the WeChat mock serves.
     pub mock: SocketAddr,
+    /// The mock itself, to count the calls it received.
+    pub wechat: wechat_mock::Mock,
+    /// A client for both.
     pub client: reqwest::Client,
+    /// wafer's clock.
     pub clock: Arc<ManualClock>,
-    pub server: Server,
+    /// The running wafer; `stop` it to test shutdown.
+    pub server: Application,
+    // Dropped after the server: the database and keys it used.
+    guards: Guards,
 }
 
-/// Default test settings pointing at `mock`.
+/// What a tiered test app was made on, cleaned up when it drops.
+#[derive(Default)]
+pub struct Guards {
+    /// The test's database.
+    pub db: Option<TestDb>,
+    /// The test's Redis key prefix.
+    pub prefix: Option<TestPrefix>,
+}
+
+/// Default test settings pointing at the mock at `mock`.
 pub fn settings(mock: SocketAddr) -> Settings {
-    Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        wechat_api_base: format!("http://{mock}"),
-        wechat_timeout: Duration::from_secs(2),
-        admin_token: Some(TOKEN.into()),
-        ..Settings::default()
-    }
+    let mut s = Settings::default();
+    s.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    s.wechat.api_base = format!("http://{mock}");
+    s.wechat.timeout = Duration::from_secs(2);
+    s.admin.token = Some(TOKEN.into());
+    s
 }
 
 /// Starts wafer with default test settings.
@@ -41,19 +59,59 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts wafer after `tweak` adjusted its settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let mock = wafer::wechat_mock::spawn().await.expect("mock starts");
-    let mut s = settings(mock);
+    spawn_guarded(tweak, Guards::default()).await
+}
+
+/// Starts wafer in its production shape on the shared Redis (a fresh
+/// prefix) and a fresh database, after `tweak`.
+pub async fn spawn_tiered_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = crate::backends::fresh_database().await;
+    spawn_tiered_on(db, tweak).await
+}
+
+/// [`spawn_tiered_with`] on a database of the caller's.
+pub async fn spawn_tiered_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let prefix = crate::backends::fresh_prefix();
+    let (url, prefix_text) = (db.as_str().to_owned(), prefix.as_str().to_owned());
+    let guards = Guards {
+        db: Some(db),
+        prefix: Some(prefix),
+    };
+    spawn_guarded(
+        move |s| {
+            s.redis.url = Some(crate::backends::redis_url().as_str().into());
+            s.database.url = Some(url.as_str().into());
+            s.redis.prefix = prefix_text;
+            tweak(s);
+        },
+        guards,
+    )
+    .await
+}
+
+async fn spawn_guarded(tweak: impl FnOnce(&mut Settings), guards: Guards) -> TestApp {
+    let wechat = wechat_mock::spawn().await.expect("mock starts");
+    let mut s = settings(wechat.addr);
     tweak(&mut s);
     let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-    let server = wafer::startup::start_with_clock(&s, clock.clone())
+    let server = Application::build_with_clock(&s, clock.clone())
         .await
         .expect("wafer starts");
     TestApp {
         addr: server.local_addr(),
-        mock,
+        mock: wechat.addr,
+        wechat,
         client: reqwest::Client::new(),
         clock,
         server,
+        guards,
+    }
+}
+
+impl TestApp {
+    /// The database URL of a tiered app.
+    pub fn database_url(&self) -> Option<&str> {
+        self.guards.db.as_ref().map(|d| d.as_str())
     }
 }
 
@@ -183,4 +241,3 @@ pub fn assert_admin_fail(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.body["error"], code, "{}", a.text);
     assert!(a.body["msg"].is_string(), "{}", a.text);
 }
-pub mod backends;

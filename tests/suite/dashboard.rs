@@ -1,12 +1,10 @@
 //! The Grafana dashboard queries only series wafer exports, and wafer
 //! exports (with help text) every series it documents.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::spawn_app;
 use wafer::metrics::register::{Kind, SERIES};
+use wafer_testkit::spawn_app;
 
 fn dashboard() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(

@@ -1,13 +1,11 @@
 //! Black-box tests of the HTTP API: wafer on port 0 against the WeChat mock,
 //! covering every row of the status table.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TOKEN, assert_admin_fail, assert_fail, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
+use wafer_testkit::{TOKEN, assert_admin_fail, assert_fail, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn welcome_health_ready_and_metrics() {
@@ -56,7 +54,7 @@ async fn login_auth_logout_round_trip() {
     assert_eq!(a.body["msg"], "auth ok");
     assert_eq!(
         a.body["data"]["open_id"],
-        wafer::wechat_mock::open_id_for("wxround", "alice.1")
+        wechat_mock::open_id_for("wxround", "alice.1")
     );
     assert_eq!(a.body["data"]["union_id"], Value::Null);
     assert_eq!(a.body["data"]["user_info"], Value::Null);
@@ -114,7 +112,7 @@ async fn relogin_keeps_uuid_rotates_skey_and_keeps_user_info() {
     );
     assert_eq!(
         a.body["data"]["union_id"],
-        wafer::wechat_mock::union_id_for("union-bob.1").unwrap()
+        wechat_mock::union_id_for("union-bob.1").unwrap()
     );
 
     let (uuid3, _) = app.login(id, "carol.1").await;
@@ -360,7 +358,7 @@ async fn encrypted_data_and_signature_checks() {
 
 #[tokio::test]
 async fn wechat_errors_map_to_statuses() {
-    let app = spawn_app_with(|s| s.wechat_timeout = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|s| s.wechat.timeout = Duration::from_millis(300)).await;
     app.create_app("wxerr").await;
     let cases = [
         ("err-40029", 401, "code_rejected"),
@@ -398,7 +396,7 @@ async fn unreachable_wechat_is_upstream_error() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let app = spawn_app_with(|s| s.wechat_api_base = format!("http://{closed}")).await;
+    let app = spawn_app_with(|s| s.wechat.api_base = format!("http://{closed}")).await;
     app.create_app("wxdown").await;
     assert_fail(
         &app.post("/mina/login", json!({"code": "a"})).await,
@@ -409,7 +407,7 @@ async fn unreachable_wechat_is_upstream_error() {
 
 #[tokio::test]
 async fn routes_methods_media_types_and_sizes() {
-    let app = spawn_app_with(|s| s.max_body = 1024).await;
+    let app = spawn_app_with(|s| s.http.max_body = 1024).await;
     app.create_app("wxhttp").await;
     assert_fail(&app.post("/nope", json!({})).await, 404, "not_found");
     let a = app.send(app.client.get(app.url("/mina/auth"))).await;
@@ -481,7 +479,7 @@ async fn admin_token_rules() {
         .await;
     assert_eq!((a.status, a.body.clone()), (200, json!({"apps": []})));
 
-    let off = spawn_app_with(|s| s.admin_token = None).await;
+    let off = spawn_app_with(|s| s.admin.token = None).await;
     let a = off
         .send(off.client.get(off.url("/admin/apps")).bearer_auth(TOKEN))
         .await;
@@ -606,7 +604,7 @@ async fn admin_sessions_paginate_and_revoke() {
     expected.sort();
     assert_eq!(seen, expected, "every session once, in uuid order");
 
-    let open_id = wafer::wechat_mock::open_id_for("wxlist", "user3");
+    let open_id = wechat_mock::open_id_for("wxlist", "user3");
     let a = app
         .send(app.admin(
             Method::GET,
@@ -641,7 +639,7 @@ async fn admin_sessions_paginate_and_revoke() {
 
 #[tokio::test]
 async fn full_embedded_store_answers_unavailable() {
-    let app = spawn_app_with(|s| s.embedded_max_sessions = 1).await;
+    let app = spawn_app_with(|s| s.embedded.max_sessions = 1).await;
     let id = app.create_app("wxfull").await;
     app.login(id, "mia.1").await;
     app.login(id, "mia.2").await; // the same user still fits
@@ -653,9 +651,12 @@ async fn full_embedded_store_answers_unavailable() {
 
 #[tokio::test]
 async fn refuses_to_start_with_one_production_store_url() {
-    let mock = wafer::wechat_mock::spawn().await.unwrap();
-    let mut s = common::settings(mock);
-    s.redis_url = Some("redis://127.0.0.1:6379".into());
-    let e = wafer::startup::start(&s).await.err().expect("refused");
+    let mock = wechat_mock::spawn().await.unwrap();
+    let mut s = wafer_testkit::settings(mock.addr);
+    s.redis.url = Some("redis://127.0.0.1:6379".into());
+    let e = wafer::startup::Application::build(&s)
+        .await
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("WAFER_REDIS_URL"), "{e}");
 }

@@ -16,10 +16,22 @@
 //! `GET /mock/user_data?code=…&appid=…` answers the `encryptedData`, `iv`,
 //! `rawData` and `signature` a mini-program would get for that code's user,
 //! encrypted with the session key that code yields.
+//!
+//! The mock counts the `jscode2session` calls it received per code
+//! ([`Mock::calls`] in process, `GET /mock/calls?code=…` over HTTP), so a
+//! test can assert that a single-use code was sent exactly once.
+//!
+//! It encrypts and signs with its own code, not wafer's: a test then checks
+//! wafer's decryption against an independent implementation.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use aes::cipher::block_padding::Pkcs7;
+use aes::cipher::{BlockModeEncrypt, KeyIvInit};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -30,10 +42,11 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::wechat::crypto;
+type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
 
 fn digest(parts: &[&str]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -68,7 +81,7 @@ pub fn union_id_for(code: &str) -> Option<String> {
 
 /// The `session_key` the mock answers for a code: new for every code.
 pub fn session_key_for(code: &str) -> String {
-    STANDARD.encode(&digest(&["session_key", code])[..16])
+    STANDARD.encode(session_key_bytes(code))
 }
 
 /// User data as a mini-program receives it from `wx.getUserInfo`.
@@ -105,16 +118,40 @@ pub fn user_data_for(appid: &str, code: &str) -> UserData {
         full["unionId"] = u.into();
     }
     full["watermark"] = serde_json::json!({"timestamp": 1_700_000_000, "appid": appid});
-    let key = session_key_for(code);
-    let iv = STANDARD.encode(&digest(&["iv", code])[..16]);
-    let encrypted_data =
-        crypto::encrypt_user_data(&key, &iv, full.to_string().as_bytes()).unwrap_or_default();
+    let key = session_key_bytes(code);
+    let iv = iv_bytes(code);
     UserData {
-        encrypted_data,
-        iv,
-        signature: crypto::sign(&raw_data, &key),
+        encrypted_data: encrypt(&key, &iv, full.to_string().as_bytes()),
+        iv: STANDARD.encode(iv),
+        signature: sign(&raw_data, &session_key_for(code)),
         raw_data,
     }
+}
+
+fn session_key_bytes(code: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&digest(&["session_key", code])[..16]);
+    k
+}
+
+fn iv_bytes(code: &str) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv.copy_from_slice(&digest(&["iv", code])[..16]);
+    iv
+}
+
+/// AES-128-CBC with PKCS#7, base64 out, as WeChat encrypts user data.
+pub fn encrypt(key: &[u8; 16], iv: &[u8; 16], plaintext: &[u8]) -> String {
+    let data = Aes128CbcEnc::new(key.into(), iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
+    STANDARD.encode(data)
+}
+
+/// `sha1(raw_data + session_key)` as lowercase hex, as WeChat signs `rawData`.
+pub fn sign(raw_data: &str, session_key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(raw_data.as_bytes());
+    h.update(session_key.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn reply(
@@ -137,11 +174,31 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-async fn jscode2session(query: &str) -> Response<Full<Bytes>> {
+/// `jscode2session` calls received, per code.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Calls {
+    fn count(&self, code: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn of(&self, code: &str) -> u64 {
+        self.0
+            .lock()
+            .map_or(0, |m| m.get(code).copied().unwrap_or(0))
+    }
+}
+
+async fn jscode2session(query: &str, calls: &Calls) -> Response<Full<Bytes>> {
     // WeChat answers errors and successes as JSON with a text/plain type.
     const TYPE: &str = "text/plain";
     let appid = query_param(query, "appid").unwrap_or_default();
-    let Some(code) = query_param(query, "js_code").filter(|c| !c.is_empty()) else {
+    let code = query_param(query, "js_code").unwrap_or_default();
+    calls.count(&code);
+    let Some(code) = Some(code).filter(|c| !c.is_empty()) else {
         return reply(
             StatusCode::OK,
             TYPE,
@@ -185,10 +242,15 @@ async fn jscode2session(query: &str) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, TYPE, body.to_string())
 }
 
-async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, calls: Calls) -> Response<Full<Bytes>> {
     let query = req.uri().query().unwrap_or("");
     match req.uri().path() {
-        "/sns/jscode2session" => jscode2session(query).await,
+        "/sns/jscode2session" => jscode2session(query, &calls).await,
+        "/mock/calls" => {
+            let code = query_param(query, "code").unwrap_or_default();
+            let body = serde_json::json!({"code": code, "calls": calls.of(&code)});
+            reply(StatusCode::OK, "application/json", body.to_string())
+        }
         "/mock/user_data" => {
             let appid = query_param(query, "appid").unwrap_or_default();
             let code = query_param(query, "code").unwrap_or_default();
@@ -202,6 +264,10 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// Serves the mock on `listener` until the runtime stops.
 pub async fn serve(listener: TcpListener) {
+    serve_counting(listener, Calls::default()).await
+}
+
+async fn serve_counting(listener: TcpListener, calls: Calls) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -209,22 +275,40 @@ pub async fn serve(listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let calls = calls.clone();
+        let service = service_fn(move |req| {
+            let calls = calls.clone();
+            async move { Ok::<_, Infallible>(handle(req, calls).await) }
+        });
         let conn = builder
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(|req| async move { Ok::<_, Infallible>(handle(req).await) }),
-            )
+            .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         tokio::spawn(conn);
     }
 }
 
-/// Starts the mock on a free loopback port and returns its address.
-pub async fn spawn() -> std::io::Result<SocketAddr> {
+/// A mock running in this process.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    /// Where it serves.
+    pub addr: SocketAddr,
+    calls: Calls,
+}
+
+impl Mock {
+    /// How many `jscode2session` calls carried `code`.
+    pub fn calls(&self, code: &str) -> u64 {
+        self.calls.of(code)
+    }
+}
+
+/// Starts the mock on a free loopback port.
+pub async fn spawn() -> std::io::Result<Mock> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(serve(listener));
-    Ok(addr)
+    let calls = Calls::default();
+    tokio::spawn(serve_counting(listener, calls.clone()));
+    Ok(Mock { addr, calls })
 }
 
 #[cfg(test)]
@@ -242,24 +326,21 @@ mod tests {
     }
 
     #[test]
-    fn user_data_decrypts_with_the_codes_session_key() {
+    fn official_signature_example() {
+        // WeChat's documented example.
+        let raw = r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1vZvI39NWFQ9XM4LtQpFrQJ1xlgZxx3w7bQxKARol6503Iuswjjn6nIGBiaycAjAtpujxyzYsrztuuICqIM5ibXQ/0"}"#;
+        assert_eq!(
+            sign(raw, "HyVFkGl5F5OQWJZZaNzBBg=="),
+            "75e81ceda165f4ffa64f4068af58c64b8f54b88c"
+        );
+    }
+
+    #[test]
+    fn user_data_is_padded_blocks_of_about_300_bytes() {
         let d = user_data_for("wxA", "union-bob.7");
-        let user = crypto::decrypt_user_data(
-            &session_key_for("union-bob.7"),
-            &d.encrypted_data,
-            &d.iv,
-            "wxA",
-        )
-        .unwrap();
-        assert_eq!(user.union_id, union_id_for("union-bob.7"));
-        assert!(
-            crypto::check_signature(&d.raw_data, &session_key_for("union-bob.7"), &d.signature)
-                .is_ok()
-        );
-        assert!(
-            user.user_info.len() > 250 && user.user_info.len() < 500,
-            "{}",
-            user.user_info.len()
-        );
+        let raw = STANDARD.decode(&d.encrypted_data).unwrap();
+        assert_eq!(raw.len() % 16, 0);
+        assert!(raw.len() > 300 && raw.len() < 600, "{}", raw.len());
+        assert_eq!(STANDARD.decode(&d.iv).unwrap().len(), 16);
     }
 }

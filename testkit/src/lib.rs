@@ -1,0 +1,84 @@
+//! wafer's test harness, shared by the test binaries: a running wafer over
+//! real HTTP with the WeChat mock ([`app`]), and real Redis and PostgreSQL
+//! per test with fault proxies and private servers ([`backends`]).
+//!
+//! Tests that need Redis or PostgreSQL start with [`require_servers!`]:
+//! where the servers answer, the test runs; where they do not, the test
+//! fails loudly when `WAFER_TEST_REQUIRE_SERVERS=1` or `CI=true` (what
+//! `scripts/test` and CI set), and is skipped with a notice otherwise (a
+//! laptop's `cargo test` without servers).
+
+pub mod app;
+pub mod backends;
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use app::*;
+
+/// Whether a missing server must fail the run rather than skip the tests.
+pub fn servers_required() -> bool {
+    let set = |var: &str, value: &str| std::env::var(var).is_ok_and(|v| v == value);
+    set("WAFER_TEST_REQUIRE_SERVERS", "1") || set("CI", "true")
+}
+
+/// What is wrong with the test servers, or `None` when both answer. Checked
+/// once per test binary.
+pub fn servers_missing() -> Option<&'static str> {
+    static MISSING: OnceLock<Option<String>> = OnceLock::new();
+    MISSING
+        .get_or_init(|| {
+            let mut missing = Vec::new();
+            for (name, url) in [
+                ("Redis", backends::redis_url()),
+                ("PostgreSQL", backends::pg_admin_url()),
+            ] {
+                if !answers(&backends::host_port(&url)) {
+                    missing.push(format!("{name} at {url}"));
+                }
+            }
+            (!missing.is_empty()).then(|| missing.join(" and "))
+        })
+        .as_deref()
+}
+
+fn answers(host_port: &str) -> bool {
+    let Ok(addrs) = host_port.to_socket_addrs() else {
+        return false;
+    };
+    addrs
+        .into_iter()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+/// `true` when the test may use the servers. Panics (a failed test) when
+/// they are missing and required; prints a notice and returns `false`
+/// (the caller returns: a skip) when they are missing and not required.
+pub fn servers_ready(test: &str) -> bool {
+    let Some(missing) = servers_missing() else {
+        return true;
+    };
+    if servers_required() {
+        panic!(
+            "REQUIRED TEST SERVER MISSING: {missing} does not answer, and this run requires \
+             the servers (WAFER_TEST_REQUIRE_SERVERS=1 or CI=true). Run scripts/test, which \
+             starts them, or set WAFER_TEST_REDIS_URL / WAFER_TEST_DATABASE_URL."
+        );
+    }
+    eprintln!(
+        "skipped {test}: {missing} does not answer (set WAFER_TEST_REQUIRE_SERVERS=1 to fail instead)"
+    );
+    false
+}
+
+/// Returns from the calling test unless the test servers answer; see
+/// [`servers_ready`].
+#[macro_export]
+macro_rules! require_servers {
+    () => {
+        if !$crate::servers_ready(module_path!()) {
+            return;
+        }
+    };
+}

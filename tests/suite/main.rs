@@ -1,0 +1,18 @@
+//! wafer's integration tests, as one binary (one link step instead of one
+//! per file): black-box HTTP tests, the store contract on every store,
+//! fault tests, the CLI, and the checks of shipped files (dashboard,
+//! load-test scripts). The log test has a binary of its own: it installs a
+//! global subscriber.
+
+#[macro_use]
+mod contract;
+
+mod cli;
+mod dashboard;
+mod http_api;
+mod http_tiered;
+mod loadtest_scripts;
+mod servers;
+mod store_cluster;
+mod store_embedded;
+mod store_tiered;
