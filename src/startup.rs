@@ -25,8 +25,6 @@ use crate::wechat::client::WechatClientError;
 const REAP_EVERY: Duration = Duration::from_secs(30);
 /// How long start waits for PostgreSQL to answer.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
-/// How often the sessions and apps gauges are sampled.
-const SAMPLE_SIZES_EVERY: Duration = Duration::from_secs(15);
 /// How often histogram buffers are drained.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -128,7 +126,6 @@ impl Application {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
-        spawn_size_sampler(&metrics, &store);
         spawn_every(
             &metrics,
             METRICS_UPKEEP_EVERY,
@@ -212,16 +209,4 @@ async fn open_tiered(
         ..Intervals::default()
     };
     Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)
-}
-
-/// Samples the store's sizes into the metrics every [`SAMPLE_SIZES_EVERY`].
-fn spawn_size_sampler<S: Store>(metrics: &Arc<Metrics>, store: &Arc<S>) {
-    let store = store.clone();
-    spawn_every(metrics, SAMPLE_SIZES_EVERY, move |metrics| {
-        let store = store.clone();
-        async move {
-            let (sessions, apps) = store.sizes().await;
-            metrics.set_store_sizes(sessions, apps);
-        }
-    });
 }

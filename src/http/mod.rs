@@ -28,6 +28,9 @@ use crate::http::router::{Endpoint, Route};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// Longest a scrape waits for the store's sizes.
+const SIZES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Answers requests: routes them to the domain and shapes the replies.
 pub struct Handler<S> {
     wafer: Wafer<S>,
@@ -139,6 +142,13 @@ impl<S: Store> Handler<S> {
             )),
             Endpoint::Readyz => Ok(self.readyz().await),
             Endpoint::Metrics => {
+                // Sizes are read at scrape time, bounded so that a hung store
+                // cannot hang the scrape (the gauges then keep their last value).
+                if let Ok((sessions, apps)) =
+                    tokio::time::timeout(SIZES_TIMEOUT, w.store().sizes()).await
+                {
+                    self.metrics.set_store_sizes(sessions, apps);
+                }
                 let mut r = json(StatusCode::OK, self.metrics.render());
                 r.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,

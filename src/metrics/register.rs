@@ -99,7 +99,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_write_behind_pending",
         Kind::Gauge,
-        "Sessions whose last visit waits to be written to PostgreSQL.",
+        "Sessions whose last visit was waiting to be written to PostgreSQL at the last write-behind flush (tiered store; grows while PostgreSQL fails).",
     ),
     (
         "wafer_write_behind_flush_sessions",
@@ -119,12 +119,12 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_sessions_stored",
         Kind::Gauge,
-        "Sessions stored, sampled every 15 s (PostgreSQL: the planner's live-row estimate).",
+        "Sessions stored, read at each scrape (PostgreSQL: its statistics' live-row estimate, which lags commits by about a second).",
     ),
     (
         "wafer_apps_configured",
         Kind::Gauge,
-        "Apps configured, sampled every 15 s.",
+        "Apps configured, read at each scrape.",
     ),
     (
         "wafer_build_info",

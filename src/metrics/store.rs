@@ -172,16 +172,17 @@ impl StoreMetrics {
         }
     }
 
-    /// Records a write-behind flush: sessions written, time, success.
-    pub fn flush(&self, sessions: usize, took: Duration, ok: bool, pending: usize) {
+    /// Records a write-behind flush: the backlog it found (what was
+    /// waiting for PostgreSQL), the sessions it wrote, its time, success.
+    pub fn flush(&self, backlog: usize, written: usize, took: Duration, ok: bool) {
         if let Some(h) = &self.0 {
+            h.pending.set(backlog as f64);
             if ok {
-                h.flush_sessions.record(sessions as f64);
+                h.flush_sessions.record(written as f64);
             } else {
                 h.flush_failures.increment(1);
             }
             h.flush_latency.record(took.as_secs_f64());
-            h.pending.set(pending as f64);
         }
     }
 }

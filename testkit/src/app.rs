@@ -113,6 +113,16 @@ impl TestApp {
     pub fn database_url(&self) -> Option<&str> {
         self.guards.db.as_ref().map(|d| d.as_str())
     }
+
+    /// The Redis key prefix of a tiered app.
+    pub fn redis_prefix(&self) -> Option<&str> {
+        self.guards.prefix.as_ref().map(|p| p.as_str())
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.send(self.client.get(self.url("/metrics"))).await.text
+    }
 }
 
 /// A reply: status, headers and parsed JSON body (Null when empty).

@@ -12,6 +12,7 @@ mod dashboard;
 mod http_api;
 mod http_tiered;
 mod loadtest_scripts;
+mod metrics_move;
 mod servers;
 mod store_cluster;
 mod store_embedded;

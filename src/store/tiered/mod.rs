@@ -125,9 +125,23 @@ impl TieredStore {
         self.visits.len()
     }
 
-    /// Writes pending last visits to PostgreSQL now.
+    /// Writes pending last visits to PostgreSQL now, and records the flush
+    /// (backlog found, sessions written, time, failures) in the metrics.
     pub async fn flush_visits(&self) {
-        match self.visits.flush(&self.pg).await {
+        let backlog = self.visits.len();
+        let started = std::time::Instant::now();
+        let result = self.visits.flush(&self.pg).await;
+        let (written, ok) = match &result {
+            Ok(n) => (*n, true),
+            Err(_) => (0, false),
+        };
+        // An empty flush is no flush: it would only pull the histograms
+        // towards zero.
+        if backlog > 0 || !ok {
+            self.metrics
+                .flush(backlog, written, started.elapsed(), ok);
+        }
+        match result {
             Ok(0) => {}
             Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
             Err(e) => {
