@@ -123,6 +123,14 @@ impl<'a> AppRef<'a> {
 pub struct FieldError(pub String);
 
 fn check_chars(field: &str, value: &str, (min, max): (usize, usize)) -> Result<(), FieldError> {
+    // Control characters are never part of a title, an appid or a secret,
+    // and PostgreSQL refuses NUL outright: refuse them here, as the
+    // caller's mistake, before they reach a store.
+    if value.chars().any(char::is_control) {
+        return Err(FieldError(format!(
+            "`{field}` must not contain control characters"
+        )));
+    }
     let n = value.chars().count();
     if n < min || n > max {
         return Err(FieldError(format!(

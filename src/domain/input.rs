@@ -14,6 +14,32 @@ fn present<'a>(v: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
     v.filter(|s| !s.is_empty())
 }
 
+/// Refuses a field with a NUL character: no valid value has one, and a
+/// store (PostgreSQL) would refuse it later as a fault of its own.
+pub fn no_nul(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::bad_request(match field {
+            "code" => "field `code` must not contain NUL",
+            "uuid" => "field `uuid` must not contain NUL",
+            "skey" => "field `skey` must not contain NUL",
+            "app_id" => "field `app_id` must not contain NUL",
+            "encrypt_data" => "field `encrypt_data` must not contain NUL",
+            "iv" => "field `iv` must not contain NUL",
+            "raw_data" => "field `raw_data` must not contain NUL",
+            "signature" => "field `signature` must not contain NUL",
+            _ => "a field must not contain NUL",
+        }));
+    }
+    Ok(())
+}
+
+fn app_has_no_nul(app: &AppRef<'_>) -> Result<(), Error> {
+    match app {
+        AppRef::Appid(appid) => no_nul("app_id", appid),
+        AppRef::Id(_) => Ok(()),
+    }
+}
+
 /// A validated `/mina/login` request.
 #[derive(Debug)]
 pub struct LoginInput<'a> {
@@ -48,6 +74,18 @@ impl<'a> LoginInput<'a> {
     /// Validates the fields of a login request.
     pub fn new(f: LoginFields<'a>) -> Result<Self, Error> {
         let code = present(f.code).ok_or_else(|| Error::bad_request("field `code` is required"))?;
+        no_nul("code", &code)?;
+        app_has_no_nul(&f.app)?;
+        for (field, value) in [
+            ("encrypt_data", &f.encrypt_data),
+            ("iv", &f.iv),
+            ("raw_data", &f.raw_data),
+            ("signature", &f.signature),
+        ] {
+            if let Some(v) = value {
+                no_nul(field, v)?;
+            }
+        }
         if code.len() > MAX_CODE_LEN {
             return Err(Error::bad_request("field `code` is too long"));
         }
@@ -93,6 +131,9 @@ impl<'a> AuthInput<'a> {
     ) -> Result<Self, Error> {
         let uuid = present(uuid).ok_or_else(|| Error::bad_request("field `uuid` is required"))?;
         let skey = present(skey).ok_or_else(|| Error::bad_request("field `skey` is required"))?;
+        no_nul("uuid", &uuid)?;
+        no_nul("skey", &skey)?;
+        app_has_no_nul(&app)?;
         Ok(AuthInput { uuid, skey, app })
     }
 }
@@ -140,6 +181,21 @@ mod tests {
         let mut f = fields();
         f.encrypt_data = Some("data".into());
         assert!(LoginInput::new(f).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_in_every_field() {
+        let mut f = fields();
+        f.code = Some("a\0b".into());
+        assert!(LoginInput::new(f).is_err());
+        let mut f = fields();
+        f.raw_data = Some("{}\0".into());
+        assert!(LoginInput::new(f).is_err());
+        let mut f = fields();
+        f.app = AppRef::Appid("wx\0".into());
+        assert!(LoginInput::new(f).is_err());
+        assert!(AuthInput::new(Some("u\0".into()), Some("s".into()), AppRef::default()).is_err());
+        assert!(AuthInput::new(Some("u".into()), Some("\0".into()), AppRef::default()).is_err());
     }
 
     #[test]

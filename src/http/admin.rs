@@ -249,6 +249,12 @@ fn session_query(query: Option<&str>) -> Result<SessionQuery, Failure> {
     };
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
+            "open_id" if v.contains('\0') => {
+                return Err(Failure::new(
+                    ErrorCode::BadRequest,
+                    "`open_id` must not contain NUL",
+                ));
+            }
             "open_id" if !v.is_empty() => q.open_id = Some(v.into_owned()),
             "limit" if !v.is_empty() => {
                 q.limit = v
@@ -317,11 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_that_cannot_be_encoded_is_a_500() {
+        struct Unencodable;
+        impl Serialize for Unencodable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let f = to_json(StatusCode::OK, &Unencodable).unwrap_err();
+        assert_eq!(f.code, ErrorCode::Internal);
+        assert_eq!(f.into_admin().status(), 500);
+    }
+
+    #[test]
     fn session_query_bounds() {
         assert_eq!(session_query(None).unwrap().limit, 50);
         assert_eq!(session_query(Some("limit=7")).unwrap().limit, 7);
         assert!(session_query(Some("limit=x")).is_err());
         assert!(session_query(Some("cursor=zzz")).is_err());
+        assert!(session_query(Some("open_id=o%00")).is_err(), "NUL");
         let q = session_query(Some("open_id=o%2B1")).unwrap();
         assert_eq!(q.open_id.as_deref(), Some("o+1"));
     }

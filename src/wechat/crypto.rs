@@ -79,7 +79,9 @@ pub fn decrypt_user_data(
     let union_id = object
         .get("unionId")
         .and_then(|u| u.as_str())
-        .filter(|u| !u.is_empty())
+        // A NUL could not be stored (PostgreSQL refuses it); no real
+        // unionId has one.
+        .filter(|u| !u.is_empty() && !u.contains('\0'))
         .map(str::to_owned);
     let user_info = value.to_string();
     if user_info.len() > MAX_USER_INFO_BYTES {

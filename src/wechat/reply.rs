@@ -121,11 +121,17 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<CodeSession, WechatError> {
         c => return Err(WechatError::Errcode(c)),
     }
     match (reply.openid, reply.session_key) {
-        (Some(open_id), Some(session_key)) if !open_id.is_empty() && !session_key.is_empty() => {
+        // No NUL: these reach PostgreSQL, which refuses it.
+        (Some(open_id), Some(session_key))
+            if !open_id.is_empty()
+                && !session_key.is_empty()
+                && !open_id.contains('\0')
+                && !session_key.contains('\0') =>
+        {
             Ok(CodeSession {
                 open_id,
                 session_key,
-                union_id: reply.unionid.filter(|u| !u.is_empty()),
+                union_id: reply.unionid.filter(|u| !u.is_empty() && !u.contains('\0')),
             })
         }
         _ => Err(WechatError::Malformed),

@@ -390,6 +390,32 @@ async fn wechat_errors_map_to_statuses() {
 }
 
 #[tokio::test]
+async fn a_failed_code_exchange_is_never_retried() {
+    // A code is single-use: sending it again could only fail (40163) or,
+    // worse, log a user in twice. Each failure kind reaches WeChat once.
+    let app = spawn_app_with(|s| s.wechat.timeout = Duration::from_millis(300)).await;
+    app.create_app("wxonce").await;
+    for (code, status) in [
+        ("err-40029", 401),
+        ("err--1", 502),
+        ("http-500", 502),
+        ("http-503", 502),
+        ("slow-1000.t", 504),
+    ] {
+        let a = app.post("/mina/login", json!({"code": code})).await;
+        assert_eq!(a.status, status, "{code}: {}", a.text);
+    }
+    // Longer than a retry after the timeout would take to arrive.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for code in ["err-40029", "err--1", "http-500", "http-503", "slow-1000.t"] {
+        assert_eq!(app.wechat.calls(code), 1, "{code} reached WeChat once");
+    }
+    // The counter itself counts: a second login with one code is a second call.
+    app.post("/mina/login", json!({"code": "err-40029"})).await;
+    assert_eq!(app.wechat.calls("err-40029"), 2);
+}
+
+#[tokio::test]
 async fn unreachable_wechat_is_upstream_error() {
     // A port with nothing listening.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")

@@ -120,3 +120,56 @@ async fn half_a_production_config_is_refused() {
         assert!(err.contains("is not"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_before_they_reach_postgres() {
+    // PostgreSQL refuses NUL in text (22021). Such input is the caller's
+    // mistake: 400, never the 503 that would page someone about an outage.
+    wafer_testkit::require_servers!();
+    let app = spawn_tiered_with(|_| {}).await;
+    let id = app.create_app("wxnul").await;
+    let post = |body: serde_json::Value| {
+        app.send(app.admin(reqwest::Method::POST, "/admin/apps").json(&body))
+    };
+    for body in [
+        json!({"title": "a\u{0}b", "appid": "wxn1", "secret": "s"}),
+        json!({"title": "t", "appid": "wx\u{0}n2", "secret": "s"}),
+        json!({"title": "t", "appid": "wxn3", "secret": "s\u{0}"}),
+    ] {
+        wafer_testkit::assert_admin_fail(&post(body).await, 400, "bad_request");
+    }
+    let patch = app
+        .send(
+            app.admin(reqwest::Method::PATCH, &format!("/admin/apps/{id}"))
+                .json(&json!({"title": "\u{0}"})),
+        )
+        .await;
+    wafer_testkit::assert_admin_fail(&patch, 400, "bad_request");
+    let list = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/sessions?open_id=%00"),
+        ))
+        .await;
+    wafer_testkit::assert_admin_fail(&list, 400, "bad_request");
+    let login = app
+        .post("/mina/login", json!({"app_id": id, "code": "nul\u{0}.1"}))
+        .await;
+    assert_fail(&login, 400, "bad_request");
+    let (uuid, _) = app.login(id, "nina.1").await;
+    let auth = app
+        .post(
+            "/mina/auth",
+            json!({"app_id": id, "uuid": uuid, "skey": "\u{0}"}),
+        )
+        .await;
+    assert_fail(&auth, 400, "bad_request");
+    // Nothing of it counted as an outage.
+    let metrics = app.metrics().await;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.contains(r#"outcome="unavailable""#) && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}

@@ -8,6 +8,7 @@
 mod contract;
 
 mod cli;
+mod connections;
 mod dashboard;
 mod http_api;
 mod http_tiered;

@@ -17,7 +17,9 @@ fn totals(page: &str) -> BTreeMap<String, f64> {
             continue;
         };
         let name = key.split('{').next().unwrap_or(key);
-        let Ok(v) = value.parse::<f64>() else { continue };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
         *out.entry(name.to_owned()).or_insert(0.0) += v;
     }
     out
@@ -32,7 +34,10 @@ fn value(totals: &BTreeMap<String, f64>, series: &str, kind: Kind) -> f64 {
 }
 
 /// Polls `/metrics` until `done` holds (or 10 s pass); returns the totals.
-async fn wait_for(app: &TestApp, done: impl Fn(&BTreeMap<String, f64>) -> bool) -> BTreeMap<String, f64> {
+async fn wait_for(
+    app: &TestApp,
+    done: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
     let mut last = BTreeMap::new();
     for _ in 0..100 {
         last = totals(&app.metrics().await);
@@ -74,7 +79,10 @@ async fn every_documented_series_moves_under_load() {
         .output()
         .expect("redis-cli runs");
     assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1");
-    assert_eq!(app.auth(id, &sessions[1].0, &sessions[1].1).await.status, 200);
+    assert_eq!(
+        app.auth(id, &sessions[1].0, &sessions[1].1).await.status,
+        200
+    );
     // Visits become due (the granularity is 1 s) and reach PostgreSQL at
     // the next flush.
     app.clock.advance(Duration::from_secs(2));
@@ -86,7 +94,13 @@ async fn every_documented_series_moves_under_load() {
             && t.get("wafer_sessions_stored").copied().unwrap_or(0.0) > 0.0
     })
     .await;
-    assert!(value(&flushed, "wafer_write_behind_flush_sessions", Kind::Histogram) > 0.0);
+    assert!(
+        value(
+            &flushed,
+            "wafer_write_behind_flush_sessions",
+            Kind::Histogram
+        ) > 0.0
+    );
 
     // PostgreSQL hangs: auth goes on from Redis, flushes fail and the
     // backlog stays pending.
@@ -96,7 +110,10 @@ async fn every_documented_series_moves_under_load() {
         assert_eq!(app.auth(id, uuid, skey).await.status, 200);
     }
     let after = wait_for(&app, |t| {
-        t.get("wafer_write_behind_flush_failures_total").copied().unwrap_or(0.0) > 0.0
+        t.get("wafer_write_behind_flush_failures_total")
+            .copied()
+            .unwrap_or(0.0)
+            > 0.0
             && t.get("wafer_write_behind_pending").copied().unwrap_or(0.0) > 0.0
     })
     .await;
@@ -137,7 +154,10 @@ fn the_readme_names_only_exported_series() {
                         .iter()
                         .any(|s| name.strip_suffix(s) == Some(*series)))
         });
-        assert!(known, "the README names {name}, which wafer does not export");
+        assert!(
+            known,
+            "the README names {name}, which wafer does not export"
+        );
     }
     assert!(named >= 10, "the README's metric table was found: {named}");
 }

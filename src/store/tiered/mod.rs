@@ -138,8 +138,7 @@ impl TieredStore {
         // An empty flush is no flush: it would only pull the histograms
         // towards zero.
         if backlog > 0 || !ok {
-            self.metrics
-                .flush(backlog, written, started.elapsed(), ok);
+            self.metrics.flush(backlog, written, started.elapsed(), ok);
         }
         match result {
             Ok(0) => {}
