@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::domain::app::AppRef;
 use crate::domain::input::{AuthInput, LoginFields, LoginInput};
-use crate::domain::service::LoginOutput;
+use crate::domain::LoginOutput;
 use crate::domain::session::Profile;
 use crate::error::ErrorCode;
 use crate::http::body::Format;

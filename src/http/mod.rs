@@ -1,13 +1,13 @@
 //! The HTTP layer: hyper without a framework. Routing, bodies, the mapping of
 //! failures to the status table, and the accept loop.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod body;
 pub mod mina;
-pub mod request_id;
-pub mod response;
+mod request_id;
+mod response;
 pub mod router;
-pub mod server;
+pub(crate) mod server;
 
 use std::sync::Arc;
 

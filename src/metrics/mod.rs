@@ -4,7 +4,7 @@
 
 pub mod register;
 pub mod store;
-pub mod wechat;
+mod wechat;
 
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{

@@ -53,11 +53,6 @@ impl AppTable {
         self.by_id.len()
     }
 
-    /// Whether there are no apps.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// A copy with `app` inserted or replaced.
     pub fn with(&self, app: Arc<App>) -> Self {
         let mut apps: Vec<_> = self

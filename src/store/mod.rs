@@ -2,12 +2,12 @@
 //! [`Store`]; the embedded store implements it in-process, the tiered store
 //! over Redis and PostgreSQL.
 
-pub mod app_table;
+mod app_table;
 pub mod embedded;
 pub mod error;
-pub mod periodic;
+pub(crate) mod periodic;
 pub mod postgres;
-pub mod record;
+pub(crate) mod record;
 pub mod redis;
 pub mod tiered;
 

@@ -4,7 +4,7 @@
 //! time the session has left. Checks and writes are Lua scripts run by SHA,
 //! reloaded on `NOSCRIPT`.
 
-pub mod layout;
+mod layout;
 
 use std::future::Future;
 use std::sync::Arc;

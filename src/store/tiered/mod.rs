@@ -9,7 +9,7 @@
 //! - A Redis write that fails after PostgreSQL committed queues the key for
 //!   eviction, so Redis never keeps serving a stale copy once it is back.
 
-pub mod write_behind;
+mod write_behind;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
-pub use write_behind::WriteBehind;
+use write_behind::WriteBehind;
 
 /// Timing of the background work.
 #[derive(Debug, Clone, Copy)]

@@ -69,11 +69,6 @@ impl WriteBehind {
         self.pending.lock().map_or(0, |p| p.len())
     }
 
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn take(&self) -> HashMap<Uuid, Timestamp> {
         self.pending
             .lock()
@@ -120,7 +115,7 @@ mod tests {
         assert_eq!(wb.len(), 1);
         assert_eq!(wb.pending_visit(u), Some(Timestamp(9)));
         wb.forget(u);
-        assert!(wb.is_empty());
+        assert_eq!(wb.len(), 0);
     }
 
     #[test]
