@@ -1,5 +1,7 @@
 //! Session keys handed to clients: minted from the OS CSPRNG, stored only as
-//! a hash, compared in constant time.
+//! a SHA-256 hash; hashes compared in constant time here. (The Redis auth
+//! script compares the digests with `~=`: an early exit on a digest of a
+//! 256-bit random secret tells an attacker nothing about the secret.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -9,6 +9,9 @@
 local s = redis.call('GET', KEYS[1])
 if not s then return 0 end
 if string.byte(s, 1) ~= 83 then return 1 end -- 'S'; 'X' is a tombstone
+-- The skey is compared as its SHA-256 digest. `~=` may stop at the first
+-- differing byte; on digests of 256-bit random secrets that leaks nothing
+-- usable (steering a digest's bytes would take a SHA-256 preimage).
 if string.sub(s, 10, 17) ~= ARGV[1] or string.sub(s, 42, 73) ~= ARGV[2] then
   return 1
 end
