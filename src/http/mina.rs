@@ -8,9 +8,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::domain::LoginOutput;
 use crate::domain::app::AppRef;
 use crate::domain::input::{AuthInput, LoginFields, LoginInput};
-use crate::domain::LoginOutput;
 use crate::domain::session::Profile;
 use crate::error::ErrorCode;
 use crate::http::body::Format;

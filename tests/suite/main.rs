@@ -7,6 +7,7 @@
 #[macro_use]
 mod contract;
 
+mod cleanup;
 mod cli;
 mod connections;
 mod dashboard;
