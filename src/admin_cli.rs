@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Secret};
 use crate::domain::app::{
     AppRef, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
@@ -27,7 +27,7 @@ pub enum AppsCommand {
         /// WeChat app secret. Prefer the environment variable: a flag shows
         /// in the process list and the shell history.
         #[arg(long, env = "WAFER_APP_SECRET", hide_env_values = true)]
-        secret: String,
+        secret: Secret,
         /// Absolute session limit, days.
         #[arg(long, default_value_t = DEFAULT_LOGIN_DURATION_DAYS)]
         login_duration: u32,
@@ -115,7 +115,7 @@ pub async fn apps(
             let new = NewApp {
                 title,
                 appid,
-                secret,
+                secret: secret.expose().to_owned(),
                 login_duration,
                 session_duration,
             };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::http::admin::AdminToken;
+use crate::http::AdminToken;
 use crate::http::body::DEFAULT_MAX_BODY;
 use crate::store::ConnectError;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
@@ -374,13 +374,13 @@ mod tests {
         // Flags and Default read the same constants; this catches a constant
         // that does not parse (Default would fall back) and a field whose
         // Default forgot its constant. Compared through Debug, which shows
-        // every setting. The flags also read the environment: clear ours.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("WAFER_") && !k.starts_with("WAFER_TEST_") {
-                // SAFETY: unit tests of this module do not read these
-                // variables concurrently with this one.
-                unsafe { std::env::remove_var(k) };
-            }
+        // every setting. The flags also read the environment, which this
+        // test does not touch (other tests run beside it): with a setting
+        // in the environment the comparison means nothing, so it is skipped
+        // (CI sets none).
+        if std::env::vars().any(|(k, _)| k.starts_with("WAFER_") && !k.starts_with("WAFER_TEST_")) {
+            eprintln!("skipped: a WAFER_ setting is in the environment");
+            return;
         }
         let parsed = Cli::try_parse_from(["wafer"]).unwrap().s;
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));

@@ -31,6 +31,8 @@ crate::labels::labelled! {
         BodyTooLarge => "body_too_large",
         /// A body that is neither JSON nor form.
         UnsupportedMediaType => "unsupported_media_type",
+        /// The body did not arrive within the header-read timeout.
+        RequestTimeout => "request_timeout",
         /// WeChat answered 45011.
         RateLimited => "rate_limited",
         /// A fault of wafer's own (a store refused a statement, a reply could
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,

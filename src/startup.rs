@@ -137,7 +137,7 @@ impl Application {
         }
         let handler = Arc::new(Handler::new(
             Wafer::new(store.clone(), wechat, clock),
-            settings.http.max_body,
+            &settings.http,
             admin,
             metrics,
         ));

@@ -16,7 +16,7 @@ fn present<'a>(v: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
 
 /// Refuses a field with a NUL character: no valid value has one, and a
 /// store (PostgreSQL) would refuse it later as a fault of its own.
-pub fn no_nul(field: &'static str, value: &str) -> Result<(), Error> {
+pub(crate) fn no_nul(field: &'static str, value: &str) -> Result<(), Error> {
     if value.contains('\0') {
         return Err(Error::bad_request(match field {
             "code" => "field `code` must not contain NUL",
@@ -27,6 +27,7 @@ pub fn no_nul(field: &'static str, value: &str) -> Result<(), Error> {
             "iv" => "field `iv` must not contain NUL",
             "raw_data" => "field `raw_data` must not contain NUL",
             "signature" => "field `signature` must not contain NUL",
+            "open_id" => "`open_id` must not contain NUL",
             _ => "a field must not contain NUL",
         }));
     }

@@ -7,8 +7,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::error::Error;
-use crate::domain::input::{AuthInput, LoginInput};
-use crate::domain::session::{Credentials, NewSession, Profile, SessionPage, SessionQuery};
+use crate::domain::input::{AuthInput, LoginInput, no_nul};
+use crate::domain::session::{
+    Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
+};
 use crate::domain::skey::{Skey, SkeyHash};
 use crate::store::{BackendHealth, Store};
 use crate::wechat::{WechatClient, crypto};
@@ -178,6 +180,27 @@ impl<S: Store> Wafer<S> {
     pub async fn revoke(&self, uuid: &str) -> Result<(), Error> {
         let uuid = Uuid::try_parse(uuid).map_err(|_| Error::NotFound)?;
         if self.store.revoke(uuid).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Admin: the session of user `open_id` in app `id`.
+    pub async fn user_session(&self, id: AppId, open_id: &str) -> Result<SessionSummary, Error> {
+        self.get_app(id).await?;
+        no_nul("open_id", open_id)?;
+        self.store
+            .user_session(id, open_id)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Admin: revokes the session of user `open_id` in app `id`.
+    pub async fn revoke_user(&self, id: AppId, open_id: &str) -> Result<(), Error> {
+        self.get_app(id).await?;
+        no_nul("open_id", open_id)?;
+        if self.store.revoke_user(id, open_id).await? {
             Ok(())
         } else {
             Err(Error::NotFound)

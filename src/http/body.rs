@@ -5,6 +5,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use std::time::Duration;
 
 use crate::error::ErrorCode;
 use crate::http::response::Failure;
@@ -74,8 +75,15 @@ fn too_large(limit: usize) -> Failure {
     )
 }
 
-/// Reads the whole body, refusing more than `limit` bytes and empty bodies.
-pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, Failure> {
+/// Reads the whole body, refusing more than `limit` bytes, empty bodies and
+/// a body that has not fully arrived within `within` (a stalled client must
+/// not hold its connection forever).
+pub async fn read(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, Failure> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -88,7 +96,17 @@ pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<B
     let mut body = Limited::new(body, limit);
     let mut bytes = Bytes::new();
     let mut joined: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
+    // The timeout polls the frame first: a body already received (nearly
+    // all of them) never registers a timer.
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await else {
+            return Err(Failure::new(
+                ErrorCode::RequestTimeout,
+                format!("the body did not arrive within {} s", within.as_secs()),
+            ));
+        };
+        let Some(frame) = frame else { break };
         let frame = match frame {
             Ok(f) => f,
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),

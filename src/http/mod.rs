@@ -2,6 +2,7 @@
 //! failures to the status table, and the accept loop.
 
 pub(crate) mod admin;
+pub use admin::AdminToken;
 pub mod body;
 pub mod mina;
 mod request_id;
@@ -19,9 +20,9 @@ use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Method, Request, StatusCode};
 
+use crate::config::HttpSettings;
 use crate::domain::Wafer;
 use crate::error::ErrorCode;
-use crate::http::admin::AdminToken;
 use crate::http::body::Format;
 use crate::http::response::{Failure, Reply, json};
 use crate::http::router::{Endpoint, Route};
@@ -35,21 +36,24 @@ const SIZES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Handler<S> {
     wafer: Wafer<S>,
     max_body: usize,
+    body_timeout: std::time::Duration,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
 }
 
 impl<S: Store> Handler<S> {
-    /// A handler over `wafer`, reading bodies of at most `max_body` bytes.
+    /// A handler over `wafer`, reading bodies as `http` says (size limit;
+    /// the header-read timeout also bounds the body).
     pub fn new(
         wafer: Wafer<S>,
-        max_body: usize,
+        http: &HttpSettings,
         admin_token: AdminToken,
         metrics: Arc<Metrics>,
     ) -> Self {
         Handler {
             wafer,
-            max_body,
+            max_body: http.max_body,
+            body_timeout: http.header_read_timeout,
             admin_token,
             metrics,
         }
@@ -176,13 +180,13 @@ impl<S: Store> Handler<S> {
 
     async fn mina_body(&self, parts: &Parts, body: Incoming) -> Result<(Format, Bytes), Failure> {
         let format = body::format(&parts.headers, true)?;
-        let bytes = body::read(&parts.headers, body, self.max_body).await?;
+        let bytes = body::read(&parts.headers, body, self.max_body, self.body_timeout).await?;
         Ok((body::sniff(format, &bytes), bytes))
     }
 
     async fn admin_body(&self, parts: &Parts, body: Incoming) -> Result<Bytes, Failure> {
         body::format(&parts.headers, false)?;
-        body::read(&parts.headers, body, self.max_body).await
+        body::read(&parts.headers, body, self.max_body, self.body_timeout).await
     }
 
     async fn readyz(&self) -> Reply {

@@ -221,6 +221,31 @@ mod tests {
     }
 
     #[test]
+    fn allow_can_name_every_method_the_table_answers() {
+        let all = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::CONNECT,
+        ];
+        for r in Route::ALL {
+            for m in &all {
+                if Endpoint::parse(m, *r, "x").is_some() {
+                    assert!(
+                        METHODS.contains(m),
+                        "{m} is answered but missing from METHODS"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_route_but_unmatched_answers_something() {
         for r in Route::ALL {
             assert_eq!(

@@ -156,11 +156,6 @@ impl Metrics {
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
     }
-
-    /// The recorder, for other layers to register their own series.
-    pub fn recorder(&self) -> &PrometheusRecorder {
-        &self.recorder
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
 }
 
 /// A counter with these static labels.
-pub fn counter(
+pub(crate) fn counter(
     r: &PrometheusRecorder,
     name: &'static str,
     labels: &[(&'static str, &'static str)],
@@ -28,7 +28,7 @@ pub fn counter(
 }
 
 /// A histogram with these static labels.
-pub fn histogram(
+pub(crate) fn histogram(
     r: &PrometheusRecorder,
     name: &'static str,
     labels: &[(&'static str, &'static str)],
@@ -37,7 +37,7 @@ pub fn histogram(
 }
 
 /// A gauge with these static labels.
-pub fn gauge(
+pub(crate) fn gauge(
     r: &PrometheusRecorder,
     name: &'static str,
     labels: &[(&'static str, &'static str)],
@@ -99,7 +99,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_write_behind_pending",
         Kind::Gauge,
-        "Sessions whose last visit was waiting to be written to PostgreSQL at the last write-behind flush (tiered store; grows while PostgreSQL fails).",
+        "Sessions whose last visit still waits to be written to PostgreSQL, as of the last write-behind flush (at most a second ago; tiered store). Grows while PostgreSQL fails, back to 0 once it catches up.",
     ),
     (
         "wafer_write_behind_flush_sessions",
@@ -134,7 +134,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
 ];
 
 /// Writes the `# HELP` text of every series.
-pub fn describe_all(r: &PrometheusRecorder) {
+pub(crate) fn describe_all(r: &PrometheusRecorder) {
     for (name, kind, help) in SERIES {
         let name = KeyName::from_const_str(name);
         let help = SharedString::const_str(help);

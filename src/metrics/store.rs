@@ -18,7 +18,7 @@ impl Backend {
         use Op::*;
         match self {
             Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions],
-            Backend::Redis => &[Auth, Put, Bury, Evict, Ping],
+            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping],
             Backend::Postgres => &[
                 Login,
                 Load,
@@ -54,6 +54,8 @@ crate::labels::labelled! {
         Bury => "bury",
         /// Drop a possibly stale cached session.
         Evict => "evict",
+        /// Read or write the open_id index.
+        Index => "index",
         /// Health check.
         Ping => "ping",
         /// Read one session record.
@@ -140,7 +142,7 @@ impl StoreMetrics {
     /// Records one operation.
     pub fn record(&self, backend: Backend, op: Op, ok: bool, took: Duration) {
         let Some(h) = &self.0 else { return };
-        if let Some(Some(m)) = h.ops[backend as usize].get(op.index()) {
+        if let Some(Some(m)) = h.ops[backend.index()].get(op.index()) {
             if ok { &m.ok } else { &m.error }.increment(1);
             m.latency.record(took.as_secs_f64());
         }
@@ -172,17 +174,24 @@ impl StoreMetrics {
         }
     }
 
-    /// Records a write-behind flush: the backlog it found (what was
-    /// waiting for PostgreSQL), the sessions it wrote, its time, success.
-    pub fn flush(&self, backlog: usize, written: usize, took: Duration, ok: bool) {
+    /// Records a write-behind flush: sessions written, time, success, and
+    /// how many sessions are still pending after it.
+    pub fn flush(&self, written: usize, took: Duration, ok: bool, pending: usize) {
         if let Some(h) = &self.0 {
-            h.pending.set(backlog as f64);
             if ok {
                 h.flush_sessions.record(written as f64);
             } else {
                 h.flush_failures.increment(1);
             }
             h.flush_latency.record(took.as_secs_f64());
+            h.pending.set(pending as f64);
+        }
+    }
+
+    /// Sets how many sessions wait for the write-behind.
+    pub fn pending(&self, pending: usize) {
+        if let Some(h) = &self.0 {
+            h.pending.set(pending as f64);
         }
     }
 }

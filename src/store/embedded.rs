@@ -32,9 +32,6 @@ struct Session {
     create_time: Timestamp,
     // Atomic so that a valid auth slides it under the map's shared lock.
     last_visit: AtomicI64,
-    // Kept for parity with the durable record; never read back out.
-    #[allow(dead_code)]
-    session_key: Box<str>,
     profile: Arc<Profile>,
 }
 
@@ -270,7 +267,7 @@ impl Store for EmbeddedStore {
 
     async fn health(&self) -> Vec<BackendHealth> {
         vec![BackendHealth {
-            name: "embedded",
+            name: Backend::Embedded.name(),
             problem: None,
         }]
     }
@@ -286,7 +283,6 @@ impl EmbeddedStore {
             skey_hash: new.skey_hash,
             create_time: new.now,
             last_visit: AtomicI64::new(new.now.0),
-            session_key: new.session_key.as_str().into(),
             profile,
         };
         // The index entry stays locked until the session is written, so

@@ -4,28 +4,22 @@
 
 use std::fmt;
 
-/// A storage backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The in-process store.
-    Embedded,
-    /// Redis, the hot path of the tiered store.
-    Redis,
-    /// PostgreSQL, the record of the tiered store.
-    Postgres,
+crate::labels::labelled! {
+    /// A storage backend; its label is its name in `/readyz` and the metrics.
+    pub enum Backend {
+        /// The in-process store.
+        Embedded => "embedded",
+        /// Redis, the hot path of the tiered store.
+        Redis => "redis",
+        /// PostgreSQL, the record of the tiered store.
+        Postgres => "postgres",
+    }
 }
 
 impl Backend {
-    /// Every backend, in the order of the metrics tables.
-    pub const ALL: [Backend; 3] = [Backend::Embedded, Backend::Redis, Backend::Postgres];
-
     /// The backend's name, as `/readyz` and the metrics name it.
     pub fn name(self) -> &'static str {
-        match self {
-            Backend::Embedded => "embedded",
-            Backend::Redis => "redis",
-            Backend::Postgres => "postgres",
-        }
+        self.label()
     }
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::session::{
-    Credentials, NewSession, Profile, SessionPage, SessionQuery, StoredLogin,
+    Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
 
 pub use embedded::EmbeddedStore;
@@ -93,6 +93,38 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         query: &SessionQuery,
     ) -> impl Future<Output = StoreResult<SessionPage>> + Send;
+
+    /// The session of user `open_id` in `app`, if one is stored. The default
+    /// reads the listing; a store with an index of its own overrides it.
+    fn user_session(
+        &self,
+        app: AppId,
+        open_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<SessionSummary>>> + Send {
+        let query = SessionQuery {
+            open_id: Some(open_id.to_owned()),
+            limit: 1,
+            after: None,
+        };
+        async move {
+            let page = self.list_sessions(app, &query).await?;
+            Ok(page.sessions.into_iter().next())
+        }
+    }
+
+    /// Revokes the session of user `open_id` in `app`; `false` if none.
+    fn revoke_user(
+        &self,
+        app: AppId,
+        open_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async move {
+            match self.user_session(app, open_id).await? {
+                Some(s) => self.revoke(s.uuid).await,
+                None => Ok(false),
+            }
+        }
+    }
 
     /// Health of each backend.
     fn health(&self) -> impl Future<Output = Vec<BackendHealth>> + Send;

@@ -112,7 +112,7 @@ pub fn check_signature(
 }
 
 /// `sha1(raw_data + session_key)` as lowercase hex, as WeChat signs `rawData`.
-pub fn sign(raw_data: &str, session_key: &str) -> String {
+pub(crate) fn sign(raw_data: &str, session_key: &str) -> String {
     let mut h = Sha1::new();
     h.update(raw_data.as_bytes());
     h.update(session_key.as_bytes());

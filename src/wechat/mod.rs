@@ -5,5 +5,5 @@ pub(crate) mod client;
 pub mod crypto;
 pub(crate) mod reply;
 
-pub use client::WechatClient;
+pub use client::{WechatClient, WechatClientError};
 pub use reply::{CodeSession, WechatError};

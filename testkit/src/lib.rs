@@ -35,12 +35,27 @@ pub fn servers_missing() -> Option<&'static str> {
                 ("PostgreSQL", backends::pg_admin_url()),
             ] {
                 if !answers(&backends::host_port(&url)) {
-                    missing.push(format!("{name} at {url}"));
+                    missing.push(format!("{name} at {}", redact(&url)));
                 }
             }
             (!missing.is_empty()).then(|| missing.join(" and "))
         })
         .as_deref()
+}
+
+/// `url` with the password of its user info masked: a URL in a message
+/// must not carry a secret.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn answers(host_port: &str) -> bool {

@@ -62,6 +62,36 @@ async fn idle_connections_are_closed_whatever_they_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_does_not_hold_the_connection() {
+    let app = spawn_app_with(|s| {
+        s.http.header_read_timeout = Duration::from_secs(1);
+        s.http.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stalled = Vec::new();
+    for sent in [&b""[..], b"{"] {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(
+            b"POST /mina/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        s.write_all(sent).await.unwrap();
+        stalled.push(s);
+    }
+    for mut s in stalled {
+        let started = Instant::now();
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+        assert!(read.is_ok(), "still open after 5 s");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains(r#""error":"request_timeout""#), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_keep_alive_connection_stays_open() {
     let app = spawn_app_with(|s| {
         s.http.header_read_timeout = Duration::from_secs(1);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde_json::json;
 use wafer::metrics::register::{Kind, SERIES};
 use wafer_testkit::backends::{self, Proxy, ProxyMode};
 use wafer_testkit::{TestApp, spawn_tiered_on};
@@ -24,6 +25,30 @@ fn totals(page: &str) -> BTreeMap<String, f64> {
     }
     out
 }
+
+/// The value of one exact series (`name{labels}` as rendered), or 0.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Label values that an alert or a dashboard panel reads: each must move.
+const WATCHED: &[&str] = &[
+    r#"wafer_requests_total{route="/mina/login",outcome="unavailable"}"#,
+    r#"wafer_requests_total{route="/mina/auth",outcome="session_invalid"}"#,
+    r#"wafer_wechat_requests_total{result="ok"}"#,
+    r#"wafer_wechat_requests_total{result="app_credentials"}"#,
+    r#"wafer_wechat_requests_total{result="rate_limited"}"#,
+    r#"wafer_wechat_requests_total{result="errcode"}"#,
+    r#"wafer_wechat_requests_total{result="http_error"}"#,
+    r#"wafer_wechat_requests_total{result="malformed"}"#,
+    r#"wafer_wechat_requests_total{result="timeout"}"#,
+    r#"wafer_store_read_through_total{reason="miss"}"#,
+    r#"wafer_store_read_through_total{reason="redis_down"}"#,
+    r#"wafer_store_operations_total{backend="redis",op="auth",result="ok"}"#,
+    r#"wafer_store_operations_total{backend="postgres",op="record_visits",result="error"}"#,
+];
 
 fn value(totals: &BTreeMap<String, f64>, series: &str, kind: Kind) -> f64 {
     let name = match kind {
@@ -55,12 +80,17 @@ async fn every_documented_series_moves_under_load() {
     let db = backends::fresh_database().await;
     let proxy = Proxy::start(backends::host_port(&db)).await;
     let pg_url = proxy.pg_url(&db);
+    let redis_proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
+    let redis_url = redis_proxy.redis_url();
     let app = spawn_tiered_on(db, |s| {
         s.database.url = Some(pg_url.as_str().into());
         s.database.timeout = Duration::from_millis(300);
+        s.redis.url = Some(redis_url.as_str().into());
+        s.wechat.timeout = Duration::from_millis(300);
     })
     .await;
-    let before = totals(&app.metrics().await);
+    let first_page = app.metrics().await;
+    let before = totals(&first_page);
 
     // Requests of every kind, logins at WeChat, auths from Redis.
     let id = app.create_app("wxmoves").await;
@@ -72,6 +102,20 @@ async fn every_documented_series_moves_under_load() {
         assert_eq!(app.auth(id, uuid, skey).await.status, 200);
     }
     assert_eq!(app.auth(id, &sessions[0].0, "wrong").await.status, 401);
+    // Every way WeChat fails that an alert tells apart.
+    for code in [
+        "err-40125",
+        "err-45011",
+        "err--1",
+        "http-500",
+        "non-json",
+        "slow-2000.x",
+    ] {
+        let a = app
+            .post("/mina/login", json!({"app_id": id, "code": code}))
+            .await;
+        assert!(a.status >= 400, "{code}: {}", a.text);
+    }
     // A Redis miss: the session is read through from PostgreSQL.
     let key = format!("{}s:{{{}}}", app.redis_prefix().unwrap(), sessions[1].0);
     let deleted = std::process::Command::new("redis-cli")
@@ -109,6 +153,10 @@ async fn every_documented_series_moves_under_load() {
     for (uuid, skey) in &sessions {
         assert_eq!(app.auth(id, uuid, skey).await.status, 200);
     }
+    let login = app
+        .post("/mina/login", json!({"app_id": id, "code": "dan.1"}))
+        .await;
+    assert_eq!(login.status, 503, "{}", login.text);
     let after = wait_for(&app, |t| {
         t.get("wafer_write_behind_flush_failures_total")
             .copied()
@@ -117,7 +165,23 @@ async fn every_documented_series_moves_under_load() {
             && t.get("wafer_write_behind_pending").copied().unwrap_or(0.0) > 0.0
     })
     .await;
+    // Redis down: auth is served from PostgreSQL (back now).
     proxy.set(ProxyMode::Pass);
+    redis_proxy.set(ProxyMode::Down);
+    assert_eq!(
+        app.auth(id, &sessions[2].0, &sessions[2].1).await.status,
+        200
+    );
+    redis_proxy.set(ProxyMode::Pass);
+    let last_page = app.metrics().await;
+    for series in WATCHED {
+        let (was, now) = (sample(&first_page, series), sample(&last_page, series));
+        assert!(now > was, "{series} did not move: {was} -> {now}");
+    }
+    // Once PostgreSQL caught up, nothing is pending any more: the backlog
+    // alert clears.
+    let caught_up = wait_for(&app, |t| t.get("wafer_write_behind_pending") == Some(&0.0)).await;
+    assert_eq!(caught_up.get("wafer_write_behind_pending"), Some(&0.0));
 
     for (name, kind, _) in SERIES {
         if *name == "wafer_build_info" {

@@ -40,11 +40,37 @@ async fn secrets_are_stored_only_as_hashes() {
     let (n, skey) = login(&app, "o-h", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
     let key = format!("{prefix}s:{{{uuid}}}");
-    let cached = redis_cli(&backends::redis_url(), &["GET", &key]);
-    assert!(cached.contains("o-h"), "{cached}");
+    // A hash an operator can read: named fields, the skey only as its hash.
+    let cached = redis_cli(&backends::redis_url(), &["HGETALL", &key]);
+    let fields: Vec<&str> = cached.lines().collect();
+    let get = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|kv| kv[0] == name)
+            .map(|kv| kv[1].to_owned())
+    };
+    assert_eq!(get("open_id").as_deref(), Some("o-h"), "{cached}");
+    assert_eq!(get("app"), Some(app.id.to_string()));
+    let hex: String = skey.hash().0.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(get("skey_sha256"), Some(hex));
     assert!(!cached.contains(skey.expose()), "plain skey in Redis");
+    assert!(
+        !cached.contains("c2Vzc2lvbmtleTEyMzQ1Ng=="),
+        "session_key in Redis"
+    );
     let record = pg(&db).await.session(uuid).await.unwrap().unwrap();
     assert_eq!(record.skey_hash, skey.hash());
+    // The open_id index names the session, for at most its absolute limit.
+    let index = format!("{prefix}o:{{{}:o-h}}", app.id);
+    assert_eq!(
+        redis_cli(&backends::redis_url(), &["GET", &index]).trim(),
+        uuid.to_string()
+    );
+    let ttl: i64 = redis_cli(&backends::redis_url(), &["PTTL", &index])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 30 * 86_400_000, "{ttl}");
 }
 
 #[tokio::test]
@@ -250,14 +276,14 @@ async fn auth_is_one_redis_round_trip() {
         .and_then(|l| l.split(',').next()?.parse().ok())
         .unwrap_or(0);
     assert_eq!(evalsha, N, "{stats}");
-    // Commands called by the script itself (GET, SETRANGE, PEXPIRE) are
+    // Commands called by the script itself (HMGET, HSET, PEXPIRE) are
     // counted too; what matters is that the client sent N commands. The
     // only client-side commands are EVALSHA, plus the INFO/RESETSTAT of
     // this test and fred's own PINGs.
     let client_side = total(&stats)
         - [
-            "get",
-            "setrange",
+            "hmget",
+            "hset",
             "pexpire",
             "info",
             "config|resetstat",

@@ -55,7 +55,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<&'static str>, tokio_pos
             &[],
         )
         .await?;
-    let current: i32 = row.get(0);
+    let current: i32 = row.try_get(0)?;
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         tx.batch_execute(m.sql).await?;

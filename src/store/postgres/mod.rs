@@ -49,7 +49,16 @@ impl From<tokio_postgres::Error> for StoreError {
                 code,
             },
             None if e.is_closed() => StoreError::unavailable(Backend::Postgres, Cause::Closed),
-            None => StoreError::unavailable(Backend::Postgres, Cause::NotConnected),
+            // An I/O error under it: the connection, not the statement.
+            None if std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
+                StoreError::unavailable(Backend::Postgres, Cause::NotConnected)
+            }
+            // Encoding, decoding, row counts: wafer and the server disagree
+            // on the data, which retrying will not fix.
+            None => StoreError::Malformed {
+                backend: Backend::Postgres,
+                what: "the exchange with the server",
+            },
         }
     }
 }
@@ -85,39 +94,58 @@ impl<T> OnSqlState<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// Column `idx` of `row`; a type or name mismatch (a schema wafer did not
+/// migrate) is a malformed reply, not a panic.
+fn col<'a, T, I>(row: &'a Row, idx: I) -> StoreResult<T>
+where
+    T: tokio_postgres::types::FromSql<'a>,
+    I: tokio_postgres::row::RowIndex + std::fmt::Display,
+{
+    row.try_get(idx).map_err(|_| StoreError::Malformed {
+        backend: Backend::Postgres,
+        what: "a column of its reply",
+    })
+}
+
 fn timed_out() -> StoreError {
     StoreError::unavailable(Backend::Postgres, Cause::Timeout)
 }
 
-fn app_from_row(row: &Row) -> Arc<App> {
-    Arc::new(App {
-        id: row.get("id"),
-        title: row.get("title"),
-        appid: row.get("appid"),
-        secret: row.get("secret"),
-        login_duration: u32::try_from(row.get::<_, i32>("login_duration")).unwrap_or(1),
-        session_duration: u32::try_from(row.get::<_, i32>("session_duration")).unwrap_or(1),
-        created_at: Timestamp::from_system_time(row.get("created_at")),
-        updated_at: Timestamp::from_system_time(row.get("updated_at")),
-    })
+fn app_from_row(row: &Row) -> StoreResult<Arc<App>> {
+    let duration = |name| -> StoreResult<u32> {
+        u32::try_from(col::<i32, _>(row, name)?).map_err(|_| StoreError::Malformed {
+            backend: Backend::Postgres,
+            what: "an app's duration",
+        })
+    };
+    Ok(Arc::new(App {
+        id: col(row, "id")?,
+        title: col(row, "title")?,
+        appid: col(row, "appid")?,
+        secret: col(row, "secret")?,
+        login_duration: duration("login_duration")?,
+        session_duration: duration("session_duration")?,
+        created_at: Timestamp::from_system_time(col(row, "created_at")?),
+        updated_at: Timestamp::from_system_time(col(row, "updated_at")?),
+    }))
 }
 
 fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
-    let hash: &[u8] = row.get("skey_hash");
+    let hash: &[u8] = col(row, "skey_hash")?;
     let skey_hash = SkeyHash(hash.try_into().map_err(|_| StoreError::Malformed {
         backend: Backend::Postgres,
         what: "skey_hash",
     })?);
     Ok(SessionRecord {
-        uuid: row.get("uuid"),
-        app_id: row.get("app_id"),
-        open_id: row.get("open_id"),
-        union_id: row.get("union_id"),
+        uuid: col(row, "uuid")?,
+        app_id: col(row, "app_id")?,
+        open_id: col(row, "open_id")?,
+        union_id: col(row, "union_id")?,
         skey_hash,
-        user_info: row.get("user_info"),
-        create_time: Timestamp::from_system_time(row.get("create_time")),
-        last_visit: Timestamp::from_system_time(row.get("last_visit_time")),
-        generation: row.get("generation"),
+        user_info: col(row, "user_info")?,
+        create_time: Timestamp::from_system_time(col(row, "create_time")?),
+        last_visit: Timestamp::from_system_time(col(row, "last_visit_time")?),
+        generation: col(row, "generation")?,
     })
 }
 
@@ -218,7 +246,7 @@ impl Postgres {
             let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY id");
             let stmt = c.prepare_cached(&sql).await?;
             let rows = c.query(&stmt, &[]).await?;
-            Ok(rows.iter().map(app_from_row).collect())
+            rows.iter().map(app_from_row).collect()
         })
         .await
     }
@@ -246,7 +274,7 @@ impl Postgres {
                 )
                 .await
                 .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
-            Ok(app_from_row(&row))
+            app_from_row(&row)
         })
         .await
     }
@@ -281,7 +309,7 @@ impl Postgres {
                 )
                 .await
                 .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
-            row.as_ref().map(app_from_row).ok_or(StoreError::NotFound)
+            row.as_ref().map(app_from_row).ok_or(StoreError::NotFound)?
         })
         .await
     }
@@ -301,7 +329,7 @@ impl Postgres {
                 return Err(StoreError::NotFound);
             }
             tx.commit().await?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            rows.iter().map(|r| col(r, 0)).collect()
         })
         .await
     }
@@ -403,14 +431,16 @@ impl Postgres {
                 .await?;
             let mut sessions: Vec<SessionSummary> = rows
                 .iter()
-                .map(|r| SessionSummary {
-                    uuid: r.get(0),
-                    open_id: r.get(1),
-                    union_id: r.get(2),
-                    create_time: Timestamp::from_system_time(r.get(3)),
-                    last_visit_time: Timestamp::from_system_time(r.get(4)),
+                .map(|r| {
+                    Ok(SessionSummary {
+                        uuid: col(r, 0)?,
+                        open_id: col(r, 1)?,
+                        union_id: col(r, 2)?,
+                        create_time: Timestamp::from_system_time(col(r, 3)?),
+                        last_visit_time: Timestamp::from_system_time(col(r, 4)?),
+                    })
                 })
-                .collect();
+                .collect::<StoreResult<_>>()?;
             let next = if sessions.len() > query.limit {
                 sessions.truncate(query.limit);
                 sessions.last().map(|s| s.uuid)
@@ -468,7 +498,7 @@ impl Postgres {
                     &[],
                 )
                 .await?;
-            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            Ok(u64::try_from(col::<i64, _>(&row, 0)?).unwrap_or(0))
         })
         .await
     }

@@ -1,111 +1,182 @@
-//! The bytes of a session in Redis: one string per session, a fixed header
-//! the Lua scripts read by offset, then the profile only Rust reads.
+//! A session in Redis: one hash per session, `{prefix}s:{<uuid>}`, with
+//! readable field names, so that an operator's `HGETALL` shows it and other
+//! programs can read a field without knowing a byte layout. Never a plain
+//! skey or session_key: the skey only as its SHA-256 (hex).
 //!
-//! A string, not a hash: a ~300-byte `user_info` pushes a hash out of its
-//! compact listpack encoding (values over `hash-max-listpack-value`, 64 bytes
-//! by default) into a real hash table, which costs more than the session
-//! itself. One string is ~40% of that, and `auth.lua` reads it with one `GET`.
+//! | field | value |
+//! |---|---|
+//! | `app` | the app's numeric id |
+//! | `open_id` | WeChat open_id |
+//! | `union_id` | WeChat union_id (absent when unknown) |
+//! | `skey_sha256` | SHA-256 of the skey, lowercase hex |
+//! | `created` | login time, ms since the epoch |
+//! | `visited` | last valid auth, ms (slid by `auth.lua`) |
+//! | `synced` | the last visit last sent to PostgreSQL, ms |
+//! | `gen` | generation: bumped by every login of this user; orders writers |
+//! | `user_info` | the decrypted user info, compact JSON (absent when none) |
 //!
-//! ```text
-//! offset  size  field
-//!      0     1  kind: b'S' session, b'X' tombstone (the whole value)
-//!      1     8  generation   (i64, little-endian)
-//!      9     8  app_id       (i64, little-endian; compared as bytes)
-//!     17     8  create_ms    (i64, little-endian)
-//!     25     8  last_visit   (i64, little-endian; SETRANGE on each slide)
-//!     33     8  persisted    (i64: the last visit last sent to PostgreSQL)
-//!     41    32  SHA-256 of the skey (compared as bytes)
-//!     73     …  profile: u16 len + open_id, u16 len + union_id
-//!               (0xFFFF = none), then user_info (absent = empty, else
-//!               b'{'… as stored: the compact JSON object)
-//! ```
-//! The scripts (`auth.lua`, `put.lua`) hard-code these offsets, 1-based.
+//! A removed session is a tombstone: a hash holding only `removed`, for a
+//! short while, so that no late writer brings the session back. An entry of
+//! the open_id index, `{prefix}o:{<app>:<open_id>}`, holds the uuid of that
+//! user's session; it is advisory (always checked against the session it
+//! names), lives as long as the session can (its absolute limit), and is
+//! removed with the session.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use fred::prelude::Value;
+use uuid::Uuid;
+
+use crate::domain::app::AppId;
 use crate::domain::session::Profile;
 use crate::store::record::SessionRecord;
 
-/// First byte of a live session.
-pub const SESSION: u8 = b'S';
-/// The whole value of a tombstone.
-pub const TOMBSTONE: &[u8] = b"X";
-/// Where the profile starts.
-pub const PROFILE_AT: usize = 73;
-const NO_UNION: u16 = u16::MAX;
-
-/// The app id as the scripts compare it.
-pub fn app_bytes(app_id: i64) -> [u8; 8] {
-    app_id.to_le_bytes()
+/// Field names, as the scripts use them.
+pub mod field {
+    /// The app's numeric id.
+    pub const APP: &str = "app";
+    /// WeChat open_id.
+    pub const OPEN_ID: &str = "open_id";
+    /// WeChat union_id.
+    pub const UNION_ID: &str = "union_id";
+    /// SHA-256 of the skey, hex.
+    pub const SKEY_SHA256: &str = "skey_sha256";
+    /// Login time, ms.
+    pub const CREATED: &str = "created";
+    /// Last valid auth, ms.
+    pub const VISITED: &str = "visited";
+    /// Last visit sent to PostgreSQL, ms.
+    pub const SYNCED: &str = "synced";
+    /// Generation.
+    pub const GEN: &str = "gen";
+    /// Decrypted user info.
+    pub const USER_INFO: &str = "user_info";
+    /// Marks a tombstone.
+    pub const REMOVED: &str = "removed";
 }
 
-/// Encodes `record` as the value of its key.
-pub fn encode(record: &SessionRecord) -> Vec<u8> {
-    let open_id = clip(record.open_id.as_bytes());
-    let union_id = record.union_id.as_deref().map(|u| clip(u.as_bytes()));
-    let user_info = record.user_info.as_deref().unwrap_or("").as_bytes();
-    let mut v = Vec::with_capacity(
-        PROFILE_AT + 4 + open_id.len() + union_id.map_or(0, <[u8]>::len) + user_info.len(),
-    );
-    v.push(SESSION);
-    v.extend_from_slice(&record.generation.to_le_bytes());
-    v.extend_from_slice(&app_bytes(record.app_id));
-    v.extend_from_slice(&record.create_time.0.to_le_bytes());
-    v.extend_from_slice(&record.last_visit.0.to_le_bytes());
-    // A record comes from PostgreSQL (or was just written there).
-    v.extend_from_slice(&record.last_visit.0.to_le_bytes());
-    v.extend_from_slice(&record.skey_hash.0);
-    debug_assert_eq!(v.len(), PROFILE_AT);
-    v.extend_from_slice(&(open_id.len() as u16).to_le_bytes());
-    v.extend_from_slice(open_id);
-    match union_id {
-        Some(u) => {
-            v.extend_from_slice(&(u.len() as u16).to_le_bytes());
-            v.extend_from_slice(u);
-        }
-        None => v.extend_from_slice(&NO_UNION.to_le_bytes()),
+/// The key of session `uuid` under `prefix`: `{prefix}s:{<uuid>}` (the
+/// braces are a Redis Cluster hash tag: a script on it touches one slot).
+pub fn session_key(prefix: &str, uuid: Uuid) -> String {
+    let mut k = String::with_capacity(prefix.len() + 40);
+    k.push_str(prefix);
+    k.push_str("s:{");
+    k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    k.push('}');
+    k
+}
+
+/// The open_id index key of (`app`, `open_id`): `{prefix}o:{<app>:<open_id>}`.
+/// The whole pair is the hash tag, so an app's users spread over a
+/// cluster's slots instead of piling onto one.
+pub fn index_key(prefix: &str, app: AppId, open_id: &str) -> String {
+    format!("{prefix}o:{{{app}:{open_id}}}")
+}
+
+/// The SHA-256 of an skey as the hash stores it.
+pub fn hex(hash: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in hash {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    v.extend_from_slice(user_info);
+    s
+}
+
+/// The field/value pairs of `record`, as `put.lua` writes them.
+pub fn fields(record: &SessionRecord) -> Vec<Value> {
+    let mut v = Vec::with_capacity(18);
+    let mut pair = |name: &'static str, value: Value| {
+        v.push(Value::from_static_str(name));
+        v.push(value);
+    };
+    pair(field::APP, Value::Integer(record.app_id));
+    pair(field::OPEN_ID, Value::from(record.open_id.as_str()));
+    if let Some(u) = &record.union_id {
+        pair(field::UNION_ID, Value::from(u.as_str()));
+    }
+    pair(field::SKEY_SHA256, Value::from(hex(&record.skey_hash.0)));
+    pair(field::CREATED, Value::Integer(record.create_time.0));
+    pair(field::VISITED, Value::Integer(record.last_visit.0));
+    // A record comes from PostgreSQL (or was just written there).
+    pair(field::SYNCED, Value::Integer(record.last_visit.0));
+    pair(field::GEN, Value::Integer(record.generation));
+    if let Some(info) = &record.user_info {
+        pair(field::USER_INFO, Value::Bytes(Bytes::from(info.clone())));
+    }
     v
 }
 
-/// WeChat ids are ~28 bytes; anything past 65,534 is not an id and is cut
-/// rather than allowed to corrupt the layout.
-fn clip(b: &[u8]) -> &[u8] {
-    &b[..b.len().min(usize::from(NO_UNION) - 1)]
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
 }
 
-/// Decodes the profile part (from [`PROFILE_AT`] on), as `auth.lua` returns
-/// it. `None` when the bytes are not a profile this module wrote.
-pub fn decode_profile(b: &[u8]) -> Option<Profile> {
-    let (open_id, rest) = field(b)?;
-    let (len, rest) = split_u16(rest)?;
-    let (union_id, rest) = if len == NO_UNION {
-        (None, rest)
-    } else {
-        let (u, rest) = rest.split_at_checked(usize::from(len))?;
-        (Some(Box::from(std::str::from_utf8(u).ok()?)), rest)
-    };
-    let user_info = if rest.is_empty() {
-        None
-    } else {
-        Some(Arc::from(std::str::from_utf8(rest).ok()?))
-    };
-    Some(Profile {
-        open_id: Box::from(std::str::from_utf8(open_id).ok()?),
+/// Decodes an accepted auth's reply, `[due, open_id, union_id|nil,
+/// user_info|nil]`; `None` when it is not a reply `auth.lua` makes.
+pub fn decode_accepted(reply: Vec<Value>) -> Option<(bool, Profile)> {
+    let mut it = reply.into_iter();
+    let due = matches!(it.next()?, Value::Integer(1));
+    let open_id = text(it.next()?)?;
+    let union_id = it.next().and_then(text);
+    let user_info = it.next().and_then(text);
+    Some((
+        due,
+        Profile {
+            open_id: open_id.into(),
+            union_id: union_id.map(Box::from),
+            user_info: user_info.map(Arc::from),
+        },
+    ))
+}
+
+/// What an operator sees of a session: its fields as `HGETALL` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The app.
+    pub app: AppId,
+    /// WeChat open_id.
+    pub open_id: String,
+    /// WeChat union_id.
+    pub union_id: Option<String>,
+    /// Login time, ms.
+    pub created: i64,
+    /// Last valid auth, ms.
+    pub visited: i64,
+}
+
+/// Reads a session hash (`HGETALL` pairs); `None` for a tombstone, an
+/// empty reply or fields this version did not write.
+pub fn decode_stored(pairs: Vec<(String, Value)>) -> Option<Stored> {
+    let mut app = None;
+    let mut open_id = None;
+    let mut union_id = None;
+    let mut created = None;
+    let mut visited = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            field::REMOVED => return None,
+            field::APP => app = text(value)?.parse().ok(),
+            field::OPEN_ID => open_id = text(value),
+            field::UNION_ID => union_id = text(value),
+            field::CREATED => created = text(value)?.parse().ok(),
+            field::VISITED => visited = text(value)?.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(Stored {
+        app: app?,
+        open_id: open_id?,
         union_id,
-        user_info,
+        created: created?,
+        visited: visited?,
     })
-}
-
-fn split_u16(b: &[u8]) -> Option<(u16, &[u8])> {
-    let (n, rest) = b.split_first_chunk::<2>()?;
-    Some((u16::from_le_bytes(*n), rest))
-}
-
-fn field(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = split_u16(b)?;
-    rest.split_at_checked(usize::from(len))
 }
 
 #[cfg(test)]
@@ -113,15 +184,14 @@ mod tests {
     use super::*;
     use crate::clock::Timestamp;
     use crate::domain::skey::SkeyHash;
-    use uuid::Uuid;
 
     fn record(union_id: Option<&str>, user_info: Option<&str>) -> SessionRecord {
         SessionRecord {
             uuid: Uuid::nil(),
-            app_id: 0x0102_0304,
+            app_id: 7,
             open_id: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),
             union_id: union_id.map(Into::into),
-            skey_hash: SkeyHash([7; 32]),
+            skey_hash: SkeyHash([0xab; 32]),
             user_info: user_info.map(Into::into),
             create_time: Timestamp(1_700_000_000_123),
             last_visit: Timestamp(1_700_000_000_456),
@@ -129,48 +199,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn header_sits_at_the_offsets_the_scripts_read() {
-        let v = encode(&record(None, None));
-        assert_eq!(v[0], SESSION);
-        assert_eq!(i64::from_le_bytes(v[1..9].try_into().unwrap()), 3);
-        assert_eq!(&v[9..17], &app_bytes(0x0102_0304));
-        assert_eq!(
-            i64::from_le_bytes(v[17..25].try_into().unwrap()),
-            1_700_000_000_123
-        );
-        assert_eq!(
-            i64::from_le_bytes(v[25..33].try_into().unwrap()),
-            1_700_000_000_456
-        );
-        assert_eq!(
-            i64::from_le_bytes(v[33..41].try_into().unwrap()),
-            1_700_000_000_456
-        );
-        assert_eq!(&v[41..73], &[7; 32]);
+    fn names(v: &[Value]) -> Vec<String> {
+        v.iter()
+            .step_by(2)
+            .filter_map(|n| text(n.clone()))
+            .collect()
     }
 
     #[test]
-    fn profile_round_trips_with_and_without_optional_parts() {
-        for (union_id, user_info) in [
-            (None, None),
-            (Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"), None),
-            (None, Some(r#"{"nickName":"Band"}"#)),
-            (Some(""), Some(r#"{"a":1}"#)),
-        ] {
-            let v = encode(&record(union_id, user_info));
-            let p = decode_profile(&v[PROFILE_AT..]).unwrap();
-            assert_eq!(&*p.open_id, "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
-            assert_eq!(p.union_id.as_deref(), union_id);
-            assert_eq!(p.user_info.as_deref(), user_info);
-        }
+    fn fields_name_every_part_and_omit_what_is_absent() {
+        let all = fields(&record(Some("u1"), Some(r#"{"a":1}"#)));
+        assert_eq!(
+            names(&all),
+            [
+                "app",
+                "open_id",
+                "union_id",
+                "skey_sha256",
+                "created",
+                "visited",
+                "synced",
+                "gen",
+                "user_info"
+            ]
+        );
+        let bare = names(&fields(&record(None, None)));
+        assert!(!bare.contains(&"union_id".to_owned()) && !bare.contains(&"user_info".to_owned()));
+        assert_eq!(text(all[7].clone()).unwrap(), "ab".repeat(32));
     }
 
     #[test]
-    fn truncated_or_foreign_bytes_are_refused() {
-        let v = encode(&record(Some("u"), None));
-        assert!(decode_profile(&v[PROFILE_AT..PROFILE_AT + 3]).is_none());
-        assert!(decode_profile(&[0xff]).is_none());
-        assert!(decode_profile(&[2, 0, 0xff, 0xfe, 0xff, 0xff]).is_none());
+    fn keys_are_hash_tagged() {
+        assert_eq!(
+            session_key("wafer:", Uuid::nil()),
+            "wafer:s:{00000000-0000-0000-0000-000000000000}"
+        );
+        assert_eq!(index_key("wafer:", 7, "oX"), "wafer:o:{7:oX}");
+    }
+
+    #[test]
+    fn accepted_replies_decode_and_others_are_refused() {
+        let (due, p) = decode_accepted(vec![
+            Value::Integer(1),
+            Value::from("o1"),
+            Value::Null,
+            Value::from(r#"{"n":1}"#),
+        ])
+        .unwrap();
+        assert!(due);
+        assert_eq!(&*p.open_id, "o1");
+        assert!(p.union_id.is_none());
+        assert_eq!(p.user_info.as_deref(), Some(r#"{"n":1}"#));
+        assert!(decode_accepted(vec![Value::Integer(0)]).is_none());
+    }
+
+    #[test]
+    fn tombstones_and_foreign_hashes_are_not_sessions() {
+        assert!(decode_stored(vec![("removed".into(), Value::from("1"))]).is_none());
+        assert!(decode_stored(vec![("app".into(), Value::from("1"))]).is_none());
+        let s = decode_stored(vec![
+            ("app".into(), Value::from("7")),
+            ("open_id".into(), Value::from("o")),
+            ("created".into(), Value::from("5")),
+            ("visited".into(), Value::from("6")),
+        ])
+        .unwrap();
+        assert_eq!((s.app, s.created, s.visited), (7, 5, 6));
     }
 }

@@ -1,8 +1,8 @@
-//! Redis: the session hot path. A session is one string under
+//! Redis: the session hot path. A session is a hash under
 //! `{prefix}s:{<uuid>}` (the braces are a Redis Cluster hash tag, so every
-//! script touches one slot), laid out as [`layout`] says, whose TTL is the
-//! time the session has left. Checks and writes are Lua scripts run by SHA,
-//! reloaded on `NOSCRIPT`.
+//! script touches one slot), with the fields [`layout`] names, whose TTL is
+//! the time the session has left; an open_id index points at it. Checks and
+//! writes are Lua scripts run by SHA, reloaded on `NOSCRIPT`.
 
 mod layout;
 
@@ -10,13 +10,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy, Value,
 };
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
+use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
 use crate::metrics::StoreMetrics;
 use crate::metrics::store::Op;
@@ -50,6 +50,8 @@ pub struct Redis {
     timeout: Duration,
     auth: Script,
     put: Script,
+    bury: Script,
+    unindex: Script,
     metrics: StoreMetrics,
 }
 
@@ -112,6 +114,8 @@ impl Redis {
             timeout,
             auth: Script::from_lua(AUTH_SCRIPT),
             put: Script::from_lua(include_str!("put.lua")),
+            bury: Script::from_lua(include_str!("bury.lua")),
+            unindex: Script::from_lua(include_str!("unindex.lua")),
             metrics: StoreMetrics::default(),
         })
     }
@@ -197,43 +201,110 @@ impl Redis {
             .await?
         {
             Value::Integer(0) => Ok(AuthOutcome::Miss),
-            Value::Bytes(b) => Ok(accepted(&b)),
-            Value::String(s) => Ok(accepted(s.as_bytes())),
+            Value::Array(reply) => Ok(accepted(reply)),
             _ => Ok(AuthOutcome::Refused),
         }
     }
 
-    /// Caches `record` with a TTL of `ttl_ms`, unless Redis holds a newer
-    /// generation of it or a tombstone. Returns whether it was written.
-    pub async fn put(&self, record: &SessionRecord, ttl_ms: i64) -> StoreResult<bool> {
+    /// Caches `record` with a TTL of `ttl_ms` (and points the open_id index
+    /// at it until its absolute limit, `index_ttl_ms`), unless Redis holds a
+    /// newer generation of it or a tombstone. Returns whether it was
+    /// written. Both commands are sent at once (one round trip's wait).
+    pub async fn put(
+        &self,
+        record: &SessionRecord,
+        ttl_ms: i64,
+        index_ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        use fred::prelude::{Expiration, KeysInterface};
         if ttl_ms <= 0 {
             return Ok(false);
         }
-        let value = Bytes::from(layout::encode(record));
+        let fields = layout::fields(record);
         let args = || {
-            vec![
-                Value::Integer(record.generation),
-                Value::Bytes(value.clone()),
-                Value::Integer(ttl_ms),
-            ]
+            let mut a = Vec::with_capacity(2 + fields.len());
+            a.push(Value::Integer(record.generation));
+            a.push(Value::Integer(ttl_ms));
+            a.extend(fields.iter().cloned());
+            a
         };
-        let v = self
-            .eval(Op::Put, &self.put, self.key(record.uuid), args)
-            .await?;
-        Ok(v == Value::Integer(1))
+        let session = self.eval(Op::Put, &self.put, self.key(record.uuid), args);
+        let index = async {
+            let call = self.pool.next_connected().set::<Value, _, _>(
+                layout::index_key(&self.prefix, record.app_id, &record.open_id),
+                record.uuid.hyphenated().to_string(),
+                Some(Expiration::PX(index_ttl_ms.max(ttl_ms))),
+                None,
+                false,
+            );
+            self.bounded(Op::Index, call).await
+        };
+        let (written, indexed) = tokio::join!(session, index);
+        indexed?;
+        Ok(written? == Value::Integer(1))
     }
 
-    /// Replaces session `uuid` by a tombstone.
+    /// Replaces session `uuid` by a tombstone and removes its open_id index
+    /// entry (if it still names this session).
     pub async fn bury(&self, uuid: Uuid) -> StoreResult<()> {
-        use fred::prelude::{Expiration, KeysInterface};
-        let call = self.pool.next_connected().set::<Value, _, _>(
-            self.key(uuid),
-            layout::TOMBSTONE,
-            Some(Expiration::PX(TOMBSTONE_MS)),
-            None,
-            false,
-        );
-        self.bounded(Op::Bury, call).await.map(drop)
+        let args = || vec![Value::Integer(TOMBSTONE_MS)];
+        let was = self
+            .eval(Op::Bury, &self.bury, self.key(uuid), args)
+            .await?;
+        let Value::Array(parts) = was else {
+            return Ok(());
+        };
+        let mut parts = parts.into_iter().filter_map(|v| v.into_string());
+        let (Some(app), Some(open_id)) = (parts.next(), parts.next()) else {
+            return Ok(());
+        };
+        let Ok(app) = app.parse::<AppId>() else {
+            return Ok(());
+        };
+        let key = layout::index_key(&self.prefix, app, &open_id);
+        let args = || vec![Value::from(uuid.hyphenated().to_string())];
+        self.eval(Op::Index, &self.unindex, key, args)
+            .await
+            .map(drop)
+    }
+
+    /// The session the open_id index names for (`app`, `open_id`), if Redis
+    /// has both and they agree (the index is advisory).
+    pub async fn user_session(
+        &self,
+        app: AppId,
+        open_id: &str,
+    ) -> StoreResult<Option<(Uuid, layout::Stored)>> {
+        use fred::prelude::KeysInterface;
+        let key = layout::index_key(&self.prefix, app, open_id);
+        let call = self.pool.next_connected().get::<Option<String>, _>(key);
+        let Some(uuid) = self.bounded(Op::Index, call).await? else {
+            return Ok(None);
+        };
+        let Ok(uuid) = Uuid::try_parse(&uuid) else {
+            return Ok(None);
+        };
+        Ok(self
+            .session(uuid)
+            .await?
+            .filter(|s| s.app == app && s.open_id == open_id)
+            .map(|s| (uuid, s)))
+    }
+
+    /// Session `uuid` as Redis holds it, if it does (not a tombstone).
+    pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<layout::Stored>> {
+        use fred::prelude::HashesInterface;
+        let call = self
+            .pool
+            .next_connected()
+            .hgetall::<Vec<(String, Value)>, _>(self.key(uuid));
+        match self.bounded(Op::Load, call).await {
+            Ok(pairs) => Ok(layout::decode_stored(pairs)),
+            // An earlier version's string: not readable here, and a miss is
+            // always safe (PostgreSQL has the record).
+            Err(_) if self.is_connected() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Drops whatever Redis holds for `uuid` (the record is read again on
@@ -263,8 +334,8 @@ impl Redis {
 /// test's ceiling server makes exactly wafer's call.
 pub fn auth_args(creds: &Credentials, granularity_ms: i64) -> Vec<Value> {
     vec![
-        Value::Bytes(Bytes::copy_from_slice(&layout::app_bytes(creds.app_id))),
-        Value::Bytes(Bytes::copy_from_slice(&creds.skey_hash.0)),
+        Value::Integer(creds.app_id),
+        Value::from(layout::hex(&creds.skey_hash.0)),
         Value::Integer(creds.now.0),
         Value::Integer(creds.limits.login_ms),
         Value::Integer(creds.limits.session_ms),
@@ -275,41 +346,16 @@ pub fn auth_args(creds: &Credentials, granularity_ms: i64) -> Vec<Value> {
 /// The auth script: a reply of bytes or a string is an accepted session.
 pub const AUTH_SCRIPT: &str = include_str!("auth.lua");
 
-/// An accepted auth's reply (the "due" byte, then the profile); a value this
-/// version did not write is refused (and logged) rather than trusted.
-fn accepted(reply: &[u8]) -> AuthOutcome {
-    let decoded = reply
-        .split_first()
-        .and_then(|(due, profile)| Some((*due == 1, layout::decode_profile(profile)?)));
-    match decoded {
+/// An accepted auth's reply; a reply this version did not write is refused
+/// (and logged) rather than trusted.
+fn accepted(reply: Vec<Value>) -> AuthOutcome {
+    match layout::decode_accepted(reply) {
         Some((due, p)) => AuthOutcome::Accepted(Arc::new(p), due),
         None => {
-            tracing::error!("redis holds a session value wafer cannot read; refusing it");
+            tracing::error!("redis holds a session wafer cannot read; refusing it");
             AuthOutcome::Refused
         }
     }
 }
 
-/// The key of session `uuid` under `prefix`: `{prefix}s:{<uuid>}`.
-pub fn session_key(prefix: &str, uuid: Uuid) -> String {
-    let mut k = String::with_capacity(prefix.len() + 40);
-    k.push_str(prefix);
-    k.push_str("s:{");
-    k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
-    k.push('}');
-    k
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_key_hash_tags_the_uuid() {
-        let u = Uuid::nil();
-        assert_eq!(
-            session_key("wafer:", u),
-            "wafer:s:{00000000-0000-0000-0000-000000000000}"
-        );
-    }
-}
+pub use layout::session_key;

@@ -20,7 +20,8 @@ use uuid::Uuid;
 use crate::clock::{Clock, Timestamp};
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::session::{
-    Credentials, NewSession, Profile, SessionPage, SessionQuery, StoredLogin,
+    Credentials, Limits, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
+    StoredLogin,
 };
 use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
@@ -126,25 +127,24 @@ impl TieredStore {
     }
 
     /// Writes pending last visits to PostgreSQL now, and records the flush
-    /// (backlog found, sessions written, time, failures) in the metrics.
+    /// (sessions written, time, failures) and what is still pending.
     pub async fn flush_visits(&self) {
-        let backlog = self.visits.len();
         let started = std::time::Instant::now();
         let result = self.visits.flush(&self.pg).await;
-        let (written, ok) = match &result {
-            Ok(n) => (*n, true),
-            Err(_) => (0, false),
-        };
-        // An empty flush is no flush: it would only pull the histograms
-        // towards zero.
-        if backlog > 0 || !ok {
-            self.metrics.flush(backlog, written, started.elapsed(), ok);
+        let pending = self.visits.len();
+        match &result {
+            // An empty flush is no flush: it would only pull the histograms
+            // towards zero. The pending gauge is set every time, so it falls
+            // back to 0 once PostgreSQL has caught up.
+            Ok(0) => self.metrics.pending(pending),
+            Ok(n) => self.metrics.flush(*n, started.elapsed(), true, pending),
+            Err(_) => self.metrics.flush(0, started.elapsed(), false, pending),
         }
         match result {
             Ok(0) => {}
             Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
             Err(e) => {
-                tracing::warn!(error = %e, pending = self.visits.len(), "last-visit flush failed; will retry")
+                tracing::warn!(error = %e, pending, "last-visit flush failed; will retry")
             }
         }
     }
@@ -211,10 +211,25 @@ impl TieredStore {
         }
     }
 
+    /// Writes `record` to Redis with the TTL it has left under `limits`
+    /// at `now` (its index entry: until its absolute limit).
+    async fn put(
+        &self,
+        record: &SessionRecord,
+        limits: &Limits,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let deadline = limits.deadline(record.create_time, record.last_visit);
+        let absolute = record.create_time.plus_millis(limits.login_ms);
+        self.redis
+            .put(record, deadline.0 - now.0, absolute.0 - now.0)
+            .await
+    }
+
     /// Caches `record` in Redis; on failure queues its key for eviction.
-    async fn cache(&self, record: &SessionRecord, deadline: Timestamp, now: Timestamp) {
+    async fn cache(&self, record: &SessionRecord, limits: &Limits, now: Timestamp) {
         let written = if self.redis.is_connected() {
-            self.redis.put(record, deadline.0 - now.0).await
+            self.put(record, limits, now).await
         } else {
             Err(redis::not_connected())
         };
@@ -263,10 +278,9 @@ impl TieredStore {
         record.last_visit = record.last_visit.max(creds.now);
         self.visits.record(creds.uuid, record.last_visit);
         if repopulate {
-            let deadline = creds.limits.deadline(record.create_time, record.last_visit);
             // A failed repopulation leaves nothing stale behind (it was a
             // miss): the next auth reads through again.
-            let _ = self.redis.put(&record, deadline.0 - creds.now.0).await;
+            let _ = self.put(&record, &creds.limits, creds.now).await;
         }
         Ok(Some(Arc::new(Profile {
             open_id: record.open_id.into(),
@@ -327,8 +341,7 @@ impl Store for TieredStore {
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let record = self.pg.upsert_session(&new).await?;
         if let Some(app) = self.apps.load().get(&AppRef::Id(new.app_id)) {
-            let deadline = app.limits().deadline(record.create_time, record.last_visit);
-            self.cache(&record, deadline, new.now).await;
+            self.cache(&record, &app.limits(), new.now).await;
         } else {
             self.queue_repair(record.uuid);
         }
@@ -389,6 +402,33 @@ impl Store for TieredStore {
         Ok(page)
     }
 
+    async fn user_session(&self, app: AppId, open_id: &str) -> StoreResult<Option<SessionSummary>> {
+        // Redis first, through the open_id index: no PostgreSQL read, and
+        // the freshest last visit. Anything else goes to the record.
+        if self.redis.is_connected() {
+            if let Ok(Some((uuid, s))) = self.redis.user_session(app, open_id).await {
+                return Ok(Some(SessionSummary {
+                    uuid,
+                    open_id: s.open_id,
+                    union_id: s.union_id,
+                    create_time: Timestamp(s.created),
+                    last_visit_time: Timestamp(s.visited),
+                }));
+            }
+        }
+        let query = SessionQuery {
+            open_id: Some(open_id.to_owned()),
+            limit: 1,
+            after: None,
+        };
+        Ok(self
+            .list_sessions(app, &query)
+            .await?
+            .sessions
+            .into_iter()
+            .next())
+    }
+
     async fn health(&self) -> Vec<BackendHealth> {
         // Readiness probes must answer fast even when a store hangs.
         let (redis, pg) = tokio::join!(
@@ -397,11 +437,11 @@ impl Store for TieredStore {
         );
         vec![
             BackendHealth {
-                name: "redis",
+                name: Backend::Redis.name(),
                 problem: redis.err().map(|e| e.to_string()),
             },
             BackendHealth {
-                name: "postgres",
+                name: Backend::Postgres.name(),
                 problem: pg.err().map(|e| e.to_string()),
             },
         ]
