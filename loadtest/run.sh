@@ -275,6 +275,9 @@ start_wafer() { # listen extra-env...
 say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
 if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
 say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
+if [ "$BUILD" != 1 ]; then
+  say "# BUILD=0: the binaries in target/release as found (wafer built $(date -u -r "$BIN/wafer" +%FT%TZ)), maybe not of this commit"
+fi
 
 # --- tiered -----------------------------------------------------------------
 start_wafer "$TIERED" WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX" \

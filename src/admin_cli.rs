@@ -6,10 +6,14 @@ use std::io::Write;
 use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{DatabaseSettings, Secret};
+use std::sync::Arc;
+
+use crate::config::{DatabaseSettings, RedisSettings, Secret};
+use crate::domain::app::App;
 use crate::domain::app::{
     AppRef, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
+use crate::store::Store;
 use crate::store::postgres::Postgres;
 use crate::store::{ConnectError, StoreError};
 
@@ -44,6 +48,29 @@ pub enum AppsCommand {
     },
 }
 
+/// `wafer sessions` subcommands: one user's session, by app and open_id.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Shows the user's session (never its skey or session_key).
+    Show {
+        /// The app's numeric id or its WeChat appid.
+        #[arg(long)]
+        app: String,
+        /// The user's open_id.
+        #[arg(long)]
+        open_id: String,
+    },
+    /// Revokes the user's session at once, in PostgreSQL and Redis.
+    Revoke {
+        /// The app's numeric id or its WeChat appid.
+        #[arg(long)]
+        app: String,
+        /// The user's open_id.
+        #[arg(long)]
+        open_id: String,
+    },
+}
+
 /// Why a command failed. The database URL is never quoted (it may carry a
 /// password); names and ids the operator typed may be.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +96,20 @@ pub enum CliError {
     /// No such app.
     #[error("no app {0}")]
     NoSuchApp(String),
+    /// The user has no session.
+    #[error("no session of {open_id} in app {app}")]
+    NoSession {
+        /// The app, as given.
+        app: String,
+        /// The open_id, as given.
+        open_id: String,
+    },
+    /// Redis is not configured: a revoked session must leave it too.
+    #[error("set WAFER_REDIS_URL (or --redis-url) too: sessions live in Redis and PostgreSQL")]
+    NoRedis,
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Start(#[from] crate::startup::StartError),
     /// The output could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -142,15 +183,7 @@ pub async fn apps(
         }
         AppsCommand::Remove { app } => {
             let apps = pg.list_apps().await?;
-            let wanted = AppRef::parse_text(app.as_str().into())
-                .map_err(|e| CliError::Invalid(format!("{app}: {e}")))?;
-            let found = apps.iter().find(|a| match &wanted {
-                AppRef::Id(id) => a.id == *id,
-                AppRef::Appid(appid) => a.appid == **appid,
-            });
-            let Some(found) = found else {
-                return Err(CliError::NoSuchApp(app));
-            };
+            let found = find_app(&apps, &app)?;
             let sessions = pg.delete_app(found.id).await?;
             // Redis copies of these sessions can no longer authenticate (the
             // app is gone and ids are never reused); they expire on their own.
@@ -163,4 +196,65 @@ pub async fn apps(
             )?)
         }
     }
+}
+
+/// Finds app `app` (numeric id or appid) among `apps`.
+fn find_app<'a>(apps: &'a [Arc<App>], app: &str) -> Result<&'a Arc<App>, CliError> {
+    let wanted =
+        AppRef::parse_text(app.into()).map_err(|e| CliError::Invalid(format!("{app}: {e}")))?;
+    apps.iter()
+        .find(|a| match &wanted {
+            AppRef::Id(id) => a.id == *id,
+            AppRef::Appid(appid) => a.appid == **appid,
+        })
+        .ok_or_else(|| CliError::NoSuchApp(app.to_owned()))
+}
+
+/// `wafer sessions …`: on the production store (Redis and PostgreSQL), so
+/// that a revoked session is gone from both at once.
+pub async fn sessions(
+    redis: &RedisSettings,
+    db: &DatabaseSettings,
+    command: SessionsCommand,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let redis_url = redis.url.as_ref().ok_or(CliError::NoRedis)?;
+    let db_url = db.url.as_ref().ok_or(CliError::NoDatabase)?;
+    let store = crate::startup::open_tiered(
+        redis,
+        db,
+        redis_url,
+        db_url,
+        Arc::new(SystemClock),
+        Default::default(),
+    )
+    .await?;
+    let apps = store.list_apps().await?;
+    let result = match command {
+        SessionsCommand::Show { app, open_id } => {
+            let found = find_app(&apps, &app)?;
+            let s = store
+                .user_session(found.id, &open_id)
+                .await?
+                .ok_or(CliError::NoSession { app, open_id })?;
+            writeln!(out, "uuid\t{}", s.uuid.hyphenated())?;
+            writeln!(out, "app\t{} ({})", found.id, found.appid)?;
+            writeln!(out, "open_id\t{}", s.open_id)?;
+            writeln!(out, "union_id\t{}", s.union_id.as_deref().unwrap_or("-"))?;
+            writeln!(out, "create_time\t{}", s.create_time.to_rfc3339())?;
+            writeln!(out, "last_visit_time\t{}", s.last_visit_time.to_rfc3339())?;
+            Ok(())
+        }
+        SessionsCommand::Revoke { app, open_id } => {
+            let found = find_app(&apps, &app)?;
+            if store.revoke_user(found.id, &open_id).await? {
+                writeln!(out, "revoked the session of {open_id} in app {}", found.id)?;
+                Ok(())
+            } else {
+                Err(CliError::NoSession { app, open_id })
+            }
+        }
+    };
+    store.close().await;
+    result
 }

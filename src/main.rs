@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wafer::admin_cli::{AppsCommand, CliError};
-use wafer::config::{DatabaseSettings, Settings};
+use wafer::admin_cli::{AppsCommand, CliError, SessionsCommand};
+use wafer::config::{DatabaseSettings, RedisSettings, Settings};
 use wafer::startup::Application;
 
 /// wafer: the session server of WeChat mini-programs.
@@ -27,6 +27,15 @@ enum Command {
         db: DatabaseSettings,
         #[command(subcommand)]
         command: AppsCommand,
+    },
+    /// Shows or revokes one user's session (on Redis and PostgreSQL).
+    Sessions {
+        #[command(flatten)]
+        redis: RedisSettings,
+        #[command(flatten)]
+        db: DatabaseSettings,
+        #[command(subcommand)]
+        command: SessionsCommand,
     },
 }
 
@@ -77,6 +86,9 @@ async fn main() -> ExitCode {
         }
         Command::Apps { db, command } => {
             finish(wafer::admin_cli::apps(&db, command, &mut std::io::stdout()).await)
+        }
+        Command::Sessions { redis, db, command } => {
+            finish(wafer::admin_cli::sessions(&redis, &db, command, &mut std::io::stdout()).await)
         }
     }
 }

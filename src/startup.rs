@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Secret, Settings};
+use crate::config::{DatabaseSettings, RedisSettings, Secret, Settings};
 use crate::domain::Wafer;
 use crate::http::Handler;
 use crate::http::server::{Server, ServerLimits};
@@ -100,8 +100,15 @@ impl Application {
                 Self::serve(settings, store, wechat, clock, metrics).await
             }
             (Some(redis), Some(database)) => {
-                let store =
-                    open_tiered(settings, redis, database, clock.clone(), metrics.store()).await?;
+                let store = open_tiered(
+                    &settings.redis,
+                    &settings.database,
+                    redis,
+                    database,
+                    clock.clone(),
+                    metrics.store(),
+                )
+                .await?;
                 tracing::info!(
                     prefix = %settings.redis.prefix,
                     "running tiered: sessions in Redis, recorded in PostgreSQL"
@@ -176,15 +183,16 @@ impl Application {
 
 /// Connects to PostgreSQL (applying pending migrations) and Redis.
 /// PostgreSQL must answer within [`DATABASE_WAIT`]; Redis may come later.
-async fn open_tiered(
-    settings: &Settings,
+pub(crate) async fn open_tiered(
+    redis_settings: &RedisSettings,
+    db_settings: &DatabaseSettings,
     redis: &Secret,
     database: &Secret,
     clock: Arc<dyn Clock>,
     metrics: StoreMetrics,
 ) -> Result<Arc<TieredStore>, StartError> {
-    let pg = settings.database.connect(database)?;
-    let redis = settings.redis.connect(redis)?;
+    let pg = db_settings.connect(database)?;
+    let redis = redis_settings.connect(redis)?;
     let deadline = tokio::time::Instant::now() + DATABASE_WAIT;
     loop {
         match pg.migrate().await {
@@ -205,7 +213,7 @@ async fn open_tiered(
         tracing::warn!("Redis is not answering; serving auth from PostgreSQL until it does");
     }
     let every = Intervals {
-        visit: settings.database.visit_granularity,
+        visit: db_settings.visit_granularity,
         ..Intervals::default()
     };
     Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::app::{
     App, AppId, AppPatch, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
-use crate::domain::session::{SessionPage, SessionQuery};
+use crate::domain::session::{SessionPage, SessionQuery, SessionSummary};
 use crate::domain::{Error as DomainError, Wafer};
 use crate::error::ErrorCode;
 use crate::http::response::{Failure, Reply, json};
@@ -115,20 +115,22 @@ struct SessionList {
     next_cursor: Option<String>,
 }
 
+impl From<SessionSummary> for SessionView {
+    fn from(s: SessionSummary) -> Self {
+        SessionView {
+            uuid: s.uuid.hyphenated().to_string(),
+            open_id: s.open_id,
+            union_id: s.union_id,
+            create_time: s.create_time.to_rfc3339(),
+            last_visit_time: s.last_visit_time.to_rfc3339(),
+        }
+    }
+}
+
 impl From<SessionPage> for SessionList {
     fn from(p: SessionPage) -> Self {
         SessionList {
-            sessions: p
-                .sessions
-                .into_iter()
-                .map(|s| SessionView {
-                    uuid: s.uuid.hyphenated().to_string(),
-                    open_id: s.open_id,
-                    union_id: s.union_id,
-                    create_time: s.create_time.to_rfc3339(),
-                    last_visit_time: s.last_visit_time.to_rfc3339(),
-                })
-                .collect(),
+            sessions: p.sessions.into_iter().map(SessionView::from).collect(),
             next_cursor: p.next.map(|u| u.simple().to_string()),
         }
     }
@@ -288,6 +290,26 @@ pub async fn app_sessions<S: Store>(
 /// `DELETE /admin/sessions/{uuid}`.
 pub async fn revoke<S: Store>(w: &Wafer<S>, uuid: &str) -> Result<Reply, Failure> {
     w.revoke(uuid).await?;
+    Ok(no_content())
+}
+
+/// `GET /admin/apps/{id}/users/{open_id}`.
+pub async fn user_session<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    open_id: &str,
+) -> Result<Reply, Failure> {
+    let session = w.user_session(app_id(id)?, open_id).await?;
+    to_json(StatusCode::OK, &SessionView::from(session))
+}
+
+/// `DELETE /admin/apps/{id}/users/{open_id}`.
+pub async fn revoke_user<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    open_id: &str,
+) -> Result<Reply, Failure> {
+    w.revoke_user(app_id(id)?, open_id).await?;
     Ok(no_content())
 }
 

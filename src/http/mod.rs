@@ -64,11 +64,11 @@ impl<S: Store> Handler<S> {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let id = request_id::of(&parts.headers);
-        let (route, param) = Route::of(parts.uri.path());
+        let (route, params) = Route::of(parts.uri.path());
         // Disabled (no cost) unless debug logging is on: then every line
         // logged while serving carries the request id.
         let span = tracing::debug_span!("request", id = id.to_str().unwrap_or(""));
-        let result = match Endpoint::parse(&parts.method, route, param) {
+        let result = match Endpoint::parse(&parts.method, route, params) {
             Some(endpoint) => {
                 self.dispatch(endpoint, route, &parts, body)
                     .instrument(span)
@@ -175,6 +175,8 @@ impl<S: Store> Handler<S> {
             Endpoint::DeleteApp(id) => admin::delete_app(w, id).await,
             Endpoint::ListSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
             Endpoint::RevokeSession(uuid) => admin::revoke(w, uuid).await,
+            Endpoint::GetUser(id, open_id) => admin::user_session(w, id, open_id).await,
+            Endpoint::RevokeUser(id, open_id) => admin::revoke_user(w, id, open_id).await,
         }
     }
 

@@ -34,6 +34,8 @@ crate::labels::labelled! {
         AppSessions => "/admin/apps/{id}/sessions",
         /// One session.
         Session => "/admin/sessions/{uuid}",
+        /// One user's session in an app.
+        User => "/admin/apps/{id}/users/{open_id}",
         /// Any path no route matches (a metrics label, never dispatched).
         Unmatched => "unmatched",
     }
@@ -70,7 +72,15 @@ pub enum Endpoint<'p> {
     ListSessions(&'p str),
     /// `DELETE /admin/sessions/{uuid}`
     RevokeSession(&'p str),
+    /// `GET /admin/apps/{id}/users/{open_id}`
+    GetUser(&'p str, &'p str),
+    /// `DELETE /admin/apps/{id}/users/{open_id}`
+    RevokeUser(&'p str, &'p str),
 }
+
+/// A route's path parameters, in the order its template names them
+/// (empty where it has fewer).
+pub type Params<'p> = [&'p str; 2];
 
 /// The methods `Allow` can name, in the order it names them.
 const METHODS: [Method; 5] = [
@@ -85,10 +95,11 @@ impl<'p> Endpoint<'p> {
     /// The route table: what `method` on `route` (with its path parameter
     /// `param`) asks for; `None` when the route does not answer `method`.
     /// `HEAD` is answered wherever `GET` is.
-    pub fn parse(method: &Method, route: Route, param: &'p str) -> Option<Self> {
+    pub fn parse(method: &Method, route: Route, params: Params<'p>) -> Option<Self> {
         use Endpoint as E;
         use Route as R;
         let get = method == Method::GET || method == Method::HEAD;
+        let [param, second] = params;
         Some(match route {
             R::MinaIndex if get => E::MinaIndex,
             R::Login if method == Method::POST => E::Login,
@@ -104,34 +115,36 @@ impl<'p> Endpoint<'p> {
             R::App if method == Method::DELETE => E::DeleteApp(param),
             R::AppSessions if get => E::ListSessions(param),
             R::Session if method == Method::DELETE => E::RevokeSession(param),
+            R::User if get => E::GetUser(param, second),
+            R::User if method == Method::DELETE => E::RevokeUser(param, second),
             _ => return None,
         })
     }
 }
 
 impl Route {
-    /// The route `path` names, and its path parameter (empty if none). A
-    /// trailing slash is optional, as clients of the original service sent
-    /// both forms.
-    pub fn of(path: &str) -> (Route, &str) {
+    /// The route `path` names, and its path parameters. A trailing slash
+    /// is optional, as clients of the original service sent both forms.
+    pub fn of(path: &str) -> (Route, Params<'_>) {
         let path = trim_slash(path);
         for route in Route::ALL {
-            if let Some(param) = route.matches(path) {
-                return (*route, param);
+            if let Some(params) = route.matches(path) {
+                return (*route, params);
             }
         }
-        (Route::Unmatched, "")
+        (Route::Unmatched, [""; 2])
     }
 
-    fn matches(self, path: &str) -> Option<&str> {
+    fn matches(self, path: &str) -> Option<Params<'_>> {
         if self == Route::Unmatched {
             return None;
         }
         let template = trim_slash(self.label());
         if !template.contains('{') {
-            return (template == path).then_some("");
+            return (template == path).then_some([""; 2]);
         }
-        let mut param = "";
+        let mut params = [""; 2];
+        let mut n = 0;
         let mut segments = path.split('/');
         for want in template.split('/') {
             let got = segments.next()?;
@@ -139,12 +152,13 @@ impl Route {
                 if got.is_empty() {
                     return None;
                 }
-                param = got;
+                *params.get_mut(n)? = got;
+                n += 1;
             } else if want != got {
                 return None;
             }
         }
-        segments.next().is_none().then_some(param)
+        segments.next().is_none().then_some(params)
     }
 
     /// Whether the route belongs to the admin API (its own error shape and
@@ -162,7 +176,7 @@ impl Route {
                 .map(|r| {
                     let names: Vec<&str> = METHODS
                         .iter()
-                        .filter(|m| Endpoint::parse(m, *r, "x").is_some())
+                        .filter(|m| Endpoint::parse(m, *r, ["x"; 2]).is_some())
                         .map(Method::as_str)
                         .collect();
                     HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""))
@@ -186,20 +200,28 @@ mod tests {
 
     #[test]
     fn paths_map_to_routes() {
-        assert_eq!(Route::of("/mina/"), (Route::MinaIndex, ""));
-        assert_eq!(Route::of("/mina"), (Route::MinaIndex, ""));
-        assert_eq!(Route::of("/mina/auth"), (Route::Auth, ""));
-        assert_eq!(Route::of("/mina/auth/"), (Route::Auth, ""));
-        assert_eq!(Route::of("/admin/apps/7"), (Route::App, "7"));
-        assert_eq!(Route::of("/admin/apps/7/"), (Route::App, "7"));
+        assert_eq!(Route::of("/mina/"), (Route::MinaIndex, [""; 2]));
+        assert_eq!(Route::of("/mina"), (Route::MinaIndex, [""; 2]));
+        assert_eq!(Route::of("/mina/auth"), (Route::Auth, [""; 2]));
+        assert_eq!(Route::of("/mina/auth/"), (Route::Auth, [""; 2]));
+        assert_eq!(Route::of("/admin/apps/7"), (Route::App, ["7", ""]));
+        assert_eq!(Route::of("/admin/apps/7/"), (Route::App, ["7", ""]));
         assert_eq!(
             Route::of("/admin/apps/7/sessions"),
-            (Route::AppSessions, "7")
+            (Route::AppSessions, ["7", ""])
         );
-        assert_eq!(Route::of("/admin/sessions/abc"), (Route::Session, "abc"));
+        assert_eq!(
+            Route::of("/admin/sessions/abc"),
+            (Route::Session, ["abc", ""])
+        );
         assert_eq!(Route::of("/admin/apps/7/other").0, Route::Unmatched);
         assert_eq!(Route::of("/admin/apps//sessions").0, Route::Unmatched);
         assert_eq!(Route::of("/admin/sessions/a/b").0, Route::Unmatched);
+        assert_eq!(
+            Route::of("/admin/apps/7/users/oAb-9_"),
+            (Route::User, ["7", "oAb-9_"])
+        );
+        assert_eq!(Route::of("/admin/apps/7/users/").0, Route::Unmatched);
         assert_eq!(Route::of("/nope").0, Route::Unmatched);
         assert_eq!(Route::of("/").0, Route::Unmatched);
         assert_eq!(Route::of("unmatched").0, Route::Unmatched);
@@ -213,9 +235,10 @@ mod tests {
         assert_eq!(Route::Session.allow(), "DELETE");
         assert_eq!(Route::Healthz.allow(), "GET, HEAD");
         assert_eq!(Route::AppSessions.allow(), "GET, HEAD");
+        assert_eq!(Route::User.allow(), "GET, HEAD, DELETE");
         for r in Route::ALL {
             for m in [Method::PUT, Method::OPTIONS, Method::TRACE] {
-                assert!(Endpoint::parse(&m, *r, "x").is_none(), "{r:?} {m}");
+                assert!(Endpoint::parse(&m, *r, ["x"; 2]).is_none(), "{r:?} {m}");
             }
         }
     }
@@ -235,7 +258,7 @@ mod tests {
         ];
         for r in Route::ALL {
             for m in &all {
-                if Endpoint::parse(m, *r, "x").is_some() {
+                if Endpoint::parse(m, *r, ["x"; 2]).is_some() {
                     assert!(
                         METHODS.contains(m),
                         "{m} is answered but missing from METHODS"

@@ -251,3 +251,48 @@ pub fn assert_admin_fail(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.body["error"], code, "{}", a.text);
     assert!(a.body["msg"].is_string(), "{}", a.text);
 }
+
+/// Drives the per-user admin routes on `app`: lookup, revoke, 404s.
+pub async fn check_user_routes(app: &TestApp, appid: &str) {
+    use reqwest::Method;
+    let id = app.create_app(appid).await;
+    let (uuid, skey) = app.login(id, "ula.1").await;
+    let open_id = wechat_mock::open_id_for(appid, "ula.1");
+    let path = format!("/admin/apps/{id}/users/{open_id}");
+    let got = app.send(app.admin(Method::GET, &path)).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.body["uuid"], uuid.as_str());
+    assert_eq!(got.body["open_id"], open_id.as_str());
+    assert!(got.body["create_time"].is_string() && got.body["last_visit_time"].is_string());
+    assert!(!got.text.contains(&skey), "no skey in an admin reply");
+    let none = format!("/admin/apps/{id}/users/o-nobody");
+    assert_admin_fail(
+        &app.send(app.admin(Method::GET, &none)).await,
+        404,
+        "not_found",
+    );
+    let no_app = format!("/admin/apps/999/users/{open_id}");
+    assert_admin_fail(
+        &app.send(app.admin(Method::GET, &no_app)).await,
+        404,
+        "not_found",
+    );
+    let anonymous = app.send(app.client.get(app.url(&path))).await;
+    assert_admin_fail(&anonymous, 403, "forbidden");
+    let revoked = app.send(app.admin(Method::DELETE, &path)).await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    assert_fail(&app.auth(id, &uuid, &skey).await, 401, "session_invalid");
+    assert_admin_fail(
+        &app.send(app.admin(Method::DELETE, &path)).await,
+        404,
+        "not_found",
+    );
+    assert_admin_fail(
+        &app.send(app.admin(Method::GET, &path)).await,
+        404,
+        "not_found",
+    );
+    let put = app.send(app.admin(Method::PUT, &path)).await;
+    assert_admin_fail(&put, 405, "method_not_allowed");
+    assert_eq!(put.headers["allow"], "GET, HEAD, DELETE");
+}

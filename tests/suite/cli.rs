@@ -65,3 +65,68 @@ async fn migrate_then_manage_apps_without_a_server() {
     let missing = wafer(&db, &["apps", "remove", "wxcli"]);
     assert!(!missing.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_show_and_revoke_one_user_from_the_command_line() {
+    wafer_testkit::require_servers!();
+    let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    let id = app.create_app("wxclis").await;
+    let (uuid, skey) = app.login(id, "cli.1").await;
+    let open_id = wechat_mock::open_id_for("wxclis", "cli.1");
+    let (db, prefix) = (
+        app.database_url().unwrap().to_owned(),
+        app.redis_prefix().unwrap().to_owned(),
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wafer"))
+            .args(args)
+            .env("WAFER_DATABASE_URL", &db)
+            .env("WAFER_REDIS_URL", backends::redis_url())
+            .env("WAFER_REDIS_PREFIX", &prefix)
+            .output()
+            .expect("wafer runs")
+    };
+    let show = run(&["sessions", "show", "--app", "wxclis", "--open-id", &open_id]);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let text = stdout(&show);
+    assert!(text.contains(&uuid) && text.contains(&open_id), "{text}");
+    assert!(!text.contains(&skey));
+    let revoke = run(&[
+        "sessions",
+        "revoke",
+        "--app",
+        &id.to_string(),
+        "--open-id",
+        &open_id,
+    ]);
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    // Gone from Redis too: the running server refuses it at once.
+    wafer_testkit::assert_fail(&app.auth(id, &uuid, &skey).await, 401, "session_invalid");
+    let again = run(&[
+        "sessions",
+        "revoke",
+        "--app",
+        "wxclis",
+        "--open-id",
+        &open_id,
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no session"));
+    // Without Redis the command refuses instead of leaving a copy behind.
+    let half = Command::new(env!("CARGO_BIN_EXE_wafer"))
+        .args(["sessions", "show", "--app", "wxclis", "--open-id", &open_id])
+        .env("WAFER_DATABASE_URL", &db)
+        .env_remove("WAFER_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("WAFER_REDIS_URL"));
+}

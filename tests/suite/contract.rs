@@ -286,6 +286,54 @@ pub async fn logout_and_revoke<S: Store>(s: Arc<S>) {
     );
 }
 
+pub async fn one_users_session_is_found_and_revoked<S: Store>(s: Arc<S>) {
+    let app = s.create_app(new_app("wxu"), T0).await.unwrap();
+    let other = s.create_app(new_app("wxu2"), T0).await.unwrap();
+    let (n, k) = login(&app, "o-u", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let (n, _) = login(&app, "o-v", None, T0);
+    s.upsert_session(n).await.unwrap();
+    // Slid once: the lookup shows the newest visit.
+    let later = T0.plus_millis(5_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &k, later))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let found = s.user_session(app.id, "o-u").await.unwrap().expect("found");
+    assert_eq!((found.uuid, found.open_id.as_str()), (uuid, "o-u"));
+    assert_eq!(found.create_time, T0);
+    assert_eq!(found.last_visit_time, later);
+    assert!(s.user_session(app.id, "o-nobody").await.unwrap().is_none());
+    assert!(
+        s.user_session(other.id, "o-u").await.unwrap().is_none(),
+        "the same open_id in another app is another user"
+    );
+    // A re-login keeps the uuid; the lookup follows it.
+    let (n, k2) = login(&app, "o-u", None, T0.plus_millis(9_000));
+    assert_eq!(s.upsert_session(n).await.unwrap().uuid, uuid);
+    assert_eq!(
+        s.user_session(app.id, "o-u").await.unwrap().unwrap().uuid,
+        uuid
+    );
+    assert!(s.revoke_user(app.id, "o-u").await.unwrap());
+    assert!(!s.revoke_user(app.id, "o-u").await.unwrap(), "gone");
+    assert!(s.user_session(app.id, "o-u").await.unwrap().is_none());
+    let after = T0.plus_millis(10_000);
+    assert!(
+        s.authenticate(&creds(&app, uuid, &k2, after))
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked user's session no longer authenticates"
+    );
+    assert!(
+        s.user_session(app.id, "o-v").await.unwrap().is_some(),
+        "others stay"
+    );
+}
+
 pub async fn concurrent_upserts_converge<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxcc"), T0).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -391,6 +439,7 @@ macro_rules! contract_cases {
             union_id_is_kept_when_a_login_lacks_it,
             auth_checks_app_skey_and_both_limits,
             logout_and_revoke,
+            one_users_session_is_found_and_revoked,
             concurrent_upserts_converge,
             sessions_list_paginates_and_filters,
             delete_app_removes_its_sessions,

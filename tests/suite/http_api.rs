@@ -686,3 +686,8 @@ async fn refuses_to_start_with_one_production_store_url() {
         .expect("refused");
     assert!(e.to_string().contains("WAFER_REDIS_URL"), "{e}");
 }
+
+#[tokio::test]
+async fn one_users_session_is_shown_and_revoked_by_open_id() {
+    wafer_testkit::check_user_routes(&spawn_app().await, "wxusers").await;
+}

@@ -173,3 +173,10 @@ async fn nul_characters_are_refused_before_they_reach_postgres() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn one_users_session_is_shown_and_revoked_by_open_id_tiered() {
+    wafer_testkit::require_servers!();
+    let app = spawn_tiered_with(|_| {}).await;
+    wafer_testkit::check_user_routes(&app, "wxuserst").await;
+}

@@ -574,3 +574,101 @@ async fn a_hung_redis_costs_an_auth_at_most_its_timeout() {
     }
     proxy.set(ProxyMode::Pass);
 }
+
+#[tokio::test]
+async fn the_open_id_index_follows_its_session_out() {
+    wafer_testkit::require_servers!();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxidx").await;
+    let url = backends::redis_url();
+    let index = |open_id: &str| format!("{prefix}o:{{{}:{open_id}}}", app.id);
+    let indexed = |open_id: &str| redis_cli(&url, &["GET", &index(open_id)]).trim().to_owned();
+    // Logout, revoke, revoke by user: each removes the index entry.
+    let (n, k) = login(&app, "o-out", None, T0);
+    let a = s.upsert_session(n).await.unwrap().uuid;
+    assert_eq!(indexed("o-out"), a.to_string());
+    assert!(s.logout(&creds(&app, a, &k, T0)).await.unwrap());
+    assert_eq!(indexed("o-out"), "");
+    let (n, _) = login(&app, "o-rev", None, T0);
+    let b = s.upsert_session(n).await.unwrap().uuid;
+    assert!(s.revoke(b).await.unwrap());
+    assert_eq!(indexed("o-rev"), "");
+    let (n, _) = login(&app, "o-user", None, T0);
+    s.upsert_session(n).await.unwrap();
+    assert!(s.revoke_user(app.id, "o-user").await.unwrap());
+    assert_eq!(indexed("o-user"), "");
+    // Deleting the app removes its users' entries.
+    let (n, _) = login(&app, "o-app", None, T0);
+    s.upsert_session(n).await.unwrap();
+    assert_ne!(indexed("o-app"), "");
+    s.delete_app(app.id).await.unwrap();
+    assert_eq!(indexed("o-app"), "");
+}
+
+#[tokio::test]
+async fn sessions_in_the_old_string_layout_survive_the_upgrade() {
+    // A deployment upgraded in place has sessions written by the previous
+    // version: one string per session. The first auth of each drops it and
+    // reads the session through from PostgreSQL; it then lives on as a hash.
+    wafer_testkit::require_servers!();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxold").await;
+    let url = backends::redis_url();
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        let (n, k) = login(&app, &format!("o-old-{i}"), None, T0);
+        let uuid = s.upsert_session(n).await.unwrap().uuid;
+        let key = format!("{prefix}s:{{{uuid}}}");
+        // What the previous version wrote: 'S', generation, app, times,
+        // the skey hash, the profile (layout of commit 27d6981).
+        let mut old = vec![b'S'];
+        old.extend_from_slice(&1i64.to_le_bytes());
+        old.extend_from_slice(&app.id.to_le_bytes());
+        old.extend_from_slice(&T0.0.to_le_bytes());
+        old.extend_from_slice(&T0.0.to_le_bytes());
+        old.extend_from_slice(&T0.0.to_le_bytes());
+        old.extend_from_slice(&k.hash().0);
+        old.extend_from_slice(&5u16.to_le_bytes());
+        old.extend_from_slice(format!("o-o-{i}").as_bytes());
+        old.extend_from_slice(&u16::MAX.to_le_bytes());
+        let hex: String = old.iter().map(|b| format!("\\x{b:02x}")).collect();
+        // redis-cli unescapes "\xNN" inside double quotes.
+        let set = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "redis-cli -u '{url}' SET '{key}' \"{hex}\" PX 3600000"
+            ))
+            .output()
+            .unwrap();
+        assert!(set.status.success());
+        assert_eq!(redis_cli(&url, &["TYPE", &key]).trim(), "string");
+        sessions.push((uuid, k, key));
+    }
+    for (uuid, k, key) in &sessions {
+        let c = creds(&app, *uuid, k, T0.plus_millis(1_000));
+        assert!(
+            s.authenticate(&c).await.unwrap().is_some(),
+            "kept across the upgrade"
+        );
+        assert_eq!(redis_cli(&url, &["TYPE", key]).trim(), "hash", "rewritten");
+        let c = creds(&app, *uuid, k, T0.plus_millis(2_000));
+        assert!(
+            s.authenticate(&c).await.unwrap().is_some(),
+            "and served from Redis"
+        );
+    }
+    // A wrong skey is still refused, old layout or not.
+    let (uuid, _, key) = &sessions[0];
+    redis_cli(&url, &["DEL", key]);
+    let wrong = wafer::domain::skey::Skey::mint().unwrap();
+    assert!(
+        s.authenticate(&creds(&app, *uuid, &wrong, T0.plus_millis(3_000)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
