@@ -1,7 +1,8 @@
-//! The load-test scripts users run by hand must at least parse: k6 is not
-//! installable here, so each k6 script is checked by node as an ES module
-//! (a `.mjs` copy; `node --check` parses without resolving `k6/*` imports),
-//! and `loadtest/run.sh` by `bash -n`.
+//! The load-test scripts must parse, quickly and without k6: each k6 script
+//! is checked by node as an ES module (a `.mjs` copy; `node --check` parses
+//! without resolving `k6/*` imports), and `loadtest/run.sh` by `bash -n`.
+//! `scripts/k6-smoke` (run by `scripts/test`) then runs each k6 script for
+//! real against a wafer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
