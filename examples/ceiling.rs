@@ -22,6 +22,7 @@ use wafer::clock::Timestamp;
 use wafer::domain::session::{Credentials, Limits};
 use wafer::domain::skey::SkeyHash;
 use wafer::store::redis::{AUTH_SCRIPT, auth_args, session_key};
+use wafer::store::tiered::VisitGranularity;
 
 #[derive(Parser)]
 struct Cli {
@@ -80,7 +81,7 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     // Exactly wafer's call: its key, its script, its arguments (with the
-    // default visit granularity, 1 s).
+    // default visit granularity for these sessions).
     let creds = Credentials {
         uuid,
         skey_hash: SkeyHash::of(auth.skey),
@@ -89,13 +90,15 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         now: Timestamp(now),
     };
     let key = session_key(&state.cli.prefix, uuid);
-    let args = auth_args(&creds, 1_000);
+    let granularity = VisitGranularity::DEFAULT.for_session_ms(creds.limits.session_ms);
+    let args = auth_args(&creds, granularity);
     match state
         .script
         .evalsha_with_reload::<Value, _, _>(pool.next(), key, args)
         .await
     {
-        Ok(Value::Bytes(_) | Value::String(_)) => reply(StatusCode::OK, OK),
+        // An accepted session answers its profile: an array.
+        Ok(Value::Array(_)) => reply(StatusCode::OK, OK),
         _ => reply(StatusCode::UNAUTHORIZED, FAIL),
     }
 }

@@ -11,6 +11,7 @@ use crate::store::ConnectError;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
 use crate::store::postgres::Postgres;
 use crate::store::redis::{DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, Redis};
+use crate::store::tiered::VisitGranularity;
 use crate::wechat::WechatClient;
 use crate::wechat::client::{DEFAULT_API_BASE, WechatClientError};
 
@@ -65,7 +66,7 @@ mod defaults {
     pub const REDIS_TIMEOUT: &str = "250ms";
     pub const DATABASE_POOL: u16 = 16;
     pub const DATABASE_TIMEOUT: &str = "2s";
-    pub const VISIT_GRANULARITY: &str = "1s";
+    pub const VISIT_GRANULARITY: &str = "1%";
     pub const WECHAT_TIMEOUT: &str = "5s";
     pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";
     pub const LOG: &str = "info";
@@ -218,12 +219,13 @@ pub struct DatabaseSettings {
     #[arg(id = "database_timeout", long = "database-timeout", env = "WAFER_DATABASE_TIMEOUT", default_value = defaults::DATABASE_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// How often at most a session's last visit is written to PostgreSQL.
-    /// Sessions slide in Redis on every auth; PostgreSQL's copy (what a
-    /// Redis loss falls back on) lags by at most this plus one second.
-    /// Coarser means far fewer PostgreSQL writes under load.
-    #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = defaults::VISIT_GRANULARITY, value_parser = parse_duration)]
-    pub visit_granularity: Duration,
+    /// How often at most a session's last visit is written to PostgreSQL:
+    /// a share of each app's session duration (`1%`, between 1 s and 6 h)
+    /// or a fixed duration (`60s`). Sessions slide in Redis on every auth;
+    /// PostgreSQL's copy (what a Redis loss falls back on) lags by at most
+    /// this plus one second.
+    #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = defaults::VISIT_GRANULARITY)]
+    pub visit_granularity: VisitGranularity,
 }
 
 impl Default for DatabaseSettings {
@@ -232,7 +234,9 @@ impl Default for DatabaseSettings {
             url: None,
             pool: defaults::DATABASE_POOL,
             timeout: default_duration(defaults::DATABASE_TIMEOUT),
-            visit_granularity: default_duration(defaults::VISIT_GRANULARITY),
+            visit_granularity: defaults::VISIT_GRANULARITY
+                .parse()
+                .unwrap_or(VisitGranularity::DEFAULT),
         }
     }
 }

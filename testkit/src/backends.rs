@@ -19,7 +19,7 @@ use wafer::clock::SystemClock;
 use wafer::store::TieredStore;
 use wafer::store::postgres::Postgres;
 use wafer::store::redis::Redis;
-use wafer::store::tiered::Intervals;
+use wafer::store::tiered::{Intervals, VisitGranularity};
 
 /// The shared Redis of the test run.
 pub fn redis_url() -> String {
@@ -209,7 +209,7 @@ pub fn test_intervals() -> Intervals {
         purge: Duration::from_secs(3600),
         repair: Duration::from_millis(100),
         // Every visit due: the tests check that each one reaches PostgreSQL.
-        visit: Duration::from_millis(1),
+        visit: VisitGranularity::Every(Duration::from_millis(1)),
     }
 }
 

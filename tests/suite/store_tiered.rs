@@ -122,7 +122,9 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
     let db = backends::fresh_database().await;
     let every = backends::test_intervals();
     let every = wafer::store::tiered::Intervals {
-        visit: Duration::from_secs(60),
+        visit: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
+        // No background flush: the test reads what is pending.
+        flush: Duration::from_secs(3600),
         ..every
     };
     let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;
@@ -671,4 +673,32 @@ async fn sessions_in_the_old_string_layout_survive_the_upgrade() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn the_default_granularity_is_a_share_of_the_apps_session() {
+    // Apps of the contract have one-hour sessions: 1% is 36 s.
+    wafer_testkit::require_servers!();
+    let prefix = backends::fresh_prefix();
+    let db = backends::fresh_database().await;
+    let every = wafer::store::tiered::Intervals {
+        visit: wafer::store::tiered::VisitGranularity::DEFAULT,
+        // No background flush: the test reads what is pending.
+        flush: Duration::from_secs(3600),
+        ..backends::test_intervals()
+    };
+    let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;
+    let app = app_in(&s, "wxshare").await;
+    assert_eq!(app.session_duration, 3600);
+    let (n, skey) = login(&app, "o-share", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let auth_at = |ms: i64| {
+        let c = creds(&app, uuid, &skey, T0.plus_millis(ms));
+        let s = s.clone();
+        async move { s.authenticate(&c).await.unwrap().is_some() }
+    };
+    assert!(auth_at(35_000).await);
+    assert_eq!(s.pending_visits(), 0, "35 s after the login: not due");
+    assert!(auth_at(36_500).await);
+    assert_eq!(s.pending_visits(), 1, "36 s after the last write: due");
 }

@@ -188,13 +188,12 @@ impl Redis {
     }
 
     /// Checks `creds` and slides the session, in one round trip. A visit is
-    /// reported due for PostgreSQL at most once per `granularity`.
+    /// reported due for PostgreSQL at most once per `granularity_ms`.
     pub async fn authenticate(
         &self,
         creds: &Credentials,
-        granularity: Duration,
+        granularity_ms: i64,
     ) -> StoreResult<AuthOutcome> {
-        let granularity_ms = i64::try_from(granularity.as_millis()).unwrap_or(i64::MAX);
         let args = || auth_args(creds, granularity_ms);
         match self
             .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)

@@ -9,6 +9,7 @@
 //! - A Redis write that fails after PostgreSQL committed queues the key for
 //!   eviction, so Redis never keeps serving a stale copy once it is back.
 
+mod granularity;
 mod write_behind;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
+pub use granularity::VisitGranularity;
 use write_behind::WriteBehind;
 
 /// Timing of the background work.
@@ -47,7 +49,7 @@ pub struct Intervals {
     /// A session's last visit is written to PostgreSQL at most once per
     /// this (it slides in Redis on every auth). PostgreSQL's copy lags by at
     /// most this plus one flush.
-    pub visit: Duration,
+    pub visit: VisitGranularity,
 }
 
 impl Default for Intervals {
@@ -57,7 +59,7 @@ impl Default for Intervals {
             apps: Duration::from_millis(500),
             purge: Duration::from_secs(60),
             repair: Duration::from_secs(1),
-            visit: Duration::from_secs(1),
+            visit: VisitGranularity::DEFAULT,
         }
     }
 }
@@ -162,7 +164,7 @@ impl TieredStore {
         // PostgreSQL's last_visit_time may lag Redis by the visit
         // granularity: judge expiry that much later, or a session still
         // sliding in Redis could lose its record.
-        let lag = i64::try_from(self.every.visit.as_millis()).unwrap_or(i64::MAX);
+        let lag = i64::try_from(self.every.visit.longest().as_millis()).unwrap_or(i64::MAX);
         let now = now.plus_millis(-lag);
         let mut total = 0;
         loop {
@@ -355,7 +357,8 @@ impl Store for TieredStore {
         if !self.redis.is_connected() {
             return self.read_through(creds, false).await;
         }
-        match self.redis.authenticate(creds, self.every.visit).await {
+        let granularity = self.every.visit.for_session_ms(creds.limits.session_ms);
+        match self.redis.authenticate(creds, granularity).await {
             Ok(AuthOutcome::Accepted(profile, due)) => {
                 if due {
                     self.visits.record(creds.uuid, creds.now);
