@@ -209,7 +209,9 @@ pub(crate) async fn open_tiered(
             Err(e) => return Err(e.into()),
         }
     }
-    if !redis.wait_connected(Duration::from_secs(2)).await {
+    if redis.wait_connected(Duration::from_secs(2)).await {
+        redis.check_hash_encoding().await;
+    } else {
         tracing::warn!("Redis is not answering; serving auth from PostgreSQL until it does");
     }
     let every = Intervals {

@@ -702,3 +702,15 @@ async fn the_default_granularity_is_a_share_of_the_apps_session() {
     assert!(auth_at(36_500).await);
     assert_eq!(s.pending_visits(), 1, "36 s after the last write: due");
 }
+
+#[tokio::test]
+async fn wafer_reads_the_hash_encoding_setting_it_warns_about() {
+    wafer_testkit::require_servers!();
+    let redis = PrivateRedis::start();
+    let r = wafer::store::redis::Redis::connect(&redis.url(), "w:", 1, Duration::from_millis(500))
+        .unwrap();
+    assert!(r.wait_connected(Duration::from_secs(5)).await);
+    assert_eq!(r.hash_listpack_value().await, Some(64), "Redis' default");
+    redis.cli(&["CONFIG", "SET", "hash-max-listpack-value", "512"]);
+    assert_eq!(r.hash_listpack_value().await, Some(512));
+}

@@ -30,6 +30,10 @@ pub const DEFAULT_PREFIX: &str = "wafer:";
 /// than any read-through or login can take (each is bounded by timeouts).
 const TOMBSTONE_MS: i64 = 60_000;
 
+/// The `hash-max-listpack-value` that keeps a session with a ~300-byte
+/// user_info (up to 512 bytes) compact.
+const RECOMMENDED_LISTPACK_VALUE: u64 = 512;
+
 /// What Redis says of a session on auth.
 #[derive(Debug)]
 pub enum AuthOutcome {
@@ -312,6 +316,36 @@ impl Redis {
         use fred::prelude::KeysInterface;
         let call = self.pool.next_connected().del::<i64, _>(self.key(uuid));
         self.bounded(Op::Evict, call).await.map(drop)
+    }
+
+    /// Warns when Redis keeps session hashes in its large encoding: with
+    /// `hash-max-listpack-value` under the size of a typical user_info, a
+    /// session costs about 1.3 KiB instead of 0.9 KiB. Managed Redis often
+    /// refuses `CONFIG`: then nothing is said.
+    pub async fn check_hash_encoding(&self) {
+        if let Some(v) = self
+            .hash_listpack_value()
+            .await
+            .filter(|v| *v < RECOMMENDED_LISTPACK_VALUE)
+        {
+            tracing::warn!(
+                hash_max_listpack_value = v,
+                recommended = RECOMMENDED_LISTPACK_VALUE,
+                "Redis keeps session hashes with a user_info in its large encoding (about 1.3 KiB \
+                 per session instead of 0.9 KiB); set hash-max-listpack-value to 512"
+            );
+        }
+    }
+
+    /// Redis' `hash-max-listpack-value`, if it tells.
+    pub async fn hash_listpack_value(&self) -> Option<u64> {
+        use fred::prelude::ConfigInterface;
+        let client = self.pool.next_connected();
+        let got = client
+            .config_get::<Vec<String>, _>("hash-max-listpack-value")
+            .await
+            .ok()?;
+        got.get(1)?.parse().ok()
     }
 
     /// `PING`.
