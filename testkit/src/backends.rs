@@ -18,7 +18,7 @@ use uuid::Uuid;
 use wafer::clock::SystemClock;
 use wafer::store::TieredStore;
 use wafer::store::postgres::Postgres;
-use wafer::store::redis::Redis;
+use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::tiered::{Intervals, VisitGranularity};
 
 /// The shared Redis of the test run.
@@ -201,6 +201,22 @@ pub async fn fresh_database() -> TestDb {
     }
 }
 
+/// The database settings of the tests (wafer's own defaults, a small pool),
+/// so that tests build their clients as `wafer serve` does.
+pub fn database_settings(pool: u16) -> DatabaseSettings {
+    DatabaseSettings {
+        pool,
+        ..DatabaseSettings::default()
+    }
+}
+
+/// A client of the database at `url`, built as `wafer serve` builds it.
+pub fn postgres(url: &str) -> Postgres {
+    database_settings(2)
+        .connect(&url.into())
+        .expect("a valid database URL")
+}
+
 /// Fast background work, so tests need not wait long.
 pub fn test_intervals() -> Intervals {
     Intervals {
@@ -225,10 +241,16 @@ pub async fn tiered_with(
     prefix: &str,
     every: Intervals,
 ) -> Arc<TieredStore> {
-    let pg = Postgres::connect(db_url, 8, Duration::from_secs(2)).expect("pg config");
+    let pg = database_settings(8).connect(&db_url.into()).expect("pg config");
     pg.migrate().await.expect("migrations apply");
-    let redis =
-        Redis::connect(redis_url, prefix, 2, Duration::from_millis(500)).expect("redis config");
+    let redis = RedisSettings {
+        prefix: prefix.to_owned(),
+        pool: 2,
+        timeout: Duration::from_millis(500),
+        ..RedisSettings::default()
+    }
+    .connect(&redis_url.into())
+    .expect("redis config");
     redis.wait_connected(Duration::from_secs(5)).await;
     TieredStore::start(redis, pg, Arc::new(SystemClock), every, Default::default())
         .await

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::json;
 use wafer::config::Settings;
 use wafer::startup::Application;
-use wafer::store::postgres::Postgres;
 use wafer_testkit::backends::{self, Proxy, ProxyMode};
 use wafer_testkit::{assert_fail, spawn_tiered_on, spawn_tiered_with};
 
@@ -93,7 +92,7 @@ async fn graceful_shutdown_flushes_last_visits() {
     assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
     let visited = wafer::clock::Clock::now(&*app.clock);
     app.server.stop().await;
-    let pg = Postgres::connect(&db_url, 1, Duration::from_secs(2)).unwrap();
+    let pg = backends::postgres(&db_url);
     let record = pg.session(uuid.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(record.last_visit, visited);
 }

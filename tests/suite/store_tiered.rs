@@ -18,7 +18,7 @@ async fn app_in(s: &TieredStore, appid: &str) -> Arc<App> {
 }
 
 async fn pg(db_url: &str) -> Postgres {
-    Postgres::connect(db_url, 2, Duration::from_secs(2)).unwrap()
+    backends::postgres(db_url)
 }
 
 fn redis_cli(url: &str, args: &[&str]) -> String {
