@@ -16,9 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use wafer::clock::SystemClock;
+use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::TieredStore;
 use wafer::store::postgres::Postgres;
-use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::tiered::{Intervals, VisitGranularity};
 
 /// The shared Redis of the test run.
@@ -241,7 +241,9 @@ pub async fn tiered_with(
     prefix: &str,
     every: Intervals,
 ) -> Arc<TieredStore> {
-    let pg = database_settings(8).connect(&db_url.into()).expect("pg config");
+    let pg = database_settings(8)
+        .connect(&db_url.into())
+        .expect("pg config");
     pg.migrate().await.expect("migrations apply");
     let redis = RedisSettings {
         prefix: prefix.to_owned(),

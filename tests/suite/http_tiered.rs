@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use wafer::config::Settings;
 use wafer::startup::Application;
+use wafer::store::tiered::VisitGranularity;
 use wafer_testkit::backends::{self, Proxy, ProxyMode};
 use wafer_testkit::{assert_fail, spawn_tiered_on, spawn_tiered_with};
 
@@ -85,7 +86,11 @@ async fn graceful_shutdown_flushes_last_visits() {
     wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let db_url = db.as_str().to_owned();
-    let app = spawn_tiered_on(db, |_| {}).await;
+    // A visit due after 90 s (the default, 1% of 30 days, would be 6 h).
+    let app = spawn_tiered_on(db, |s| {
+        s.database.visit_granularity = VisitGranularity::Every(Duration::from_secs(1));
+    })
+    .await;
     let id = app.create_app("wxflush").await;
     let (uuid, skey) = app.login(id, "fay.1").await;
     app.clock.advance(Duration::from_secs(90));
