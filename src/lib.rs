@@ -5,6 +5,8 @@
 //! The layers: [`http`] (routing, bodies, responses), [`domain`] (the rules),
 //! [`wechat`] (code exchange and crypto) and [`store`] (where sessions live).
 
+#![warn(missing_docs)]
+
 pub mod admin_cli;
 pub mod clock;
 pub mod config;

@@ -127,17 +127,23 @@ impl TestApp {
 
 /// A reply: status, headers and parsed JSON body (Null when empty).
 pub struct Answer {
+    /// HTTP status.
     pub status: u16,
+    /// Response headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON (a JSON string if it was not JSON; Null if empty).
     pub body: Value,
+    /// The body as text.
     pub text: String,
 }
 
 impl TestApp {
+    /// The URL of `path` on this wafer.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Sends `req` and reads the whole reply.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
         let r = req.send().await.expect("request is answered");
         let status = r.status().as_u16();

@@ -313,6 +313,7 @@ pub fn free_port() -> u16 {
 
 /// A redis-server of one test's own, to stop and restart.
 pub struct PrivateRedis {
+    /// The port it serves on.
     pub port: u16,
     child: Option<Child>,
 }
@@ -391,6 +392,7 @@ pub enum ProxyMode {
 
 /// A TCP proxy in front of a real server, to take it away from one test.
 pub struct Proxy {
+    /// Where the proxy listens.
     pub addr: SocketAddr,
     mode: Arc<Mutex<ProxyMode>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -478,6 +480,7 @@ pub fn host_port(url: &str) -> String {
 /// A local 3-master Redis Cluster of one test's own, on loopback ports,
 /// torn down when dropped.
 pub struct RedisCluster {
+    /// The masters' ports.
     pub ports: Vec<u16>,
     nodes: Vec<Child>,
     dir: std::path::PathBuf,

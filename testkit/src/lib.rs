@@ -8,6 +8,8 @@
 //! `scripts/test` and CI set), and is skipped with a notice otherwise (a
 //! laptop's `cargo test` without servers).
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod backends;
 

@@ -24,6 +24,8 @@
 //! It encrypts and signs with its own code, not wafer's: a test then checks
 //! wafer's decryption against an independent implementation.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
