@@ -116,11 +116,19 @@ impl<S: Store> Wafer<S> {
 
     /// Checks a session and slides it (see `/mina/auth`).
     pub async fn auth(&self, input: &AuthInput<'_>) -> Result<Arc<Profile>, Error> {
+        Ok(self.auth_in_app(input).await?.1)
+    }
+
+    /// [`Wafer::auth`], also answering the app's numeric id (the forward
+    /// auth tells it to the gateway).
+    pub async fn auth_in_app(&self, input: &AuthInput<'_>) -> Result<(AppId, Arc<Profile>), Error> {
         let creds = self.credentials(input).await?;
-        self.store
+        let profile = self
+            .store
             .authenticate(&creds)
             .await?
-            .ok_or(Error::SessionInvalid)
+            .ok_or(Error::SessionInvalid)?;
+        Ok((creds.app_id, profile))
     }
 
     /// Ends a session (see `/mina/logout`).

@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub use admin::AdminToken;
 pub mod body;
+mod forward;
 pub mod mina;
 mod request_id;
 mod response;
@@ -133,6 +134,14 @@ impl<S: Store> Handler<S> {
                 let input = mina::parse_auth(format, &body)?;
                 let profile = w.auth(&input).await?;
                 Ok(json(StatusCode::OK, mina::auth_ok(&profile)))
+            }
+            Endpoint::ForwardAuth => {
+                let input = forward::parse(&parts.headers)?;
+                let (app, profile) = w
+                    .auth_in_app(&input)
+                    .await
+                    .map_err(|e| forward::failure(e.into()))?;
+                Ok(forward::ok(app, &profile))
             }
             Endpoint::Logout => {
                 let (format, body) = self.mina_body(parts, body).await?;

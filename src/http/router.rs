@@ -50,6 +50,8 @@ pub enum Endpoint<'p> {
     Login,
     /// `POST /mina/auth`
     Auth,
+    /// `GET /mina/auth`: forward auth for gateways, credentials in headers
+    ForwardAuth,
     /// `POST /mina/logout`
     Logout,
     /// `GET /healthz`
@@ -104,6 +106,7 @@ impl<'p> Endpoint<'p> {
             R::MinaIndex if get => E::MinaIndex,
             R::Login if method == Method::POST => E::Login,
             R::Auth if method == Method::POST => E::Auth,
+            R::Auth if get => E::ForwardAuth,
             R::Logout if method == Method::POST => E::Logout,
             R::Healthz if get => E::Healthz,
             R::Readyz if get => E::Readyz,
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn allow_lists_exactly_the_methods_the_table_answers() {
-        assert_eq!(Route::Auth.allow(), "POST");
+        assert_eq!(Route::Auth.allow(), "GET, HEAD, POST");
         assert_eq!(Route::Apps.allow(), "GET, POST");
         assert_eq!(Route::App.allow(), "GET, PATCH, DELETE");
         assert_eq!(Route::Session.allow(), "DELETE");

@@ -436,7 +436,10 @@ async fn routes_methods_media_types_and_sizes() {
     let app = spawn_app_with(|s| s.http.max_body = 1024).await;
     app.create_app("wxhttp").await;
     assert_fail(&app.post("/nope", json!({})).await, 404, "not_found");
-    let a = app.send(app.client.get(app.url("/mina/auth"))).await;
+    let a = app.send(app.client.put(app.url("/mina/auth"))).await;
+    assert_fail(&a, 405, "method_not_allowed");
+    assert_eq!(a.headers["allow"], "GET, HEAD, POST");
+    let a = app.send(app.client.get(app.url("/mina/login"))).await;
     assert_fail(&a, 405, "method_not_allowed");
     assert_eq!(a.headers["allow"], "POST");
     let a = app.send(app.admin(Method::PUT, "/admin/apps/1")).await;
@@ -690,4 +693,92 @@ async fn refuses_to_start_with_one_production_store_url() {
 #[tokio::test]
 async fn one_users_session_is_shown_and_revoked_by_open_id() {
     wafer_testkit::check_user_routes(&spawn_app().await, "wxusers").await;
+}
+
+#[tokio::test]
+async fn forward_auth_answers_a_gateway_in_headers() {
+    let app = spawn_app().await;
+    let id = app.create_app("wxgate").await;
+    let (uuid, skey) = app.login(id, "union-gil.1").await;
+    let ask = |headers: &[(&str, &str)]| {
+        let mut req = app.client.get(app.url("/mina/auth"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        app.send(req)
+    };
+    let app_text = id.to_string();
+    let ok = ask(&[
+        ("X-WX-Id", &uuid),
+        ("X-WX-Skey", &skey),
+        ("X-WX-App", &app_text),
+    ])
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let open_id = wechat_mock::open_id_for("wxgate", "union-gil.1");
+    assert_eq!(ok.headers["x-wafer-open-id"], open_id.as_str());
+    assert_eq!(
+        ok.headers["x-wafer-union-id"],
+        wechat_mock::union_id_for("union-gil.1").unwrap().as_str()
+    );
+    assert_eq!(ok.headers["x-wafer-app-id"], app_text.as_str());
+    assert_eq!(
+        ok.body["data"]["open_id"],
+        open_id.as_str(),
+        "the POST body"
+    );
+    // The appid names the app too; the same session checks on POST.
+    let by_appid = ask(&[
+        ("X-WX-Id", &uuid),
+        ("X-WX-Skey", &skey),
+        ("X-WX-App", "wxgate"),
+    ])
+    .await;
+    assert_eq!(by_appid.status, 200);
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    // Every refusal a gateway can get is 401: missing, wrong, unknown app.
+    for headers in [
+        vec![],
+        vec![("X-WX-Id", uuid.as_str())],
+        vec![
+            ("X-WX-Id", uuid.as_str()),
+            ("X-WX-Skey", "wrong"),
+            ("X-WX-App", &app_text),
+        ],
+        vec![("X-WX-Id", "not-a-uuid"), ("X-WX-Skey", skey.as_str())],
+        vec![
+            ("X-WX-Id", uuid.as_str()),
+            ("X-WX-Skey", skey.as_str()),
+            ("X-WX-App", "wxnone"),
+        ],
+    ] {
+        let a = ask(&headers).await;
+        assert_fail(&a, 401, "session_invalid");
+        assert!(a.headers.get("x-wafer-open-id").is_none());
+    }
+    // HEAD answers the status alone, as some gateways ask.
+    let head = app
+        .send(
+            app.client
+                .head(app.url("/mina/auth"))
+                .header("X-WX-Id", &uuid)
+                .header("X-WX-Skey", &skey)
+                .header("X-WX-App", &app_text),
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.text.is_empty());
+    // Logged out: the gateway is told at once.
+    app.post(
+        "/mina/logout",
+        json!({"uuid": uuid, "skey": skey, "app_id": id}),
+    )
+    .await;
+    let gone = ask(&[
+        ("X-WX-Id", &uuid),
+        ("X-WX-Skey", &skey),
+        ("X-WX-App", &app_text),
+    ])
+    .await;
+    assert_fail(&gone, 401, "session_invalid");
 }
