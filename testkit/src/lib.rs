@@ -89,6 +89,29 @@ pub fn servers_ready(test: &str) -> bool {
     false
 }
 
+/// The path of program `name` (searched in `PATH` and the sbin folders),
+/// when the test may use it. Like [`servers_ready`]: a missing program
+/// fails the test when the run requires its servers and tools (CI), and
+/// skips it with a notice otherwise.
+pub fn tool(name: &str, test: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if servers_required() {
+            panic!(
+                "REQUIRED TEST TOOL MISSING: {name} is not installed, and this run requires it \
+                 (WAFER_TEST_REQUIRE_SERVERS=1 or CI=true). Run scripts/test, which installs it."
+            );
+        }
+        eprintln!("skipped {test}: {name} is not installed");
+    }
+    found
+}
+
 /// Returns from the calling test unless the test servers answer; see
 /// [`servers_ready`].
 #[macro_export]

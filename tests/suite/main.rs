@@ -11,6 +11,7 @@ mod cleanup;
 mod cli;
 mod connections;
 mod dashboard;
+mod gateway;
 mod http_api;
 mod http_tiered;
 mod loadtest_scripts;
