@@ -29,6 +29,8 @@ pub struct LoginOutput {
     pub user_info: Option<Arc<str>>,
     /// The app's `session_duration`, seconds.
     pub duration: u32,
+    /// Whether the user had no session before.
+    pub new: bool,
 }
 
 /// wafer's domain: the rules, a store, WeChat and a clock.
@@ -94,6 +96,7 @@ impl<S: Store> Wafer<S> {
             })
             .await?;
         Ok(LoginOutput {
+            new: stored.new,
             uuid: stored.uuid,
             skey,
             user_info: stored.user_info,
@@ -129,6 +132,26 @@ impl<S: Store> Wafer<S> {
             .await?
             .ok_or(Error::SessionInvalid)?;
         Ok((creds.app_id, profile))
+    }
+
+    /// Decrypts data the mini-program fetched after login with the stored
+    /// session key of a valid session (which it slides): the object as
+    /// compact JSON. The usual cause of a refusal is a `wx.login()` after
+    /// the data was fetched, which gave the user a new session key.
+    pub async fn decrypt(
+        &self,
+        input: &AuthInput<'_>,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<String, Error> {
+        let app = self.app(&input.app).await?;
+        let creds = self.credentials(input).await?;
+        let key = self
+            .store
+            .session_key(&creds)
+            .await?
+            .ok_or(Error::SessionInvalid)?;
+        Ok(crypto::decrypt_data(&key, encrypted_data, iv, &app.appid)?)
     }
 
     /// Ends a session (see `/mina/logout`).

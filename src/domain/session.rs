@@ -117,6 +117,8 @@ pub struct StoredLogin {
     pub uuid: Uuid,
     /// The user data now stored (new, or kept from an earlier login).
     pub user_info: Option<Arc<str>>,
+    /// Whether the user had no session before this login.
+    pub new: bool,
 }
 
 /// A session as the admin API lists it: no secrets.

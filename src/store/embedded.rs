@@ -32,6 +32,8 @@ struct Session {
     create_time: Timestamp,
     // Atomic so that a valid auth slides it under the map's shared lock.
     last_visit: AtomicI64,
+    // Read back only to decrypt data for a valid session (never shown).
+    session_key: Box<str>,
     profile: Arc<Profile>,
 }
 
@@ -241,6 +243,19 @@ impl Store for EmbeddedStore {
         self.record(Op::Auth, started, out)
     }
 
+    async fn session_key(&self, creds: &Credentials) -> StoreResult<Option<String>> {
+        let started = Instant::now();
+        let key = self.sessions.get(&creds.uuid).and_then(|s| {
+            creds
+                .accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
+                .then(|| {
+                    s.last_visit.fetch_max(creds.now.0, Ordering::Relaxed);
+                    s.session_key.to_string()
+                })
+        });
+        self.record(Op::Auth, started, Ok(key))
+    }
+
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
         let started = Instant::now();
         let out = Ok(self.remove_where(creds.uuid, &|s| {
@@ -283,6 +298,7 @@ impl EmbeddedStore {
             skey_hash: new.skey_hash,
             create_time: new.now,
             last_visit: AtomicI64::new(new.now.0),
+            session_key: new.session_key.as_str().into(),
             profile,
         };
         // The index entry stays locked until the session is written, so
@@ -298,7 +314,11 @@ impl EmbeddedStore {
                 });
                 let user_info = profile.user_info.clone();
                 self.sessions.insert(uuid, session(profile));
-                Ok(StoredLogin { uuid, user_info })
+                Ok(StoredLogin {
+                    uuid,
+                    user_info,
+                    new: false,
+                })
             }
             MapEntry::Vacant(slot) => {
                 if self.sessions.len() >= self.max_sessions {
@@ -313,7 +333,11 @@ impl EmbeddedStore {
                 let user_info = profile.user_info.clone();
                 self.sessions.insert(uuid, session(profile));
                 slot.insert(uuid);
-                Ok(StoredLogin { uuid, user_info })
+                Ok(StoredLogin {
+                    uuid,
+                    user_info,
+                    new: true,
+                })
             }
         }
     }

@@ -81,6 +81,15 @@ pub trait Store: Send + Sync + 'static {
         creds: &Credentials,
     ) -> impl Future<Output = StoreResult<Option<Arc<Profile>>>> + Send;
 
+    /// Checks credentials like [`Store::authenticate`] (and slides the
+    /// session); when they are accepted, the session's `session_key`, for
+    /// decrypting data the mini-program fetched after login. It never
+    /// leaves the server.
+    fn session_key(
+        &self,
+        creds: &Credentials,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
     /// Checks credentials and deletes the session if they are accepted.
     fn logout(&self, creds: &Credentials) -> impl Future<Output = StoreResult<bool>> + Send;
 

@@ -45,13 +45,13 @@ fn decode16(b64: &str, what: &'static str) -> Result<[u8; 16], CryptoError> {
 
 /// Decrypts `encrypted_data` with the user's `session_key` and `iv` (all
 /// base64) and checks that it is a JSON object whose `watermark.appid` is
-/// `appid`.
-pub fn decrypt_user_data(
+/// `appid`: the object.
+fn decrypt_object(
     session_key: &str,
     encrypted_data: &str,
     iv: &str,
     appid: &str,
-) -> Result<DecryptedUser, CryptoError> {
+) -> Result<serde_json::Value, CryptoError> {
     let key = decode16(session_key, "session key is not 16 bytes of base64")?;
     let iv = decode16(iv, "iv is not 16 bytes of base64")?;
     let data = STANDARD
@@ -64,10 +64,11 @@ pub fn decrypt_user_data(
         })?;
     let value: serde_json::Value = serde_json::from_slice(&plain)
         .map_err(|_| CryptoError::BadEncryptedData("decrypted data is not JSON"))?;
-    let object = value.as_object().ok_or(CryptoError::BadEncryptedData(
-        "decrypted data is not a JSON object",
-    ))?;
-    let watermark = object
+    let watermark = value
+        .as_object()
+        .ok_or(CryptoError::BadEncryptedData(
+            "decrypted data is not a JSON object",
+        ))?
         .get("watermark")
         .and_then(|w| w.get("appid"))
         .and_then(|a| a.as_str());
@@ -76,6 +77,32 @@ pub fn decrypt_user_data(
             "watermark appid is not this app's",
         ));
     }
+    Ok(value)
+}
+
+/// Decrypts data a mini-program fetched after login (`wx.getWeRunData`,
+/// `wx.getShareInfo`, …): the checked object as compact JSON text.
+pub fn decrypt_data(
+    session_key: &str,
+    encrypted_data: &str,
+    iv: &str,
+    appid: &str,
+) -> Result<String, CryptoError> {
+    Ok(decrypt_object(session_key, encrypted_data, iv, appid)?.to_string())
+}
+
+/// Decrypts the user info of a login ([`decrypt_data`]), at most
+/// [`MAX_USER_INFO_BYTES`], with its `unionId`.
+pub fn decrypt_user_data(
+    session_key: &str,
+    encrypted_data: &str,
+    iv: &str,
+    appid: &str,
+) -> Result<DecryptedUser, CryptoError> {
+    let value = decrypt_object(session_key, encrypted_data, iv, appid)?;
+    let object = value.as_object().ok_or(CryptoError::BadEncryptedData(
+        "decrypted data is not a JSON object",
+    ))?;
     let union_id = object
         .get("unionId")
         .and_then(|u| u.as_str())

@@ -334,6 +334,33 @@ pub async fn one_users_session_is_found_and_revoked<S: Store>(s: Arc<S>) {
     );
 }
 
+pub async fn the_session_key_is_given_only_for_valid_credentials<S: Store>(s: Arc<S>) {
+    let app = s.create_app(new_app("wxk"), T0).await.unwrap();
+    let (n, k) = login(&app, "o-k", None, T0);
+    let stored = s.upsert_session(n).await.unwrap();
+    assert!(stored.new, "a first login is new");
+    let c = creds(&app, stored.uuid, &k, T0.plus_millis(1));
+    assert_eq!(
+        s.session_key(&c).await.unwrap().as_deref(),
+        Some("c2Vzc2lvbmtleTEyMzQ1Ng==")
+    );
+    let wrong = Skey::mint().unwrap();
+    let bad = creds(&app, stored.uuid, &wrong, T0.plus_millis(2));
+    assert!(s.session_key(&bad).await.unwrap().is_none());
+    let (n, k2) = login(&app, "o-k", None, T0.plus_millis(3));
+    assert!(!s.upsert_session(n).await.unwrap().new, "a re-login is not");
+    assert!(
+        s.session_key(&c).await.unwrap().is_none(),
+        "the old skey no longer opens it"
+    );
+    let c2 = creds(&app, stored.uuid, &k2, T0.plus_millis(4));
+    assert!(s.logout(&c2).await.unwrap());
+    assert!(
+        s.session_key(&c2).await.unwrap().is_none(),
+        "gone with the session"
+    );
+}
+
 pub async fn concurrent_upserts_converge<S: Store>(s: Arc<S>) {
     let app = s.create_app(new_app("wxcc"), T0).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -440,6 +467,7 @@ macro_rules! contract_cases {
             auth_checks_app_skey_and_both_limits,
             logout_and_revoke,
             one_users_session_is_found_and_revoked,
+            the_session_key_is_given_only_for_valid_credentials,
             concurrent_upserts_converge,
             sessions_list_paginates_and_filters,
             delete_app_removes_its_sessions,

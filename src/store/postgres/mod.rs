@@ -385,6 +385,24 @@ impl Postgres {
         .await
     }
 
+    /// The `session_key` of session `uuid`, if it still has `skey_hash`.
+    pub async fn session_key(
+        &self,
+        uuid: Uuid,
+        skey_hash: &SkeyHash,
+    ) -> StoreResult<Option<String>> {
+        self.run(Op::Load, |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT session_key FROM sessions WHERE uuid = $1 AND skey_hash = $2",
+                    &[&uuid, &&skey_hash.0[..]],
+                )
+                .await?;
+            row.as_ref().map(|r| col(r, 0)).transpose()
+        })
+        .await
+    }
+
     /// Deletes session `uuid`; with `skey_hash`, only if it still has that
     /// skey (a logout must not remove a newer login's session).
     pub async fn delete_session(

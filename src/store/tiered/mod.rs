@@ -348,6 +348,8 @@ impl Store for TieredStore {
             self.queue_repair(record.uuid);
         }
         Ok(StoredLogin {
+            // The first login of a (app, open_id) row: generation 1.
+            new: record.generation == 1,
             uuid: record.uuid,
             user_info: record.user_info.map(Arc::from),
         })
@@ -372,6 +374,15 @@ impl Store for TieredStore {
                 self.read_through(creds, false).await
             }
         }
+    }
+
+    async fn session_key(&self, creds: &Credentials) -> StoreResult<Option<String>> {
+        // The check (and slide) as for an auth; the key is only in the
+        // record, and only for the skey that was checked.
+        if self.authenticate(creds).await?.is_none() {
+            return Ok(None);
+        }
+        self.pg.session_key(creds.uuid, &creds.skey_hash).await
     }
 
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
