@@ -6,6 +6,7 @@ pub use admin::AdminToken;
 pub mod body;
 mod forward;
 pub mod mina;
+mod original;
 mod request_id;
 mod response;
 pub mod router;
@@ -89,7 +90,13 @@ impl<S: Store> Handler<S> {
             Ok(reply) => reply,
             Err(f) => {
                 log_failure(&parts.method, route, &id, &f, elapsed);
-                if admin { f.into_admin() } else { f.into_mina() }
+                if route == Route::Original {
+                    original::failed(&f)
+                } else if admin {
+                    f.into_admin()
+                } else {
+                    f.into_mina()
+                }
             }
         };
         tracing::debug!(
@@ -142,6 +149,27 @@ impl<S: Store> Handler<S> {
                     .await
                     .map_err(|e| forward::failure(e.into()))?;
                 Ok(forward::ok(app, &profile))
+            }
+            Endpoint::Original => {
+                let body =
+                    body::read(&parts.headers, body, self.max_body, self.body_timeout).await?;
+                match original::parse(&body)? {
+                    original::Call::IdSkey(input) => {
+                        let out = w.login(input).await.map_err(original::failure)?;
+                        Ok(original::logged_in(&out))
+                    }
+                    original::Call::Auth(input) => {
+                        let p = w.auth(&input).await.map_err(original::failure)?;
+                        Ok(original::authenticated(p.user_info.as_deref()))
+                    }
+                    original::Call::Decrypt { session, data, iv } => {
+                        let object = w
+                            .decrypt(&session, &data, &iv)
+                            .await
+                            .map_err(original::failure)?;
+                        Ok(original::decrypted(&object))
+                    }
+                }
             }
             Endpoint::Logout => {
                 let (format, body) = self.mina_body(parts, body).await?;

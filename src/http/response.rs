@@ -35,6 +35,9 @@ pub struct Failure {
     pub allow: Option<HeaderValue>,
     /// Detail for the log only (e.g. which store failed).
     pub log_detail: Option<String>,
+    /// The original wafer protocol's `returnCode` and `returnMessage`, when
+    /// its codec chose them (else they follow from `code`).
+    pub original: Option<(i64, &'static str)>,
 }
 
 impl Failure {
@@ -45,6 +48,7 @@ impl Failure {
             msg: msg.into(),
             allow: None,
             log_detail: None,
+            original: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl From<DomainError> for Failure {
             msg: e.public_message(),
             allow: None,
             log_detail,
+            original: None,
         }
     }
 }

@@ -20,6 +20,8 @@ crate::labels::labelled! {
         Auth => "/mina/auth",
         /// End a session.
         Logout => "/mina/logout",
+        /// The original wafer protocol (also without the slash).
+        Original => "/mina_auth/",
         /// Liveness.
         Healthz => "/healthz",
         /// Readiness.
@@ -54,6 +56,8 @@ pub enum Endpoint<'p> {
     ForwardAuth,
     /// `POST /mina/logout`
     Logout,
+    /// `POST /mina_auth/`: the original wafer protocol
+    Original,
     /// `GET /healthz`
     Healthz,
     /// `GET /readyz`
@@ -108,6 +112,7 @@ impl<'p> Endpoint<'p> {
             R::Auth if method == Method::POST => E::Auth,
             R::Auth if get => E::ForwardAuth,
             R::Logout if method == Method::POST => E::Logout,
+            R::Original if method == Method::POST => E::Original,
             R::Healthz if get => E::Healthz,
             R::Readyz if get => E::Readyz,
             R::Metrics if get => E::Metrics,
@@ -207,6 +212,8 @@ mod tests {
         assert_eq!(Route::of("/mina"), (Route::MinaIndex, [""; 2]));
         assert_eq!(Route::of("/mina/auth"), (Route::Auth, [""; 2]));
         assert_eq!(Route::of("/mina/auth/"), (Route::Auth, [""; 2]));
+        assert_eq!(Route::of("/mina_auth/"), (Route::Original, [""; 2]));
+        assert_eq!(Route::of("/mina_auth"), (Route::Original, [""; 2]));
         assert_eq!(Route::of("/admin/apps/7"), (Route::App, ["7", ""]));
         assert_eq!(Route::of("/admin/apps/7/"), (Route::App, ["7", ""]));
         assert_eq!(

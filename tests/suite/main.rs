@@ -16,6 +16,7 @@ mod http_api;
 mod http_tiered;
 mod loadtest_scripts;
 mod metrics_move;
+mod original;
 mod servers;
 mod store_cluster;
 mod store_embedded;
