@@ -17,6 +17,7 @@ mod http_tiered;
 mod loadtest_scripts;
 mod metrics_move;
 mod original;
+mod original_sdk;
 mod servers;
 mod store_cluster;
 mod store_embedded;
