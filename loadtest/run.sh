@@ -106,10 +106,12 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 # k6 runs a little past DURATION: it loads the script, then lets iterations end).
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 pct() { echo $(( $1 * 100000 / HZ / ELAPSED_MS )); } # clock ticks -> % of one core
-# gen_cpu "0m1.20s 0m0.30s" (the children line of `times` in the subshell
-# that ran the load generator) -> its CPU over the load in % of one core.
+# gen_cpu "0m1.20s 0m0.30s" [TICKS] (the children line of `times` in the
+# subshell that ran the load generator, less TICKS it used before the
+# window) -> its CPU over the load in % of one core.
 gen_cpu() {
-  awk -v ms="$ELAPSED_MS" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+  awk -v ms="$ELAPSED_MS" -v pre="${2:-0}" -v hz="$HZ" '{ t = -pre / hz
+    for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
     printf "%d", t * 100000 / ms }' <<<"$1"
 }
 
@@ -120,16 +122,32 @@ HZ=$(getconf CLK_TCK)
 # load NAME SCRIPT TARGET PIDS... : runs wrk, prints one result line.
 load() {
   local name=$1 script=$2 target=$3; shift 3
-  local named=("$@") before=() after=() i out line busy
+  local named=("$@") before=() after=() i out line busy sub wpid="" loaded
+  # `times` in the subshell: the CPU wrk used (the subshell's only child).
+  ( wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" \
+      >"$WORK/wrk.out" 2>&1 || exit $?
+    times >>"$WORK/wrk.out" ) &
+  sub=$!
+  # wrk loads its script, and with it the sessions file, once per thread and
+  # once more for itself before it starts its clock (1,000,000 sessions take
+  # ~2 s per load). The CPU window starts when all its threads run, so the
+  # loading is not counted as load time, which would dilute every share.
+  while kill -0 "$sub" 2>/dev/null; do
+    [ -n "$wpid" ] || wpid=$(pgrep -P "$sub" -x wrk || true)
+    if [ -n "$wpid" ] && [ "$(find "/proc/$wpid/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -gt "$THREADS" ]; then
+      break
+    fi
+    sleep 0.02
+  done
+  loaded=$(ticks "${wpid:-0}") # wrk's CPU before the window, taken off its total
   # name=pid or name=pid,pid,... (PostgreSQL is several processes)
   # shellcheck disable=SC2086 # p is a space-separated pid list
   for p in "${named[@]}"; do p=${p#*=}; before+=("$(ticks ${p//,/ })"); done
   busy=$(busy_ticks)
   ELAPSED_MS=$(now_ms)
-  # `times` in the subshell: the CPU wrk used (the subshell's only child).
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://$target" 2>&1 \
-    && times) || die "wrk failed: $out"
+  wait "$sub" || die "wrk failed: $(cat "$WORK/wrk.out")"
   ELAPSED_MS=$(( $(now_ms) - ELAPSED_MS ))
+  out=$(cat "$WORK/wrk.out")
   busy=$(( $(busy_ticks) - busy ))
   # shellcheck disable=SC2086
   for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
@@ -138,7 +156,7 @@ load() {
   for i in "${!named[@]}"; do
     cpu+=" cpu_${named[$i]%%=*}=$(pct $((after[i] - before[i])))%"
   done
-  cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")")% cpu_machine=$(pct "$busy")%"
+  cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")" "$loaded")% cpu_machine=$(pct "$busy")%"
   say "$name ${line#RESULT }$cpu"
   LAST_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
   echo "$name wrk $LAST_RPS $(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")" >>"$WORK/generators.txt"
@@ -306,7 +324,7 @@ say "redis_bytes_per_session=$(( (mem_after - mem_before) / SESSIONS )) (user_in
 # (the first SCAN finds; `|| true`: head closes the pipe on redis-cli).
 key_memory() { # pattern label
   local key
-  key=$(redis-cli -u "$REDIS_URL" --scan --count 1000 --pattern "$1" | head -n 1 || true)
+  key=$(redis-cli -u "$REDIS_URL" --scan --pattern "$1" | head -n 1 || true)
   if [ -z "$key" ]; then say "redis_${2}_key: none matches $1"; return; fi
   say "redis_${2}_key_bytes=$(redis-cli -u "$REDIS_URL" memory usage "$key" samples 0)" \
     "encoding=$(redis-cli -u "$REDIS_URL" object encoding "$key") ($key)"

@@ -41,6 +41,15 @@ pub enum AppsCommand {
     },
     /// Lists apps (never their secrets).
     List,
+    /// Imports the apps of the original wafer session server: its
+    /// `cAppinfo` table as tab-separated text with a header line, what
+    /// `mysql -B -e 'SELECT appid, secret, login_duration, session_duration
+    /// FROM cAppinfo' <database>` prints. Apps whose appid exists are left
+    /// as they are, so the import can be run again.
+    Import {
+        /// The file (`-` for standard input).
+        file: std::path::PathBuf,
+    },
     /// Removes an app, by id or appid, with all its sessions.
     Remove {
         /// The app's numeric id or its WeChat appid.
@@ -170,6 +179,29 @@ pub async fn apps(
                 })?;
             Ok(writeln!(out, "added app {} ({})", app.id, app.appid)?)
         }
+        AppsCommand::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)?
+            };
+            let apps = parse_cappinfo(&text)?;
+            let (mut added, mut kept) = (0, 0);
+            for new in apps {
+                match pg.create_app(&new, SystemClock.now()).await {
+                    Ok(app) => {
+                        added += 1;
+                        writeln!(out, "added app {} ({})", app.id, app.appid)?;
+                    }
+                    Err(StoreError::Conflict) => {
+                        kept += 1;
+                        writeln!(out, "kept app {} (it exists)", new.appid)?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(writeln!(out, "imported {added} apps, kept {kept}")?)
+        }
         AppsCommand::List => {
             writeln!(out, "id\tappid\ttitle\tlogin_duration\tsession_duration")?;
             for app in pg.list_apps().await? {
@@ -257,4 +289,93 @@ pub async fn sessions(
     };
     store.close().await;
     result
+}
+
+/// Reads the original's `cAppinfo` rows (tab-separated, with a header line
+/// naming at least `appid` and `secret`; `login_duration` in days and
+/// `session_duration` in seconds when present, as the original stored them).
+/// Every row is checked as `wafer apps add` checks its arguments.
+pub fn parse_cappinfo(text: &str) -> Result<Vec<NewApp>, CliError> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .ok_or_else(|| CliError::Invalid("the file is empty: expected a header line".into()))?
+        .split('\t')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (Some(appid), Some(secret)) = (column("appid"), column("secret")) else {
+        return Err(CliError::Invalid(
+            "the header line must name the columns appid and secret".into(),
+        ));
+    };
+    let (login, session) = (column("login_duration"), column("session_duration"));
+    let mut apps = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split('\t').map(str::trim).collect();
+        let cell = |i: usize| cells.get(i).copied().unwrap_or("");
+        let number = |i: Option<usize>, default: u32| -> Result<u32, CliError> {
+            match i.map(cell).filter(|c| !c.is_empty() && *c != "NULL") {
+                None => Ok(default),
+                Some(c) => c.parse().map_err(|_| {
+                    CliError::Invalid(format!("row {}: `{c}` is not a whole number", n + 1))
+                }),
+            }
+        };
+        let appid = cell(appid).to_owned();
+        let new = NewApp {
+            // The original had no title: the appid, cut to a title's length.
+            title: appid.chars().take(30).collect(),
+            secret: cell(secret).to_owned(),
+            login_duration: number(login, DEFAULT_LOGIN_DURATION_DAYS)?,
+            session_duration: number(session, DEFAULT_SESSION_DURATION_SECS)?,
+            appid,
+        };
+        new.validate()
+            .map_err(|e| CliError::Invalid(format!("row {} ({}): {}", n + 1, new.appid, e.0)))?;
+        apps.push(new);
+    }
+    Ok(apps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cappinfo_rows_become_apps() {
+        let text = "appid\tsecret\tlogin_duration\tsession_duration\tqcloud_appid\n\
+                    wx0123456789abcdef\ts3cret\t7\t3600\t125\n\
+                    wxsecond\tother\tNULL\t\t\n";
+        let apps = parse_cappinfo(text).unwrap();
+        assert_eq!(apps.len(), 2);
+        assert_eq!(apps[0].appid, "wx0123456789abcdef");
+        assert_eq!(apps[0].title, "wx0123456789abcdef");
+        assert_eq!(
+            (apps[0].login_duration, apps[0].session_duration),
+            (7, 3600)
+        );
+        assert_eq!(
+            (apps[1].login_duration, apps[1].session_duration),
+            (DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS),
+            "NULL and empty take the defaults"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_row() {
+        assert!(parse_cappinfo("").is_err());
+        assert!(
+            parse_cappinfo("id\tname\n1\tx\n").is_err(),
+            "no appid/secret columns"
+        );
+        let Err(e) = parse_cappinfo("appid\tsecret\tlogin_duration\nwx1\ts\tmany\n") else {
+            panic!("a bad number is refused")
+        };
+        assert!(e.to_string().contains("row 1"), "{e}");
+        let Err(e) = parse_cappinfo("appid\tsecret\nwx1\t\n") else {
+            panic!("an empty secret is refused")
+        };
+        assert!(e.to_string().contains("secret"), "an empty secret: {e}");
+    }
 }

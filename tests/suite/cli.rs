@@ -130,3 +130,38 @@ async fn sessions_show_and_revoke_one_user_from_the_command_line() {
     assert!(!half.status.success());
     assert!(String::from_utf8_lossy(&half.stderr).contains("WAFER_REDIS_URL"));
 }
+
+#[tokio::test]
+async fn apps_of_the_original_wafer_are_imported_once() {
+    wafer_testkit::require_servers!();
+    let db = backends::fresh_database().await;
+    let file = std::env::temp_dir().join(format!("cappinfo-{}.tsv", uuid::Uuid::new_v4().simple()));
+    // What `mysql -B -e 'SELECT … FROM cAppinfo'` prints.
+    std::fs::write(
+        &file,
+        "appid\tsecret\tlogin_duration\tsession_duration\nwxold1\tsecret-one\t7\t3600\nwxold2\tsecret-two\t30\t2592000\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let first = wafer(&db, &["apps", "import", path]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout(&first).contains("imported 2 apps, kept 0"),
+        "{}",
+        stdout(&first)
+    );
+    let again = wafer(&db, &["apps", "import", path]);
+    assert!(
+        stdout(&again).contains("imported 0 apps, kept 2"),
+        "{}",
+        stdout(&again)
+    );
+    let list = stdout(&wafer(&db, &["apps", "list"]));
+    assert!(list.contains("wxold1\twxold1\t7\t3600"), "{list}");
+    assert!(!list.contains("secret-one"), "secrets are never listed");
+    let _ = std::fs::remove_file(&file);
+}
