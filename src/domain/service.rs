@@ -104,17 +104,19 @@ impl<S: Store> Wafer<S> {
         })
     }
 
-    async fn credentials(&self, input: &AuthInput<'_>) -> Result<Credentials, Error> {
+    /// The credentials of `input`, and the app they name.
+    async fn credentials(&self, input: &AuthInput<'_>) -> Result<(Arc<App>, Credentials), Error> {
         let app = self.app(&input.app).await?;
         // A malformed uuid is just an unknown session: same answer, no probing.
         let uuid = Uuid::try_parse(&input.uuid).map_err(|_| Error::SessionInvalid)?;
-        Ok(Credentials {
+        let creds = Credentials {
             uuid,
             skey_hash: SkeyHash::of(&input.skey),
             app_id: app.id,
             limits: app.limits(),
             now: self.clock.now(),
-        })
+        };
+        Ok((app, creds))
     }
 
     /// Checks a session and slides it (see `/mina/auth`).
@@ -125,7 +127,7 @@ impl<S: Store> Wafer<S> {
     /// [`Wafer::auth`], also answering the app's numeric id (the forward
     /// auth tells it to the gateway).
     pub async fn auth_in_app(&self, input: &AuthInput<'_>) -> Result<(AppId, Arc<Profile>), Error> {
-        let creds = self.credentials(input).await?;
+        let (_, creds) = self.credentials(input).await?;
         let profile = self
             .store
             .authenticate(&creds)
@@ -144,8 +146,7 @@ impl<S: Store> Wafer<S> {
         encrypted_data: &str,
         iv: &str,
     ) -> Result<String, Error> {
-        let app = self.app(&input.app).await?;
-        let creds = self.credentials(input).await?;
+        let (app, creds) = self.credentials(input).await?;
         let key = self
             .store
             .session_key(&creds)
@@ -156,7 +157,7 @@ impl<S: Store> Wafer<S> {
 
     /// Ends a session (see `/mina/logout`).
     pub async fn logout(&self, input: &AuthInput<'_>) -> Result<(), Error> {
-        let creds = self.credentials(input).await?;
+        let (_, creds) = self.credentials(input).await?;
         if self.store.logout(&creds).await? {
             Ok(())
         } else {

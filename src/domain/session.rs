@@ -147,6 +147,17 @@ pub struct SessionQuery {
     pub after: Option<Uuid>,
 }
 
+impl SessionQuery {
+    /// The one session of user `open_id`.
+    pub fn user(open_id: &str) -> Self {
+        SessionQuery {
+            open_id: Some(open_id.to_owned()),
+            limit: 1,
+            after: None,
+        }
+    }
+}
+
 /// One page of a session listing.
 #[derive(Debug, Clone, Default)]
 pub struct SessionPage {

@@ -106,7 +106,7 @@ impl StoreMetrics {
                 for op in b.ops() {
                     let labels = |result| {
                         [
-                            ("backend", b.name()),
+                            ("backend", b.label()),
                             ("op", op.label()),
                             ("result", result),
                         ]
@@ -117,7 +117,7 @@ impl StoreMetrics {
                         latency: histogram(
                             r,
                             "wafer_store_operation_duration_seconds",
-                            &[("backend", b.name()), ("op", op.label())],
+                            &[("backend", b.label()), ("op", op.label())],
                         ),
                     });
                 }

@@ -282,7 +282,7 @@ impl Store for EmbeddedStore {
 
     async fn health(&self) -> Vec<BackendHealth> {
         vec![BackendHealth {
-            name: Backend::Embedded.name(),
+            name: Backend::Embedded.label(),
             problem: None,
         }]
     }

@@ -16,13 +16,6 @@ crate::labels::labelled! {
     }
 }
 
-impl Backend {
-    /// The backend's name, as `/readyz` and the metrics name it.
-    pub fn name(self) -> &'static str {
-        self.label()
-    }
-}
-
 /// A five-character SQLSTATE (`23505`); its first two characters are the
 /// class (`23`: integrity constraint violation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +85,7 @@ pub enum Cause {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend is down, slow or full: retrying later may work (503).
-    #[error("{} unavailable: {cause}", backend.name())]
+    #[error("{} unavailable: {cause}", backend.label())]
     Unavailable {
         /// Which backend.
         backend: Backend,
@@ -101,7 +94,7 @@ pub enum StoreError {
     },
     /// The backend refused the statement or its data: a bug or input that
     /// should have been refused earlier; retrying will not help (500).
-    #[error("{} refused the request: sqlstate {code}", backend.name())]
+    #[error("{} refused the request: sqlstate {code}", backend.label())]
     Rejected {
         /// Which backend.
         backend: Backend,
@@ -109,7 +102,7 @@ pub enum StoreError {
         code: SqlState,
     },
     /// The backend answered something wafer cannot read (500).
-    #[error("{} returned malformed data ({what})", backend.name())]
+    #[error("{} returned malformed data ({what})", backend.label())]
     Malformed {
         /// Which backend.
         backend: Backend,
@@ -142,7 +135,7 @@ pub enum ConnectError {
         setting: &'static str,
     },
     /// The client library refused the configuration.
-    #[error("cannot configure the {} client", backend.name())]
+    #[error("cannot configure the {} client", backend.label())]
     Pool {
         /// Which backend.
         backend: Backend,

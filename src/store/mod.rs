@@ -110,11 +110,7 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         open_id: &str,
     ) -> impl Future<Output = StoreResult<Option<SessionSummary>>> + Send {
-        let query = SessionQuery {
-            open_id: Some(open_id.to_owned()),
-            limit: 1,
-            after: None,
-        };
+        let query = SessionQuery::user(open_id);
         async move {
             let page = self.list_sessions(app, &query).await?;
             Ok(page.sessions.into_iter().next())

@@ -430,11 +430,7 @@ impl Store for TieredStore {
                 }));
             }
         }
-        let query = SessionQuery {
-            open_id: Some(open_id.to_owned()),
-            limit: 1,
-            after: None,
-        };
+        let query = SessionQuery::user(open_id);
         Ok(self
             .list_sessions(app, &query)
             .await?
@@ -451,11 +447,11 @@ impl Store for TieredStore {
         );
         vec![
             BackendHealth {
-                name: Backend::Redis.name(),
+                name: Backend::Redis.label(),
                 problem: redis.err().map(|e| e.to_string()),
             },
             BackendHealth {
-                name: Backend::Postgres.name(),
+                name: Backend::Postgres.label(),
                 problem: pg.err().map(|e| e.to_string()),
             },
         ]
