@@ -144,6 +144,7 @@ fn profile() -> Profile {
         user_info: Some(Arc::from(
             r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/0","watermark":{"timestamp":1477314187,"appid":"wx4f4bc4dec97d474b"}}"#,
         )),
+        phone_number: None,
     }
 }
 

@@ -24,8 +24,9 @@
 #                       on first use); 0 = wrk only
 #   VISIT_GRANULARITY [unset]  wafer's WAFER_VISIT_GRANULARITY (tiered runs); unset =
 #                       wafer's own default (1% of the app's session_duration, 1 s to 6 h)
-#   ONLY [all]          auth = seed, then only the tiered auth comparison with the
-#                       ceiling (no login, mixed, soak or embedded loads)
+#   ONLY [all]          auth = seed, then only the tiered auth comparisons (with the
+#                       ceiling; forward auth with POST /mina/auth; no login,
+#                       mixed, soak or embedded loads)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -231,8 +232,9 @@ both() {
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-# compare NAME WAFER_TARGET WAFER_PROCS REF_NAME REF_TARGET REF_PROCS: ROUNDS
-# interleaved rounds of the auth load against wafer and a reference server.
+# compare NAME WAFER_TARGET WAFER_PROCS REF_NAME REF_TARGET REF_PROCS [SCRIPT REF_SCRIPT]:
+# ROUNDS interleaved rounds of a load against wafer and a reference server
+# (SCRIPT, REF_SCRIPT: loadtest/wrk/*.lua and loadtest/k6/*.js names; auth).
 # Two servers sharing two cores with wrk swing by up to 25% from one 15 s
 # load to the next; alternating them and taking the median ratio keeps a slow
 # moment of the machine from being read as a difference between them.
@@ -241,19 +243,20 @@ median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # and, with k6, K6_MEDIAN_RATIO, K6_ROUND_RATIOS.
 compare() {
   local name=$1 target=$2 procs=$3 ref=$4 ref_target=$5 ref_procs=$6 a ratios=() k6_ratios=()
+  local script=${7:-auth} ref_script=${8:-auth}
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # word splitting of the pid lists is intended
-    load "$name" loadtest/wrk/auth.lua "$target" $procs
+    load "$name" "loadtest/wrk/$script.lua" "$target" $procs
     a=$LAST_RPS
     # shellcheck disable=SC2086
-    load "$ref" loadtest/wrk/auth.lua "$ref_target" $ref_procs
+    load "$ref" "loadtest/wrk/$ref_script.lua" "$ref_target" $ref_procs
     ratios+=("$(awk -v a="$a" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
     if [ "$WITH_K6" = 1 ]; then
       # shellcheck disable=SC2086
-      k6load "$name" loadtest/k6/auth.js "$target" $procs
+      k6load "$name" "loadtest/k6/$script.js" "$target" $procs
       a=$LAST_K6_RPS
       # shellcheck disable=SC2086
-      k6load "$ref" loadtest/k6/auth.js "$ref_target" $ref_procs
+      k6load "$ref" "loadtest/k6/$ref_script.js" "$ref_target" $ref_procs
       k6_ratios+=("$(awk -v a="$a" -v b="$LAST_K6_RPS" 'BEGIN {printf "%.2f", a / b}')")
     fi
   done
@@ -341,6 +344,11 @@ compare tiered_auth "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
   ceiling_auth "$CEILING" "ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
 say_ratio tiered_auth_vs_ceiling
 kill "$CEIL_PID"
+# Forward auth (GET with headers, what a gateway sends) against POST
+# /mina/auth on the same wafer: the same check, so the ratio should be ~1.
+compare tiered_forward "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
+  tiered_post "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" forward auth
+say_ratio tiered_forward_vs_post
 if [ "$ONLY" = auth ]; then
   kill "$TIERED_PID"
   echo "results written to $RESULTS"

@@ -8,11 +8,12 @@ use clap::Subcommand;
 use crate::clock::{Clock, SystemClock};
 use std::sync::Arc;
 
-use crate::config::{DatabaseSettings, RedisSettings, Secret};
+use crate::config::{DatabaseSettings, RedisSettings, Secret, WechatSettings};
 use crate::domain::app::App;
 use crate::domain::app::{
     AppRef, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
+use crate::import::{ImportError, UtcOffset, parse_cappinfo, parse_csessioninfo};
 use crate::store::Store;
 use crate::store::postgres::Postgres;
 use crate::store::{ConnectError, StoreError};
@@ -78,6 +79,41 @@ pub enum SessionsCommand {
         #[arg(long)]
         open_id: String,
     },
+    /// Asks WeChat whether the session key wafer stores for the user is
+    /// still the user's current one (it is not once the user logged in
+    /// through another server of the app): when a user reports that
+    /// decryption fails. Exits 0 either way and says which.
+    CheckKey {
+        /// The app's numeric id or its WeChat appid.
+        #[arg(long)]
+        app: String,
+        /// The user's open_id.
+        #[arg(long)]
+        open_id: String,
+    },
+    /// Imports the live sessions of the original wafer session server, so
+    /// that its users stay logged in: its `cSessionInfo` table as
+    /// tab-separated text with a header line, what `mysql -B -e 'SELECT
+    /// uuid, skey, UNIX_TIMESTAMP(create_time) AS create_time,
+    /// UNIX_TIMESTAMP(last_visit_time) AS last_visit_time, open_id,
+    /// session_key, user_info FROM cSessionInfo' <database>` prints. Skeys
+    /// are stored hashed; sessions past the app's limits are skipped, and so
+    /// is a user who already has a session in wafer, so the import can run
+    /// again. Needs only PostgreSQL: Redis reads each session through on
+    /// its first check.
+    Import {
+        /// The app the sessions belong to (the original served one), by
+        /// numeric id or appid.
+        #[arg(long)]
+        app: String,
+        /// The UTC offset of the original's clock, for `DATETIME` columns
+        /// (MySQL stores them without a zone), e.g. `+08:00`. Not needed
+        /// for Unix times.
+        #[arg(long)]
+        utc_offset: Option<UtcOffset>,
+        /// The file (`-` for standard input).
+        file: std::path::PathBuf,
+    },
 }
 
 /// Why a command failed. The database URL is never quoted (it may carry a
@@ -99,6 +135,9 @@ pub enum CliError {
     /// An argument is out of bounds.
     #[error("{0}")]
     Invalid(String),
+    /// An export of the original cannot be read.
+    #[error("cannot import the file: {0}")]
+    Import(#[from] ImportError),
     /// The appid is taken.
     #[error("an app with appid {0} exists")]
     Conflict(String),
@@ -119,6 +158,12 @@ pub enum CliError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Start(#[from] crate::startup::StartError),
+    /// WeChat could not be asked.
+    #[error("{0}")]
+    Domain(#[from] crate::domain::Error),
+    /// The WeChat client could not be built.
+    #[error(transparent)]
+    Wechat(#[from] crate::wechat::WechatClientError),
     /// The output could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -180,12 +225,7 @@ pub async fn apps(
             Ok(writeln!(out, "added app {} ({})", app.id, app.appid)?)
         }
         AppsCommand::Import { file } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(&file)?
-            };
-            let apps = parse_cappinfo(&text)?;
+            let apps = parse_cappinfo(&read_input(&file)?)?;
             let (mut added, mut kept) = (0, 0);
             for new in apps {
                 match pg.create_app(&new, SystemClock.now()).await {
@@ -242,140 +282,187 @@ fn find_app<'a>(apps: &'a [Arc<App>], app: &str) -> Result<&'a Arc<App>, CliErro
         .ok_or_else(|| CliError::NoSuchApp(app.to_owned()))
 }
 
-/// `wafer sessions …`: on the production store (Redis and PostgreSQL), so
-/// that a revoked session is gone from both at once.
-pub async fn sessions(
-    redis: &RedisSettings,
+/// The text of `file`, or of standard input for `-`.
+fn read_input(file: &std::path::Path) -> Result<String, CliError> {
+    Ok(if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file)?
+    })
+}
+
+/// Most unreadable rows named one by one; the rest are counted.
+const PROBLEMS_SHOWN: usize = 10;
+
+/// `wafer sessions import`: the original's sessions into PostgreSQL.
+async fn import_sessions(
     db: &DatabaseSettings,
+    app: &str,
+    offset: Option<UtcOffset>,
+    file: &std::path::Path,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let pg = open(db).await?;
+    let apps = pg.list_apps().await?;
+    let found = find_app(&apps, app)?;
+    let rows = parse_csessioninfo(&read_input(file)?, offset)?;
+    let (limits, now) = (found.limits(), SystemClock.now());
+    let (mut imported, mut kept, mut expired) = (0, 0, 0);
+    for s in &rows.sessions {
+        if !limits.alive(s.create_time, s.last_visit, now) {
+            expired += 1;
+        } else if pg.import_session(found.id, s).await? {
+            imported += 1;
+        } else {
+            kept += 1;
+        }
+    }
+    for p in rows.problems.iter().take(PROBLEMS_SHOWN) {
+        writeln!(out, "skipped {p}")?;
+    }
+    if rows.problems.len() > PROBLEMS_SHOWN {
+        writeln!(
+            out,
+            "skipped {} more unreadable rows",
+            rows.problems.len() - PROBLEMS_SHOWN
+        )?;
+    }
+    writeln!(
+        out,
+        "imported {imported} sessions into app {} ({}); kept {kept} (the user or the uuid has one in wafer), \
+         {expired} had expired, {} rows unreadable, {} without their user_info",
+        found.id,
+        found.appid,
+        rows.problems.len(),
+        rows.without_user_info
+    )?;
+    Ok(())
+}
+
+/// What `wafer sessions` works on.
+#[derive(Debug, Clone, Copy)]
+pub struct Stores<'a> {
+    /// Redis (sessions' hot copies, access tokens).
+    pub redis: &'a RedisSettings,
+    /// PostgreSQL (the records).
+    pub db: &'a DatabaseSettings,
+    /// WeChat (the session-key check).
+    pub wechat: &'a WechatSettings,
+}
+
+/// What a `wafer sessions` command does to one user's session.
+enum UserCommand {
+    Show,
+    Revoke,
+    CheckKey,
+}
+
+/// `wafer sessions …`: on the production store (Redis and PostgreSQL), so
+/// that a revoked session is gone from both at once. `import` needs only
+/// PostgreSQL.
+pub async fn sessions(
+    stores: Stores<'_>,
     command: SessionsCommand,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let redis_url = redis.url.as_ref().ok_or(CliError::NoRedis)?;
-    let db_url = db.url.as_ref().ok_or(CliError::NoDatabase)?;
+    let (what, app, open_id) = match command {
+        SessionsCommand::Import {
+            app,
+            utc_offset,
+            file,
+        } => return import_sessions(stores.db, &app, utc_offset, &file, out).await,
+        SessionsCommand::Show { app, open_id } => (UserCommand::Show, app, open_id),
+        SessionsCommand::Revoke { app, open_id } => (UserCommand::Revoke, app, open_id),
+        SessionsCommand::CheckKey { app, open_id } => (UserCommand::CheckKey, app, open_id),
+    };
+    let redis_url = stores.redis.url.as_ref().ok_or(CliError::NoRedis)?;
+    let db_url = stores.db.url.as_ref().ok_or(CliError::NoDatabase)?;
     let store = crate::startup::open_tiered(
-        redis,
-        db,
+        stores.redis,
+        stores.db,
         redis_url,
         db_url,
         Arc::new(SystemClock),
         Default::default(),
     )
     .await?;
-    let apps = store.list_apps().await?;
-    let result = match command {
-        SessionsCommand::Show { app, open_id } => {
-            let found = find_app(&apps, &app)?;
-            let s = store
-                .user_session(found.id, &open_id)
-                .await?
-                .ok_or(CliError::NoSession { app, open_id })?;
-            writeln!(out, "uuid\t{}", s.uuid.hyphenated())?;
-            writeln!(out, "app\t{} ({})", found.id, found.appid)?;
-            writeln!(out, "open_id\t{}", s.open_id)?;
-            writeln!(out, "union_id\t{}", s.union_id.as_deref().unwrap_or("-"))?;
-            writeln!(out, "create_time\t{}", s.create_time.to_rfc3339())?;
-            writeln!(out, "last_visit_time\t{}", s.last_visit_time.to_rfc3339())?;
-            Ok(())
-        }
-        SessionsCommand::Revoke { app, open_id } => {
-            let found = find_app(&apps, &app)?;
-            if store.revoke_user(found.id, &open_id).await? {
-                writeln!(out, "revoked the session of {open_id} in app {}", found.id)?;
-                Ok(())
-            } else {
-                Err(CliError::NoSession { app, open_id })
-            }
+    let result = match what {
+        UserCommand::CheckKey => check_key(&store, stores.wechat, &app, &open_id, out).await,
+        UserCommand::Show | UserCommand::Revoke => {
+            one_user(
+                &*store,
+                matches!(what, UserCommand::Revoke),
+                app,
+                open_id,
+                out,
+            )
+            .await
         }
     };
     store.close().await;
     result
 }
 
-/// Reads the original's `cAppinfo` rows (tab-separated, with a header line
-/// naming at least `appid` and `secret`; `login_duration` in days and
-/// `session_duration` in seconds when present, as the original stored them).
-/// Every row is checked as `wafer apps add` checks its arguments.
-pub fn parse_cappinfo(text: &str) -> Result<Vec<NewApp>, CliError> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .ok_or_else(|| CliError::Invalid("the file is empty: expected a header line".into()))?
-        .split('\t')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    let column = |name: &str| header.iter().position(|h| h == name);
-    let (Some(appid), Some(secret)) = (column("appid"), column("secret")) else {
-        return Err(CliError::Invalid(
-            "the header line must name the columns appid and secret".into(),
-        ));
+/// `wafer sessions check-key`.
+async fn check_key<S: Store>(
+    store: &Arc<S>,
+    wechat: &WechatSettings,
+    app: &str,
+    open_id: &str,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let apps = store.list_apps().await?;
+    let found = find_app(&apps, app)?;
+    let wafer = crate::domain::Wafer::new(store.clone(), wechat.client()?, Arc::new(SystemClock));
+    let current = wafer
+        .check_session_key(found.id, open_id)
+        .await
+        .map_err(|e| match e {
+            crate::domain::Error::NotFound => CliError::NoSession {
+                app: app.to_owned(),
+                open_id: open_id.to_owned(),
+            },
+            e => e.into(),
+        })?;
+    let line = if current {
+        "the stored session key is the user's current one: data the user fetches now decrypts"
+    } else {
+        "the stored session key is NOT the user's current one (the user logged in through \
+         another server of the app since): data fetched now does not decrypt until the user \
+         logs in to wafer again"
     };
-    let (login, session) = (column("login_duration"), column("session_duration"));
-    let mut apps = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let cells: Vec<&str> = line.split('\t').map(str::trim).collect();
-        let cell = |i: usize| cells.get(i).copied().unwrap_or("");
-        let number = |i: Option<usize>, default: u32| -> Result<u32, CliError> {
-            match i.map(cell).filter(|c| !c.is_empty() && *c != "NULL") {
-                None => Ok(default),
-                Some(c) => c.parse().map_err(|_| {
-                    CliError::Invalid(format!("row {}: `{c}` is not a whole number", n + 1))
-                }),
-            }
-        };
-        let appid = cell(appid).to_owned();
-        let new = NewApp {
-            // The original had no title: the appid, cut to a title's length.
-            title: appid.chars().take(30).collect(),
-            secret: cell(secret).to_owned(),
-            login_duration: number(login, DEFAULT_LOGIN_DURATION_DAYS)?,
-            session_duration: number(session, DEFAULT_SESSION_DURATION_SECS)?,
-            appid,
-        };
-        new.validate()
-            .map_err(|e| CliError::Invalid(format!("row {} ({}): {}", n + 1, new.appid, e.0)))?;
-        apps.push(new);
-    }
-    Ok(apps)
+    Ok(writeln!(out, "{line}")?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cappinfo_rows_become_apps() {
-        let text = "appid\tsecret\tlogin_duration\tsession_duration\tqcloud_appid\n\
-                    wx0123456789abcdef\ts3cret\t7\t3600\t125\n\
-                    wxsecond\tother\tNULL\t\t\n";
-        let apps = parse_cappinfo(text).unwrap();
-        assert_eq!(apps.len(), 2);
-        assert_eq!(apps[0].appid, "wx0123456789abcdef");
-        assert_eq!(apps[0].title, "wx0123456789abcdef");
-        assert_eq!(
-            (apps[0].login_duration, apps[0].session_duration),
-            (7, 3600)
-        );
-        assert_eq!(
-            (apps[1].login_duration, apps[1].session_duration),
-            (DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS),
-            "NULL and empty take the defaults"
-        );
+/// `wafer sessions show|revoke`: the session of one user.
+async fn one_user(
+    store: &impl Store,
+    revoke: bool,
+    app: String,
+    open_id: String,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let apps = store.list_apps().await?;
+    let found = find_app(&apps, &app)?;
+    if revoke {
+        if !store.revoke_user(found.id, &open_id).await? {
+            return Err(CliError::NoSession { app, open_id });
+        }
+        return Ok(writeln!(
+            out,
+            "revoked the session of {open_id} in app {}",
+            found.id
+        )?);
     }
-
-    #[test]
-    fn bad_files_are_refused_with_the_row() {
-        assert!(parse_cappinfo("").is_err());
-        assert!(
-            parse_cappinfo("id\tname\n1\tx\n").is_err(),
-            "no appid/secret columns"
-        );
-        let Err(e) = parse_cappinfo("appid\tsecret\tlogin_duration\nwx1\ts\tmany\n") else {
-            panic!("a bad number is refused")
-        };
-        assert!(e.to_string().contains("row 1"), "{e}");
-        let Err(e) = parse_cappinfo("appid\tsecret\nwx1\t\n") else {
-            panic!("an empty secret is refused")
-        };
-        assert!(e.to_string().contains("secret"), "an empty secret: {e}");
-    }
+    let s = store
+        .user_session(found.id, &open_id)
+        .await?
+        .ok_or(CliError::NoSession { app, open_id })?;
+    writeln!(out, "uuid\t{}", s.uuid.hyphenated())?;
+    writeln!(out, "app\t{} ({})", found.id, found.appid)?;
+    writeln!(out, "open_id\t{}", s.open_id)?;
+    writeln!(out, "union_id\t{}", s.union_id.as_deref().unwrap_or("-"))?;
+    writeln!(out, "create_time\t{}", s.create_time.to_rfc3339())?;
+    writeln!(out, "last_visit_time\t{}", s.last_visit_time.to_rfc3339())?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod import;
 mod labels;
 pub mod metrics;
 pub mod startup;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wafer::admin_cli::{AppsCommand, CliError, SessionsCommand};
-use wafer::config::{DatabaseSettings, RedisSettings, Settings};
+use wafer::config::{DatabaseSettings, RedisSettings, Settings, WechatSettings};
 use wafer::startup::Application;
 
 /// wafer: the session server of WeChat mini-programs.
@@ -28,12 +28,15 @@ enum Command {
         #[command(subcommand)]
         command: AppsCommand,
     },
-    /// Shows or revokes one user's session (on Redis and PostgreSQL).
+    /// One user's session (show, revoke, check its session key at WeChat),
+    /// or the import of the original wafer's sessions.
     Sessions {
         #[command(flatten)]
         redis: RedisSettings,
         #[command(flatten)]
         db: DatabaseSettings,
+        #[command(flatten)]
+        wechat: WechatSettings,
         #[command(subcommand)]
         command: SessionsCommand,
     },
@@ -87,8 +90,18 @@ async fn main() -> ExitCode {
         Command::Apps { db, command } => {
             finish(wafer::admin_cli::apps(&db, command, &mut std::io::stdout()).await)
         }
-        Command::Sessions { redis, db, command } => {
-            finish(wafer::admin_cli::sessions(&redis, &db, command, &mut std::io::stdout()).await)
+        Command::Sessions {
+            redis,
+            db,
+            wechat,
+            command,
+        } => {
+            let stores = wafer::admin_cli::Stores {
+                redis: &redis,
+                db: &db,
+                wechat: &wechat,
+            };
+            finish(wafer::admin_cli::sessions(stores, command, &mut std::io::stdout()).await)
         }
     }
 }

@@ -143,7 +143,7 @@ impl Application {
             tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
         }
         let handler = Arc::new(Handler::new(
-            Wafer::new(store.clone(), wechat, clock),
+            Wafer::new(store.clone(), wechat, clock).with_token_metrics(metrics.tokens()),
             &settings.http,
             admin,
             metrics,

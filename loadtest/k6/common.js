@@ -41,19 +41,31 @@ export function thresholds(targets) {
 // sends auths; login.js does not, so it runs without a sessions file.
 export function loadSessions() {
   return new SharedArray('sessions', function () {
-    const path = __ENV.WAFER_SESSIONS || 'sessions.csv';
-    const bodies = [];
-    for (const line of open(path).split('\n')) {
-      const [uuid, skey] = line.trim().split(',');
-      if (uuid && skey) {
-        bodies.push(JSON.stringify({ app_id: Number(APP_ID), uuid: uuid, skey: skey }));
-      }
-    }
-    if (bodies.length === 0) {
-      throw new Error('no sessions in ' + path);
-    }
-    return bodies;
+    return readPairs().map(([uuid, skey]) =>
+      JSON.stringify({ app_id: Number(APP_ID), uuid: uuid, skey: skey }),
+    );
   });
+}
+
+// The seeded sessions as [uuid, skey] pairs (forward auth sends them as
+// headers), shared like loadSessions().
+export function loadSessionPairs() {
+  return new SharedArray('session pairs', readPairs);
+}
+
+function readPairs() {
+  const path = __ENV.WAFER_SESSIONS || 'sessions.csv';
+  const pairs = [];
+  for (const line of open(path).split('\n')) {
+    const [uuid, skey] = line.trim().split(',');
+    if (uuid && skey) {
+      pairs.push([uuid, skey]);
+    }
+  }
+  if (pairs.length === 0) {
+    throw new Error('no sessions in ' + path);
+  }
+  return pairs;
 }
 
 // A login body for a user no earlier request has used.

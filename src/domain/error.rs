@@ -17,6 +17,13 @@ pub enum Error {
     /// Encrypted user data was refused.
     #[error("encrypted data refused: {0}")]
     BadEncryptedData(&'static str),
+    /// Data fetched after login does not decrypt with the session's key.
+    #[error(
+        "the data does not decrypt with this session's key: usually a wx.login() ran after \
+         the data was fetched, which gives the user a new session key; log in again, then \
+         fetch the data again"
+    )]
+    StaleSessionKey,
     /// The raw_data signature does not match.
     #[error("signature does not match raw_data")]
     BadSignature,
@@ -49,7 +56,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::BadRequest(_) => ErrorCode::BadRequest,
-            Error::BadEncryptedData(_) => ErrorCode::BadEncryptedData,
+            Error::BadEncryptedData(_) | Error::StaleSessionKey => ErrorCode::BadEncryptedData,
             Error::BadSignature => ErrorCode::BadSignature,
             Error::SessionInvalid => ErrorCode::SessionInvalid,
             Error::AppNotFound => ErrorCode::AppNotFound,
@@ -62,6 +69,7 @@ impl Error {
                 WechatError::RateLimited => ErrorCode::RateLimited,
                 WechatError::Timeout => ErrorCode::UpstreamTimeout,
                 WechatError::AppCredentials(_)
+                | WechatError::TokenInvalid(_)
                 | WechatError::Errcode(_)
                 | WechatError::HttpStatus(_)
                 | WechatError::Malformed

@@ -6,6 +6,7 @@ pub mod input;
 mod service;
 pub mod session;
 pub mod skey;
+pub mod token;
 
 pub use error::Error;
 pub use service::{LoginOutput, MAX_PAGE, Wafer};

@@ -12,8 +12,10 @@ use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
 };
 use crate::domain::skey::{Skey, SkeyHash};
+use crate::domain::token::{AccessToken, Tokens};
+use crate::metrics::TokenMetrics;
 use crate::store::{BackendHealth, Store};
-use crate::wechat::{WechatClient, crypto};
+use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
 
 /// Largest page of a session listing.
 pub const MAX_PAGE: usize = 1000;
@@ -38,16 +40,25 @@ pub struct Wafer<S> {
     store: Arc<S>,
     wechat: WechatClient,
     clock: Arc<dyn Clock>,
+    tokens: Tokens,
 }
 
 impl<S: Store> Wafer<S> {
     /// The domain over `store`, trading codes at `wechat`, telling time by `clock`.
     pub fn new(store: Arc<S>, wechat: WechatClient, clock: Arc<dyn Clock>) -> Self {
+        let tokens = Tokens::new(wechat.clone(), clock.clone(), wechat.timeout());
         Wafer {
             store,
             wechat,
             clock,
+            tokens,
         }
+    }
+
+    /// Records the access-token logic in `metrics`.
+    pub fn with_token_metrics(mut self, metrics: TokenMetrics) -> Self {
+        self.tokens.set_metrics(metrics);
+        self
     }
 
     /// The store.
@@ -152,7 +163,90 @@ impl<S: Store> Wafer<S> {
             .session_key(&creds)
             .await?
             .ok_or(Error::SessionInvalid)?;
-        Ok(crypto::decrypt_data(&key, encrypted_data, iv, &app.appid)?)
+        crypto::decrypt_data(&key, encrypted_data, iv, &app.appid).map_err(|e| match e {
+            crypto::CryptoError::BadEncryptedData(_) => Error::StaleSessionKey,
+            other => other.into(),
+        })
+    }
+
+    /// The user's phone number, from the code of a `getPhoneNumber`
+    /// button, for a valid session (which it slides); the number is stored
+    /// with the session. A refused access token is replaced once and the
+    /// call repeated once (WeChat did not use the code then); the code is
+    /// never sent twice otherwise.
+    pub async fn phone(&self, input: &AuthInput<'_>, code: &str) -> Result<PhoneInfo, Error> {
+        if code.is_empty() {
+            return Err(Error::bad_request("field `code` is required"));
+        }
+        no_nul("code", code)?;
+        let (app, creds) = self.credentials(input).await?;
+        self.store
+            .authenticate(&creds)
+            .await?
+            .ok_or(Error::SessionInvalid)?;
+        let token = self.tokens.get(&*self.store, &app).await?;
+        let info = match self
+            .wechat
+            .phone_number(&token.value, code, &app.appid)
+            .await
+        {
+            Err(WechatError::TokenInvalid(_)) => {
+                let fresh = self
+                    .tokens
+                    .replace(&*self.store, &app, &token.value)
+                    .await?;
+                self.wechat
+                    .phone_number(&fresh.value, code, &app.appid)
+                    .await?
+            }
+            other => other?,
+        };
+        if !self.store.set_phone(&creds, &info.phone_number).await? {
+            return Err(Error::SessionInvalid);
+        }
+        Ok(info)
+    }
+
+    /// Admin: app `id`'s shared WeChat access token.
+    pub async fn access_token(&self, id: AppId) -> Result<(AccessToken, u64), Error> {
+        let app = self.get_app(id).await?;
+        let token = Box::pin(self.tokens.get(&*self.store, &app)).await?;
+        let left = token.expires_in(self.clock.now());
+        Ok((token, left))
+    }
+
+    /// Admin and support: whether the session key stored for user `open_id`
+    /// in app `id` is still the user's current one at WeChat (it is not
+    /// once the user logged in elsewhere, e.g. another server of the app
+    /// called `jscode2session`: data the user fetches then decrypts only
+    /// with the newer key).
+    pub async fn check_session_key(&self, id: AppId, open_id: &str) -> Result<bool, Error> {
+        let app = self.get_app(id).await?;
+        no_nul("open_id", open_id)?;
+        let key = self
+            .store
+            .user_session_key(id, open_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let signature = crypto::session_signature(&key);
+        let token = self.tokens.get(&*self.store, &app).await?;
+        match self
+            .wechat
+            .check_session(&token.value, open_id, &signature)
+            .await
+        {
+            Err(WechatError::TokenInvalid(_)) => {
+                let fresh = self
+                    .tokens
+                    .replace(&*self.store, &app, &token.value)
+                    .await?;
+                Ok(self
+                    .wechat
+                    .check_session(&fresh.value, open_id, &signature)
+                    .await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Ends a session (see `/mina/logout`).
@@ -184,15 +278,32 @@ impl<S: Store> Wafer<S> {
             .ok_or(Error::NotFound)
     }
 
-    /// Admin: changes an app.
+    /// Admin: changes an app. A new secret drops the app's access token
+    /// (every instance also stops using a token of the old secret).
     pub async fn update_app(&self, id: AppId, patch: AppPatch) -> Result<Arc<App>, Error> {
         patch.validate().map_err(|e| Error::bad_request(e.0))?;
-        Ok(self.store.update_app(id, patch, self.clock.now()).await?)
+        let new_secret = patch.secret.is_some();
+        let app = self.store.update_app(id, patch, self.clock.now()).await?;
+        if new_secret {
+            self.forget_token(id).await;
+        }
+        Ok(app)
     }
 
-    /// Admin: deletes an app and its sessions.
+    /// Admin: deletes an app, its sessions and its access token.
     pub async fn delete_app(&self, id: AppId) -> Result<(), Error> {
-        Ok(self.store.delete_app(id).await?)
+        self.store.delete_app(id).await?;
+        self.forget_token(id).await;
+        Ok(())
+    }
+
+    /// Drops app `id`'s shared token. A failure is only logged: a token of
+    /// an old secret is refused by its tag anyway, and one of a deleted app
+    /// expires unused.
+    async fn forget_token(&self, id: AppId) {
+        if let Err(e) = self.store.drop_access_token(id).await {
+            tracing::warn!(app = id, error = %e, "could not drop the app's access token");
+        }
     }
 
     /// Admin: a page of an app's sessions.

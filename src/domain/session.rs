@@ -55,6 +55,8 @@ pub struct Profile {
     pub union_id: Option<Box<str>>,
     /// The decrypted user data, as compact JSON text of an object.
     pub user_info: Option<Arc<str>>,
+    /// The user's phone number, once `/mina/phone` fetched it.
+    pub phone_number: Option<Box<str>>,
 }
 
 /// A credential check: the uuid and skey hash a caller presented, for an app,
@@ -134,6 +136,24 @@ pub struct SessionSummary {
     pub create_time: Timestamp,
     /// Last valid check.
     pub last_visit_time: Timestamp,
+    /// The user's phone number, when known. Personal data: the listing
+    /// masks it (see [`mask_phone`]).
+    pub phone_number: Option<String>,
+}
+
+/// A phone number as listings show it: the first three and last four
+/// digits, the rest `*` (`138****0000`); shorter numbers are masked whole.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    let n = chars.len();
+    if n < 8 {
+        return "*".repeat(n);
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < 3 || i >= n - 4 { *c } else { '*' })
+        .collect()
 }
 
 /// Which sessions of an app to list.
@@ -173,6 +193,13 @@ mod tests {
     use crate::domain::skey::Skey;
 
     const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+    #[test]
+    fn phones_are_masked_keeping_the_ends() {
+        assert_eq!(mask_phone("13800000000"), "138****0000");
+        assert_eq!(mask_phone("+1 2025550123"), "+1 ******0123");
+        assert_eq!(mask_phone("1234567"), "*******");
+    }
 
     #[test]
     fn sliding_limit_is_exclusive() {

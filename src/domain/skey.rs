@@ -1,7 +1,10 @@
 //! Session keys handed to clients: minted from the OS CSPRNG, stored only as
 //! a SHA-256 hash; hashes compared in constant time here. (The Redis auth
 //! script compares the digests with `~=`: an early exit on a digest of a
-//! 256-bit random secret tells an attacker nothing about the secret.)
+//! 256-bit random secret tells an attacker nothing about the secret. Skeys
+//! imported from the original wafer may be weaker; for them the timing
+//! tells no more than trying a guess online does, and they end with their
+//! original absolute limit.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

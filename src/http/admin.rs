@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::app::{
     App, AppId, AppPatch, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
-use crate::domain::session::{SessionPage, SessionQuery, SessionSummary};
+use crate::domain::session::{SessionPage, SessionQuery, SessionSummary, mask_phone};
 use crate::domain::{Error as DomainError, Wafer};
 use crate::error::ErrorCode;
 use crate::http::response::{Failure, Reply, json};
@@ -107,6 +107,7 @@ struct SessionView {
     union_id: Option<String>,
     create_time: String,
     last_visit_time: String,
+    phone_number: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -115,14 +116,26 @@ struct SessionList {
     next_cursor: Option<String>,
 }
 
-impl From<SessionSummary> for SessionView {
-    fn from(s: SessionSummary) -> Self {
+impl SessionView {
+    /// The per-user route's view: the phone number in full.
+    fn full(s: SessionSummary) -> Self {
         SessionView {
             uuid: s.uuid.hyphenated().to_string(),
             open_id: s.open_id,
             union_id: s.union_id,
             create_time: s.create_time.to_rfc3339(),
             last_visit_time: s.last_visit_time.to_rfc3339(),
+            phone_number: s.phone_number,
+        }
+    }
+
+    /// A listing's view: the phone number masked (personal data; a
+    /// listing shows many users at once).
+    fn masked(s: SessionSummary) -> Self {
+        let phone = s.phone_number.as_deref().map(mask_phone);
+        SessionView {
+            phone_number: phone,
+            ..SessionView::full(s)
         }
     }
 }
@@ -130,7 +143,7 @@ impl From<SessionSummary> for SessionView {
 impl From<SessionPage> for SessionList {
     fn from(p: SessionPage) -> Self {
         SessionList {
-            sessions: p.sessions.into_iter().map(SessionView::from).collect(),
+            sessions: p.sessions.into_iter().map(SessionView::masked).collect(),
             next_cursor: p.next.map(|u| u.simple().to_string()),
         }
     }
@@ -300,7 +313,49 @@ pub async fn user_session<S: Store>(
     open_id: &str,
 ) -> Result<Reply, Failure> {
     let session = w.user_session(app_id(id)?, open_id).await?;
-    to_json(StatusCode::OK, &SessionView::from(session))
+    to_json(StatusCode::OK, &SessionView::full(session))
+}
+
+#[derive(Serialize)]
+struct TokenView<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+}
+
+/// `GET /admin/apps/{id}/access_token`: the app's shared WeChat token, for
+/// business services that call other WeChat APIs.
+pub async fn access_token<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure> {
+    let (token, expires_in) = w.access_token(app_id(id)?).await?;
+    let mut reply = to_json(
+        StatusCode::OK,
+        &TokenView {
+            access_token: &token.value,
+            expires_in,
+        },
+    )?;
+    // A secret: no cache on the way may keep it.
+    reply.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(reply)
+}
+
+#[derive(Serialize)]
+struct KeyCheckView<'a> {
+    open_id: &'a str,
+    current: bool,
+}
+
+/// `GET /admin/apps/{id}/users/{open_id}/session_key`: whether the stored
+/// session key is still the user's current one at WeChat (never the key).
+pub async fn check_session_key<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    open_id: &str,
+) -> Result<Reply, Failure> {
+    let current = w.check_session_key(app_id(id)?, open_id).await?;
+    to_json(StatusCode::OK, &KeyCheckView { open_id, current })
 }
 
 /// `DELETE /admin/apps/{id}/users/{open_id}`.

@@ -131,6 +131,7 @@ mod tests {
             open_id: "oAbc".into(),
             union_id: Some("uXyz".into()),
             user_info: None,
+            phone_number: None,
         };
         let r = ok(7, &p);
         assert_eq!(r.status(), 200);

@@ -116,6 +116,100 @@ struct AuthJson<'a> {
     app_id: AppField<'a>,
 }
 
+/// An auth's fields plus those of `/mina/decrypt` and `/mina/phone`.
+#[derive(Deserialize)]
+struct SessionCallJson<'a> {
+    #[serde(borrow, default)]
+    uuid: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    skey: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    app_id: AppField<'a>,
+    #[serde(borrow, default)]
+    encrypt_data: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    iv: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    code: Option<Text<'a>>,
+}
+
+/// The fields of a call made with a session: its credentials and the
+/// call's own fields (empty strings read as absent).
+pub struct SessionCall<'a> {
+    /// The session's credentials.
+    pub session: AuthInput<'a>,
+    encrypt_data: Option<Cow<'a, str>>,
+    iv: Option<Cow<'a, str>>,
+    code: Option<Cow<'a, str>>,
+}
+
+fn required<'a>(v: Option<Cow<'a, str>>, name: &'static str) -> Result<Cow<'a, str>, Failure> {
+    v.filter(|v| !v.is_empty()).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::BadRequest,
+            match name {
+                "encrypt_data" => "field `encrypt_data` is required",
+                "iv" => "field `iv` is required",
+                _ => "field `code` is required",
+            },
+        )
+    })
+}
+
+impl<'a> SessionCall<'a> {
+    /// `encrypt_data` and `iv`, both required (`/mina/decrypt`).
+    pub fn encrypted(self) -> Result<(AuthInput<'a>, Cow<'a, str>, Cow<'a, str>), Failure> {
+        let data = required(self.encrypt_data, "encrypt_data")?;
+        let iv = required(self.iv, "iv")?;
+        Ok((self.session, data, iv))
+    }
+
+    /// `code`, required (`/mina/phone`).
+    pub fn code(self) -> Result<(AuthInput<'a>, Cow<'a, str>), Failure> {
+        let code = required(self.code, "code")?;
+        Ok((self.session, code))
+    }
+}
+
+/// Reads a `/mina/decrypt` or `/mina/phone` request.
+pub fn parse_session_call(format: Format, body: &Bytes) -> Result<SessionCall<'_>, Failure> {
+    let (uuid, skey, app, encrypt_data, iv, code) = match format {
+        Format::Json => {
+            let j: SessionCallJson = serde_json::from_slice(body).map_err(bad_json)?;
+            (
+                text(j.uuid),
+                text(j.skey),
+                j.app_id.0,
+                text(j.encrypt_data),
+                text(j.iv),
+                text(j.code),
+            )
+        }
+        Format::Form => {
+            let (mut uuid, mut skey, mut app) = (None, None, AppRef::default());
+            let (mut data, mut iv, mut code) = (None, None, None);
+            for (k, v) in form_urlencoded::parse(body) {
+                match k.as_ref() {
+                    "uuid" => uuid = Some(v),
+                    "skey" => skey = Some(v),
+                    "app_id" => app = form_app(v)?,
+                    "encrypt_data" => data = Some(v),
+                    "iv" => iv = Some(v),
+                    "code" => code = Some(v),
+                    _ => {}
+                }
+            }
+            (uuid, skey, app, data, iv, code)
+        }
+    };
+    Ok(SessionCall {
+        session: AuthInput::new(uuid, skey, app)?,
+        encrypt_data,
+        iv,
+        code,
+    })
+}
+
 fn bad_json(e: serde_json::Error) -> Failure {
     Failure::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
 }
@@ -213,6 +307,30 @@ pub fn auth_ok(p: &Profile) -> Vec<u8> {
     write_str(&mut b, &p.open_id);
     b.extend_from_slice(br#","union_id":"#);
     write_opt_str(&mut b, p.union_id.as_deref());
+    b.extend_from_slice(br#","phone_number":"#);
+    write_opt_str(&mut b, p.phone_number.as_deref());
+    b.extend_from_slice(b"}}");
+    b
+}
+
+/// The decrypt success body; `object` is compact JSON, copied as is.
+pub fn decrypt_ok(object: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(48 + object.len());
+    b.extend_from_slice(br#"{"ok":"success","msg":"decrypt ok","data":"#);
+    b.extend_from_slice(object.as_bytes());
+    b.extend_from_slice(b"}");
+    b
+}
+
+/// The phone success body.
+pub fn phone_ok(p: &crate::wechat::PhoneInfo) -> Vec<u8> {
+    let mut b = Vec::with_capacity(128);
+    b.extend_from_slice(br#"{"ok":"success","msg":"phone ok","data":{"phone_number":"#);
+    write_str(&mut b, &p.phone_number);
+    b.extend_from_slice(br#","pure_phone_number":"#);
+    write_str(&mut b, &p.pure_phone_number);
+    b.extend_from_slice(br#","country_code":"#);
+    write_str(&mut b, &p.country_code);
     b.extend_from_slice(b"}}");
     b
 }
@@ -328,11 +446,47 @@ mod tests {
             open_id: "o\"1".into(),
             union_id: None,
             user_info: Some(Arc::from(r#"{"nickName":"Band"}"#)),
+            phone_number: Some("13800000000".into()),
         };
         let v: serde_json::Value = serde_json::from_slice(&auth_ok(&p)).unwrap();
         assert_eq!(v["ok"], "success");
         assert_eq!(v["data"]["open_id"], "o\"1");
         assert_eq!(v["data"]["union_id"], serde_json::Value::Null);
         assert_eq!(v["data"]["user_info"]["nickName"], "Band");
+        assert_eq!(v["data"]["phone_number"], "13800000000");
+    }
+
+    #[test]
+    fn session_calls_need_their_fields() {
+        let base = r#""uuid":"u","skey":"s""#;
+        let ok = json(&format!(r#"{{{base},"encrypt_data":"d","iv":"i"}}"#));
+        let Ok(call) = parse_session_call(Format::Json, &ok) else {
+            panic!("a decrypt call parses")
+        };
+        let Ok((_, data, iv)) = call.encrypted() else {
+            panic!("both fields are there")
+        };
+        assert_eq!((data.as_ref(), iv.as_ref()), ("d", "i"));
+        let missing = json(&format!(r#"{{{base},"encrypt_data":"d","iv":""}}"#));
+        let Ok(call) = parse_session_call(Format::Json, &missing) else {
+            panic!("a decrypt call parses")
+        };
+        assert_eq!(
+            call.encrypted().map(|_| ()).map_err(|f| f.code),
+            Err(ErrorCode::BadRequest)
+        );
+        let form = json("uuid=u&skey=s&code=c1");
+        let Ok(call) = parse_session_call(Format::Form, &form) else {
+            panic!("a phone call parses")
+        };
+        assert_eq!(
+            call.code().map(|(_, c)| c.into_owned()).map_err(|f| f.code),
+            Ok("c1".to_owned())
+        );
+        let no_creds = json(r#"{"code":"c"}"#);
+        assert!(
+            parse_session_call(Format::Json, &no_creds).is_err(),
+            "credentials are required"
+        );
     }
 }

@@ -116,7 +116,11 @@ impl<S: Store> Handler<S> {
         reply
     }
 
-    /// Runs one endpoint: the one place a request meets its handler.
+    /// Runs one endpoint: the one place a request meets its handler. The
+    /// checks of a session (the hot path) run inline; every other endpoint
+    /// runs boxed, so that its future (logins, WeChat calls and admin work
+    /// are large, in debug builds hundreds of KiB) does not grow the hot
+    /// path's future, nor the stack that polls it.
     async fn dispatch(
         &self,
         endpoint: Endpoint<'_>,
@@ -127,28 +131,50 @@ impl<S: Store> Handler<S> {
         if route.is_admin() {
             self.admin_token.check(&parts.headers)?;
         }
+        match endpoint {
+            Endpoint::Auth | Endpoint::ForwardAuth => self.check(endpoint, parts, body).await,
+            cold => Box::pin(self.dispatch_cold(cold, parts, body)).await,
+        }
+    }
+
+    /// The checks of a session: `POST /mina/auth` and forward auth.
+    async fn check(
+        &self,
+        endpoint: Endpoint<'_>,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Reply, Failure> {
+        let w = &self.wafer;
+        if endpoint == Endpoint::ForwardAuth {
+            let input = forward::parse(&parts.headers)?;
+            let (app, profile) = w
+                .auth_in_app(&input)
+                .await
+                .map_err(|e| forward::failure(e.into()))?;
+            return Ok(forward::ok(app, &profile));
+        }
+        let (format, body) = self.mina_body(parts, body).await?;
+        let input = mina::parse_auth(format, &body)?;
+        let profile = w.auth(&input).await?;
+        Ok(json(StatusCode::OK, mina::auth_ok(&profile)))
+    }
+
+    /// Every other endpoint (boxed by [`Handler::dispatch`]).
+    async fn dispatch_cold(
+        &self,
+        endpoint: Endpoint<'_>,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Reply, Failure> {
         let w = &self.wafer;
         match endpoint {
+            Endpoint::Auth | Endpoint::ForwardAuth => self.check(endpoint, parts, body).await,
             Endpoint::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
             Endpoint::Login => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
                 let out = w.login(input).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
-            }
-            Endpoint::Auth => {
-                let (format, body) = self.mina_body(parts, body).await?;
-                let input = mina::parse_auth(format, &body)?;
-                let profile = w.auth(&input).await?;
-                Ok(json(StatusCode::OK, mina::auth_ok(&profile)))
-            }
-            Endpoint::ForwardAuth => {
-                let input = forward::parse(&parts.headers)?;
-                let (app, profile) = w
-                    .auth_in_app(&input)
-                    .await
-                    .map_err(|e| forward::failure(e.into()))?;
-                Ok(forward::ok(app, &profile))
             }
             Endpoint::Original => {
                 let body =
@@ -170,6 +196,18 @@ impl<S: Store> Handler<S> {
                         Ok(original::decrypted(&object))
                     }
                 }
+            }
+            Endpoint::Decrypt => {
+                let (format, body) = self.mina_body(parts, body).await?;
+                let (session, data, iv) = mina::parse_session_call(format, &body)?.encrypted()?;
+                let object = w.decrypt(&session, &data, &iv).await?;
+                Ok(json(StatusCode::OK, mina::decrypt_ok(&object)))
+            }
+            Endpoint::Phone => {
+                let (format, body) = self.mina_body(parts, body).await?;
+                let (session, code) = mina::parse_session_call(format, &body)?.code()?;
+                let phone = w.phone(&session, &code).await?;
+                Ok(json(StatusCode::OK, mina::phone_ok(&phone)))
             }
             Endpoint::Logout => {
                 let (format, body) = self.mina_body(parts, body).await?;
@@ -214,6 +252,8 @@ impl<S: Store> Handler<S> {
             Endpoint::RevokeSession(uuid) => admin::revoke(w, uuid).await,
             Endpoint::GetUser(id, open_id) => admin::user_session(w, id, open_id).await,
             Endpoint::RevokeUser(id, open_id) => admin::revoke_user(w, id, open_id).await,
+            Endpoint::CheckUserKey(id, open_id) => admin::check_session_key(w, id, open_id).await,
+            Endpoint::AccessToken(id) => admin::access_token(w, id).await,
         }
     }
 

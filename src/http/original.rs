@@ -162,7 +162,9 @@ pub fn failure(e: DomainError) -> Failure {
     let c = match &e {
         DomainError::SessionInvalid => code::AUTH_FAIL,
         DomainError::AppNotFound => code::NO_APPID,
-        DomainError::BadEncryptedData(_) | DomainError::BadSignature => code::DECRYPT_FAIL,
+        DomainError::BadEncryptedData(_)
+        | DomainError::StaleSessionKey
+        | DomainError::BadSignature => code::DECRYPT_FAIL,
         DomainError::BadRequest(_) => code::PARA_ERR,
         DomainError::Wechat(w) => match w {
             WechatError::Timeout | WechatError::Unreachable | WechatError::HttpStatus(_) => {
@@ -172,6 +174,7 @@ pub fn failure(e: DomainError) -> Failure {
             WechatError::CodeRejected(_)
             | WechatError::RateLimited
             | WechatError::AppCredentials(_)
+            | WechatError::TokenInvalid(_)
             | WechatError::Errcode(_) => code::WEIXIN_CODE_ERR,
         },
         DomainError::Store(_) | DomainError::Internal(_) => code::CHANGE_SESSION_ERR,

@@ -20,6 +20,10 @@ crate::labels::labelled! {
         Auth => "/mina/auth",
         /// End a session.
         Logout => "/mina/logout",
+        /// Decrypt data fetched after login.
+        Decrypt => "/mina/decrypt",
+        /// The user's phone number.
+        Phone => "/mina/phone",
         /// The original wafer protocol (also without the slash).
         Original => "/mina_auth/",
         /// Liveness.
@@ -38,6 +42,10 @@ crate::labels::labelled! {
         Session => "/admin/sessions/{uuid}",
         /// One user's session in an app.
         User => "/admin/apps/{id}/users/{open_id}",
+        /// Whether a user's stored session key is current.
+        UserKey => "/admin/apps/{id}/users/{open_id}/session_key",
+        /// An app's shared WeChat access token.
+        AccessToken => "/admin/apps/{id}/access_token",
         /// Any path no route matches (a metrics label, never dispatched).
         Unmatched => "unmatched",
     }
@@ -56,6 +64,10 @@ pub enum Endpoint<'p> {
     ForwardAuth,
     /// `POST /mina/logout`
     Logout,
+    /// `POST /mina/decrypt`
+    Decrypt,
+    /// `POST /mina/phone`
+    Phone,
     /// `POST /mina_auth/`: the original wafer protocol
     Original,
     /// `GET /healthz`
@@ -82,6 +94,10 @@ pub enum Endpoint<'p> {
     GetUser(&'p str, &'p str),
     /// `DELETE /admin/apps/{id}/users/{open_id}`
     RevokeUser(&'p str, &'p str),
+    /// `GET /admin/apps/{id}/users/{open_id}/session_key`
+    CheckUserKey(&'p str, &'p str),
+    /// `GET /admin/apps/{id}/access_token`
+    AccessToken(&'p str),
 }
 
 /// A route's path parameters, in the order its template names them
@@ -112,6 +128,8 @@ impl<'p> Endpoint<'p> {
             R::Auth if method == Method::POST => E::Auth,
             R::Auth if get => E::ForwardAuth,
             R::Logout if method == Method::POST => E::Logout,
+            R::Decrypt if method == Method::POST => E::Decrypt,
+            R::Phone if method == Method::POST => E::Phone,
             R::Original if method == Method::POST => E::Original,
             R::Healthz if get => E::Healthz,
             R::Readyz if get => E::Readyz,
@@ -125,6 +143,8 @@ impl<'p> Endpoint<'p> {
             R::Session if method == Method::DELETE => E::RevokeSession(param),
             R::User if get => E::GetUser(param, second),
             R::User if method == Method::DELETE => E::RevokeUser(param, second),
+            R::UserKey if get => E::CheckUserKey(param, second),
+            R::AccessToken if get => E::AccessToken(param),
             _ => return None,
         })
     }
@@ -232,6 +252,16 @@ mod tests {
             (Route::User, ["7", "oAb-9_"])
         );
         assert_eq!(Route::of("/admin/apps/7/users/").0, Route::Unmatched);
+        assert_eq!(
+            Route::of("/admin/apps/7/users/oAb/session_key"),
+            (Route::UserKey, ["7", "oAb"])
+        );
+        assert_eq!(
+            Route::of("/admin/apps/7/access_token"),
+            (Route::AccessToken, ["7", ""])
+        );
+        assert_eq!(Route::of("/mina/phone"), (Route::Phone, [""; 2]));
+        assert_eq!(Route::of("/mina/decrypt/"), (Route::Decrypt, [""; 2]));
         assert_eq!(Route::of("/nope").0, Route::Unmatched);
         assert_eq!(Route::of("/").0, Route::Unmatched);
         assert_eq!(Route::of("unmatched").0, Route::Unmatched);

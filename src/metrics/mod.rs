@@ -6,7 +6,7 @@ pub mod register;
 pub mod store;
 mod wechat;
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Gauge, Histogram, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -15,7 +15,7 @@ use crate::error::ErrorCode;
 use crate::http::router::Route;
 use register::{counter, gauge, histogram};
 pub use store::StoreMetrics;
-pub use wechat::WechatMetrics;
+pub use wechat::{TokenMetrics, WechatMetrics};
 
 /// Latency buckets, seconds: resolve 100 µs to 1 s (and a little beyond).
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -145,6 +145,20 @@ impl Metrics {
     /// Handles for the stores.
     pub fn store(&self) -> StoreMetrics {
         StoreMetrics::register(&self.recorder)
+    }
+
+    /// Handles for the access tokens.
+    pub fn tokens(self: &std::sync::Arc<Self>) -> TokenMetrics {
+        TokenMetrics::register(self)
+    }
+
+    /// A gauge of one app (its numeric id as label `app`), registered on
+    /// first use: apps come and go while wafer runs.
+    pub(crate) fn app_gauge(&self, name: &'static str, app: crate::domain::app::AppId) -> Gauge {
+        self.recorder.register_gauge(
+            &metrics::Key::from_parts(name, vec![metrics::Label::new("app", app.to_string())]),
+            &register::meta(),
+        )
     }
 
     /// The registry as Prometheus text.

@@ -4,7 +4,7 @@
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
-fn meta() -> Metadata<'static> {
+pub(crate) fn meta() -> Metadata<'static> {
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
 }
 
@@ -72,13 +72,25 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_wechat_requests_total",
         Kind::Counter,
-        "jscode2session calls to WeChat, by result (ok, code_rejected, rate_limited, \
-         app_credentials, errcode, http_error, malformed, unreachable, timeout).",
+        "Calls to WeChat, by api (jscode2session, stable_token, phone, checksession) and \
+         result (ok, code_rejected, rate_limited, app_credentials, token_invalid, errcode, \
+         http_error, malformed, unreachable, timeout). api=\"stable_token\" counts access \
+         token fetches.",
     ),
     (
         "wafer_wechat_request_duration_seconds",
         Kind::Histogram,
-        "Time of one jscode2session call to WeChat, whatever its result.",
+        "Time of one call to WeChat, by api, whatever its result.",
+    ),
+    (
+        "wafer_access_token_refreshes_total",
+        Kind::Counter,
+        "Forced refreshes of an app's access token (after WeChat called it invalid), by this instance.",
+    ),
+    (
+        "wafer_access_token_age_seconds",
+        Kind::Gauge,
+        "Age of the access token this instance last served, by app id (set when it serves one).",
     ),
     (
         "wafer_store_operations_total",

@@ -17,10 +17,11 @@ impl Backend {
     fn ops(self) -> &'static [Op] {
         use Op::*;
         match self {
-            Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions],
-            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping],
+            Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions, Phone],
+            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping, Token],
             Backend::Postgres => &[
                 Login,
+                Phone,
                 Load,
                 Delete,
                 ListSessions,
@@ -72,6 +73,10 @@ crate::labels::labelled! {
         Purge => "purge",
         /// Estimate the number of sessions.
         Count => "count",
+        /// Store a session's phone number.
+        Phone => "phone",
+        /// Read, share or lease an app's access token.
+        Token => "token",
     }
 }
 

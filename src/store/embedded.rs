@@ -16,6 +16,7 @@ use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
 use crate::domain::skey::SkeyHash;
+use crate::domain::token::{AccessToken, TokenLease};
 use crate::metrics::StoreMetrics;
 use crate::metrics::store::Op;
 use crate::store::app_table::{AppTable, SharedAppTable};
@@ -57,6 +58,9 @@ pub struct EmbeddedStore {
     app_writer: Mutex<AppId>,
     sessions: DashMap<Uuid, Session>,
     index: DashMap<(AppId, Box<str>), Uuid>,
+    tokens: DashMap<AppId, AccessToken>,
+    // Lease holder and when the lease ends.
+    leases: DashMap<(AppId, TokenLease), (String, Instant)>,
     max_sessions: usize,
     metrics: StoreMetrics,
 }
@@ -75,6 +79,8 @@ impl EmbeddedStore {
             app_writer: Mutex::new(1),
             sessions: DashMap::new(),
             index: DashMap::new(),
+            tokens: DashMap::new(),
+            leases: DashMap::new(),
             max_sessions,
             metrics: StoreMetrics::default(),
         }
@@ -256,6 +262,73 @@ impl Store for EmbeddedStore {
         self.record(Op::Auth, started, Ok(key))
     }
 
+    async fn set_phone(&self, creds: &Credentials, phone_number: &str) -> StoreResult<bool> {
+        let started = Instant::now();
+        let set = match self.sessions.get_mut(&creds.uuid) {
+            Some(mut s) if creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit()) => {
+                let profile = Profile {
+                    phone_number: Some(phone_number.into()),
+                    ..(*s.profile).clone()
+                };
+                s.profile = Arc::new(profile);
+                true
+            }
+            _ => false,
+        };
+        self.record(Op::Phone, started, Ok(set))
+    }
+
+    async fn user_session_key(&self, app: AppId, open_id: &str) -> StoreResult<Option<String>> {
+        let uuid = self.index.get(&(app, Box::from(open_id))).map(|u| *u);
+        Ok(uuid.and_then(|u| self.sessions.get(&u).map(|s| s.session_key.to_string())))
+    }
+
+    async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
+        Ok(self.tokens.get(&app).map(|t| t.clone()))
+    }
+
+    async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
+        self.tokens.insert(app, token.clone());
+        Ok(())
+    }
+
+    async fn lease_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let now = Instant::now();
+        Ok(match self.leases.entry((app, lease)) {
+            MapEntry::Occupied(mut held) if held.get().1 <= now => {
+                held.insert((holder.to_owned(), now + ttl));
+                true
+            }
+            MapEntry::Occupied(_) => false,
+            MapEntry::Vacant(slot) => {
+                slot.insert((holder.to_owned(), now + ttl));
+                true
+            }
+        })
+    }
+
+    async fn release_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+    ) -> StoreResult<()> {
+        self.leases
+            .remove_if(&(app, lease), |_, (h, _)| h == holder);
+        Ok(())
+    }
+
+    async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
+        self.tokens.remove(&app);
+        Ok(())
+    }
+
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
         let started = Instant::now();
         let out = Ok(self.remove_where(creds.uuid, &|s| {
@@ -311,6 +384,7 @@ impl EmbeddedStore {
                     open_id: new.open_id.into(),
                     union_id: union_id.or_else(|| old.as_ref().and_then(|p| p.union_id.clone())),
                     user_info: user_info.or_else(|| old.as_ref().and_then(|p| p.user_info.clone())),
+                    phone_number: old.as_ref().and_then(|p| p.phone_number.clone()),
                 });
                 let user_info = profile.user_info.clone();
                 self.sessions.insert(uuid, session(profile));
@@ -329,6 +403,7 @@ impl EmbeddedStore {
                     open_id: new.open_id.into(),
                     union_id,
                     user_info,
+                    phone_number: None,
                 });
                 let user_info = profile.user_info.clone();
                 self.sessions.insert(uuid, session(profile));
@@ -370,6 +445,7 @@ impl EmbeddedStore {
                 union_id: e.profile.union_id.as_deref().map(str::to_owned),
                 create_time: e.create_time,
                 last_visit_time: e.last_visit(),
+                phone_number: e.profile.phone_number.as_deref().map(str::to_owned),
             })
             .collect();
         found.sort_unstable_by_key(|s| s.uuid);

@@ -21,6 +21,7 @@ use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
+use crate::domain::token::{AccessToken, TokenLease};
 
 pub use embedded::EmbeddedStore;
 pub use error::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};
@@ -89,6 +90,58 @@ pub trait Store: Send + Sync + 'static {
         &self,
         creds: &Credentials,
     ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// Stores the user's phone number with the session `creds` names
+    /// (already checked by the caller); it stays with the session, across
+    /// logins. `false` when the session is gone.
+    fn set_phone(
+        &self,
+        creds: &Credentials,
+        phone_number: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The session_key stored for user `open_id` in `app` (for the support
+    /// check of whether it is still the user's current one). Never shown.
+    fn user_session_key(
+        &self,
+        app: AppId,
+        open_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// The app's shared access token, if one is cached.
+    fn access_token(
+        &self,
+        app: AppId,
+    ) -> impl Future<Output = StoreResult<Option<AccessToken>>> + Send;
+
+    /// Shares the app's access token (replacing any) until it expires.
+    fn put_access_token(
+        &self,
+        app: AppId,
+        token: &AccessToken,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Takes `lease` on the app's token for `ttl`, as `holder`, unless
+    /// another holder has it. The lease ends by itself after `ttl`, so a
+    /// holder that dies does not keep it.
+    fn lease_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Gives `lease` back, if `holder` still has it.
+    fn release_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Forgets the app's token (its secret changed, or it is deleted).
+    fn drop_access_token(&self, app: AppId) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Checks credentials and deletes the session if they are accepted.
     fn logout(&self, creds: &Credentials) -> impl Future<Output = StoreResult<bool>> + Send;

@@ -23,6 +23,8 @@ pub struct SessionRecord {
     pub skey_hash: SkeyHash,
     /// Decrypted user info as compact JSON, when ever sent.
     pub user_info: Option<String>,
+    /// The user's phone number, once `/mina/phone` fetched it.
+    pub phone_number: Option<String>,
     /// Login time.
     pub create_time: Timestamp,
     /// Last valid auth (or the login).

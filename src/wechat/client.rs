@@ -1,11 +1,29 @@
-//! The `jscode2session` HTTP client: pooled, with connect and total timeouts,
-//! and no retries (a login code is single-use).
+//! The WeChat HTTP client: pooled, with connect and total timeouts, and no
+//! retries of its own (login and phone codes are single-use; the one retry
+//! WeChat's API calls for, after a refused access token, is the domain's).
 
 use std::time::Duration;
 
 use crate::metrics::WechatMetrics;
 
-use crate::wechat::reply::{CodeSession, WechatError, interpret};
+use crate::wechat::reply::{
+    CodeSession, IssuedToken, PhoneInfo, WechatError, interpret, interpret_check, interpret_phone,
+    interpret_token,
+};
+
+crate::labels::labelled! {
+    /// Which WeChat API a call went to, as the metrics label it.
+    pub enum WechatApi {
+        /// `/sns/jscode2session`: a login code.
+        CodeToSession => "jscode2session",
+        /// `/cgi-bin/stable_token`: the app's access token.
+        StableToken => "stable_token",
+        /// `/wxa/business/getuserphonenumber`: a phone number.
+        Phone => "phone",
+        /// `/wxa/checksession`: is a session key current.
+        CheckSession => "checksession",
+    }
+}
 
 /// WeChat's API base.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -15,10 +33,12 @@ pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 #[error("cannot build the HTTP client for WeChat")]
 pub struct WechatClientError;
 
-/// Client of WeChat's code-exchange API.
+/// Client of WeChat's API.
 #[derive(Clone, Debug)]
 pub struct WechatClient {
     http: reqwest::Client,
+    timeout: Duration,
+    base: String,
     url: String,
     metrics: WechatMetrics,
 }
@@ -40,11 +60,19 @@ impl WechatClient {
             .user_agent(concat!("wafer/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| WechatClientError)?;
+        let base = api_base.trim_end_matches('/').to_owned();
         Ok(WechatClient {
             http,
-            url: format!("{}/sns/jscode2session", api_base.trim_end_matches('/')),
+            timeout,
+            url: format!("{base}/sns/jscode2session"),
+            base,
             metrics: WechatMetrics::default(),
         })
+    }
+
+    /// The longest one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Records every call in `metrics`.
@@ -62,9 +90,120 @@ impl WechatClient {
     ) -> Result<CodeSession, WechatError> {
         let started = std::time::Instant::now();
         let out = self.exchange(appid, secret, code).await;
-        self.metrics
-            .record(out.as_ref().map(drop), started.elapsed());
+        self.metrics.record(
+            WechatApi::CodeToSession,
+            out.as_ref().map(drop),
+            started.elapsed(),
+        );
         out
+    }
+
+    /// Asks `stable_token` for the app's access token; `force` revokes the
+    /// current one and issues another (WeChat allows it once per 30 s).
+    pub async fn stable_token(
+        &self,
+        appid: &str,
+        secret: &str,
+        force: bool,
+    ) -> Result<IssuedToken, WechatError> {
+        let body = serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": appid,
+            "secret": secret,
+            "force_refresh": force,
+        });
+        let url = format!("{}/cgi-bin/stable_token", self.base);
+        self.timed(WechatApi::StableToken, async {
+            let (status, reply) = self.post_json(&url, &body).await?;
+            interpret_token(status, &reply)
+        })
+        .await
+    }
+
+    /// Trades a `getPhoneNumber` button's code for the user's number, with
+    /// the app's access token; `appid` is checked against the watermark.
+    pub async fn phone_number(
+        &self,
+        token: &str,
+        code: &str,
+        appid: &str,
+    ) -> Result<PhoneInfo, WechatError> {
+        let url = format!("{}/wxa/business/getuserphonenumber", self.base);
+        let body = serde_json::json!({ "code": code });
+        self.timed(WechatApi::Phone, async {
+            let reply = self
+                .http
+                .post(&url)
+                .query(&[("access_token", token)])
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = reply.status().as_u16();
+            let bytes = reply.bytes().await.map_err(classify)?;
+            interpret_phone(status, &bytes, appid)
+        })
+        .await
+    }
+
+    /// Asks `checksession` whether `signature` (see
+    /// [`crate::wechat::crypto::session_signature`]) was made with the
+    /// user's current session key.
+    pub async fn check_session(
+        &self,
+        token: &str,
+        open_id: &str,
+        signature: &str,
+    ) -> Result<bool, WechatError> {
+        let url = format!("{}/wxa/checksession", self.base);
+        self.timed(WechatApi::CheckSession, async {
+            let reply = self
+                .http
+                .get(&url)
+                .query(&[
+                    ("access_token", token),
+                    ("openid", open_id),
+                    ("signature", signature),
+                    ("sig_method", "hmac_sha256"),
+                ])
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = reply.status().as_u16();
+            let bytes = reply.bytes().await.map_err(classify)?;
+            interpret_check(status, &bytes)
+        })
+        .await
+    }
+
+    async fn timed<T>(
+        &self,
+        api: WechatApi,
+        call: impl std::future::Future<Output = Result<T, WechatError>>,
+    ) -> Result<T, WechatError> {
+        let started = std::time::Instant::now();
+        let out = call.await;
+        self.metrics
+            .record(api, out.as_ref().map(drop), started.elapsed());
+        out
+    }
+
+    async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, bytes::Bytes), WechatError> {
+        let reply = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = reply.status().as_u16();
+        Ok((status, reply.bytes().await.map_err(classify)?))
     }
 
     async fn exchange(

@@ -1,5 +1,6 @@
-//! Interpretation of `jscode2session` replies: a pure function from the HTTP
-//! status and body to a session or a classified error.
+//! Interpretation of WeChat's replies: pure functions from the HTTP status
+//! and body to a result or a classified error (`jscode2session`,
+//! `stable_token`, `getuserphonenumber`, `checksession`).
 
 use serde::Deserialize;
 
@@ -33,6 +34,9 @@ pub enum WechatError {
     /// Too many calls (45011).
     #[error("WeChat rate-limited the code exchange (errcode 45011)")]
     RateLimited,
+    /// The access token is invalid or expired (40001, 40014, 42001).
+    #[error("WeChat refused the access token (errcode {0})")]
+    TokenInvalid(i64),
     /// The app's appid or secret was rejected (40013, 40125).
     #[error(
         "WeChat rejected the app's credentials (errcode {0}): check the app's appid and secret"
@@ -66,6 +70,8 @@ crate::labels::labelled! {
         RateLimited => "rate_limited",
         /// See [`WechatError::AppCredentials`].
         AppCredentials => "app_credentials",
+        /// See [`WechatError::TokenInvalid`].
+        TokenInvalid => "token_invalid",
         /// See [`WechatError::Errcode`].
         Errcode => "errcode",
         /// See [`WechatError::HttpStatus`].
@@ -86,6 +92,7 @@ impl WechatError {
             WechatError::CodeRejected(_) => WechatOutcome::CodeRejected,
             WechatError::RateLimited => WechatOutcome::RateLimited,
             WechatError::AppCredentials(_) => WechatOutcome::AppCredentials,
+            WechatError::TokenInvalid(_) => WechatOutcome::TokenInvalid,
             WechatError::Errcode(_) => WechatOutcome::Errcode,
             WechatError::HttpStatus(_) => WechatOutcome::HttpError,
             WechatError::Malformed => WechatOutcome::Malformed,
@@ -107,34 +114,186 @@ struct Reply {
     unionid: Option<String>,
 }
 
+/// The errcode of a reply, classified; `Ok` for none or 0.
+fn check_errcode(errcode: Option<i64>) -> Result<(), WechatError> {
+    match errcode.unwrap_or(0) {
+        0 => Ok(()),
+        c @ (40029 | 40163) => Err(WechatError::CodeRejected(c)),
+        45011 => Err(WechatError::RateLimited),
+        c @ (40013 | 40125) => Err(WechatError::AppCredentials(c)),
+        c @ (40001 | 40014 | 42001) => Err(WechatError::TokenInvalid(c)),
+        c => Err(WechatError::Errcode(c)),
+    }
+}
+
+/// The body of a 2xx reply, or the status as an error.
+fn success_body(status: u16, body: &[u8]) -> Result<&[u8], WechatError> {
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(WechatError::HttpStatus(status))
+    }
+}
+
+/// No NUL: these values reach PostgreSQL, which refuses it.
+fn usable(v: &str) -> bool {
+    !v.is_empty() && !v.contains('\0')
+}
+
 /// Reads a `jscode2session` reply.
 pub fn interpret(status: u16, body: &[u8]) -> Result<CodeSession, WechatError> {
-    if !(200..300).contains(&status) {
-        return Err(WechatError::HttpStatus(status));
-    }
-    let reply: Reply = serde_json::from_slice(body).map_err(|_| WechatError::Malformed)?;
-    match reply.errcode.unwrap_or(0) {
-        0 => {}
-        c @ (40029 | 40163) => return Err(WechatError::CodeRejected(c)),
-        45011 => return Err(WechatError::RateLimited),
-        c @ (40013 | 40125) => return Err(WechatError::AppCredentials(c)),
-        c => return Err(WechatError::Errcode(c)),
-    }
+    let reply: Reply =
+        serde_json::from_slice(success_body(status, body)?).map_err(|_| WechatError::Malformed)?;
+    check_errcode(reply.errcode)?;
     match (reply.openid, reply.session_key) {
-        // No NUL: these reach PostgreSQL, which refuses it.
-        (Some(open_id), Some(session_key))
-            if !open_id.is_empty()
-                && !session_key.is_empty()
-                && !open_id.contains('\0')
-                && !session_key.contains('\0') =>
-        {
+        (Some(open_id), Some(session_key)) if usable(&open_id) && usable(&session_key) => {
             Ok(CodeSession {
                 open_id,
                 session_key,
-                union_id: reply.unionid.filter(|u| !u.is_empty() && !u.contains('\0')),
+                union_id: reply.unionid.filter(|u| usable(u)),
             })
         }
         _ => Err(WechatError::Malformed),
+    }
+}
+
+/// An access token as `stable_token` issued it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The token. A secret: never logged.
+    pub value: String,
+    /// Seconds it stays valid from now.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("value", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Reads a `stable_token` reply.
+pub fn interpret_token(status: u16, body: &[u8]) -> Result<IssuedToken, WechatError> {
+    let reply: TokenReply =
+        serde_json::from_slice(success_body(status, body)?).map_err(|_| WechatError::Malformed)?;
+    check_errcode(reply.errcode)?;
+    match (reply.access_token, reply.expires_in) {
+        // WeChat keeps at least 512 characters of room for a token.
+        (Some(value), Some(expires_in))
+            if usable(&value) && value.len() <= 2048 && expires_in > 0 =>
+        {
+            Ok(IssuedToken { value, expires_in })
+        }
+        _ => Err(WechatError::Malformed),
+    }
+}
+
+/// A user's phone number, as `getuserphonenumber` answers it. Personal
+/// data: never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhoneInfo {
+    /// With the area code for numbers outside China.
+    pub phone_number: String,
+    /// Without any area code.
+    pub pure_phone_number: String,
+    /// The country code, as text.
+    pub country_code: String,
+}
+
+impl std::fmt::Debug for PhoneInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneInfo")
+            .field("country_code", &self.country_code)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct PhoneReply {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    phone_info: Option<PhoneFields>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PhoneFields {
+    phone_number: String,
+    pure_phone_number: String,
+    country_code: serde_json::Value,
+    #[serde(default)]
+    watermark: Option<Watermark>,
+}
+
+#[derive(Deserialize)]
+struct Watermark {
+    #[serde(default)]
+    appid: Option<String>,
+}
+
+/// Longest phone number text kept (E.164 allows 15 digits; room for `+`,
+/// spaces and an area code).
+const PHONE_MAX: usize = 32;
+
+/// Reads a `getuserphonenumber` reply for the app `appid`: a watermark of
+/// another app is refused as malformed.
+pub fn interpret_phone(status: u16, body: &[u8], appid: &str) -> Result<PhoneInfo, WechatError> {
+    let reply: PhoneReply =
+        serde_json::from_slice(success_body(status, body)?).map_err(|_| WechatError::Malformed)?;
+    check_errcode(reply.errcode)?;
+    let info = reply.phone_info.ok_or(WechatError::Malformed)?;
+    if info
+        .watermark
+        .and_then(|w| w.appid)
+        .is_some_and(|a| a != appid)
+    {
+        return Err(WechatError::Malformed);
+    }
+    // WeChat has sent the country code as a string and as a number.
+    let country_code = match info.country_code {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return Err(WechatError::Malformed),
+    };
+    let ok = |v: &str| usable(v) && v.len() <= PHONE_MAX;
+    if !ok(&info.phone_number) || !ok(&info.pure_phone_number) || !ok(&country_code) {
+        return Err(WechatError::Malformed);
+    }
+    Ok(PhoneInfo {
+        phone_number: info.phone_number,
+        pure_phone_number: info.pure_phone_number,
+        country_code,
+    })
+}
+
+#[derive(Deserialize)]
+struct CheckReply {
+    #[serde(default)]
+    errcode: Option<i64>,
+}
+
+/// Reads a `checksession` reply: whether the signed key is the user's
+/// current one (87009, "invalid signature", says it is not).
+pub fn interpret_check(status: u16, body: &[u8]) -> Result<bool, WechatError> {
+    let reply: CheckReply =
+        serde_json::from_slice(success_body(status, body)?).map_err(|_| WechatError::Malformed)?;
+    match reply.errcode {
+        Some(87009) => Ok(false),
+        other => check_errcode(other).map(|()| true),
     }
 }
 
@@ -203,6 +362,62 @@ mod tests {
         assert_eq!(
             interpret(500, b"{}").unwrap_err(),
             WechatError::HttpStatus(500)
+        );
+    }
+
+    #[test]
+    fn token_replies() {
+        let t =
+            interpret_token(200, br#"{"access_token":"tok-s3cret","expires_in":7200}"#).unwrap();
+        assert_eq!((t.value.as_str(), t.expires_in), ("tok-s3cret", 7200));
+        assert!(!format!("{t:?}").contains("s3cret"), "never in Debug");
+        assert_eq!(
+            interpret_token(200, br#"{"errcode":40125,"errmsg":"invalid appsecret"}"#),
+            Err(WechatError::AppCredentials(40125))
+        );
+        assert_eq!(
+            interpret_token(200, br#"{"access_token":"","expires_in":7200}"#),
+            Err(WechatError::Malformed)
+        );
+    }
+
+    #[test]
+    fn phone_replies() {
+        let body = br#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+1 2025550123","purePhoneNumber":"2025550123","countryCode":1,"watermark":{"timestamp":1,"appid":"wx1"}}}"#;
+        let p = interpret_phone(200, body, "wx1").unwrap();
+        assert_eq!(p.country_code, "1", "a number becomes text");
+        assert_eq!(p.pure_phone_number, "2025550123");
+        assert!(!format!("{p:?}").contains("2025550123"), "never in Debug");
+        assert_eq!(
+            interpret_phone(200, body, "wx2"),
+            Err(WechatError::Malformed)
+        );
+        for (code, e) in [
+            (40001, WechatError::TokenInvalid(40001)),
+            (42001, WechatError::TokenInvalid(42001)),
+            (40029, WechatError::CodeRejected(40029)),
+            (45011, WechatError::RateLimited),
+            (-1, WechatError::Errcode(-1)),
+        ] {
+            let body = format!(r#"{{"errcode":{code},"errmsg":"x"}}"#);
+            assert_eq!(
+                interpret_phone(200, body.as_bytes(), "wx1"),
+                Err(e),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_replies() {
+        assert_eq!(
+            interpret_check(200, br#"{"errcode":0,"errmsg":"ok"}"#),
+            Ok(true)
+        );
+        assert_eq!(interpret_check(200, br#"{"errcode":87009}"#), Ok(false));
+        assert_eq!(
+            interpret_check(200, br#"{"errcode":42001}"#),
+            Err(WechatError::TokenInvalid(42001))
         );
     }
 

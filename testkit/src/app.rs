@@ -29,6 +29,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The running wafer; `stop` it to test shutdown.
     pub server: Application,
+    /// The settings it runs with.
+    pub settings: Settings,
     // Dropped after the server: the database and keys it used.
     guards: Guards,
 }
@@ -104,11 +106,33 @@ async fn spawn_guarded(tweak: impl FnOnce(&mut Settings), guards: Guards) -> Tes
         client: reqwest::Client::new(),
         clock,
         server,
+        settings: s,
         guards,
     }
 }
 
 impl TestApp {
+    /// A second wafer with the same settings (so, tiered, on the same
+    /// database and Redis prefix), the same WeChat mock and a clock at the
+    /// same time: another instance of one deployment, or this one
+    /// restarted. It cleans nothing up; this app does.
+    pub async fn sibling(&self) -> TestApp {
+        let clock = Arc::new(ManualClock::new(wafer::clock::Clock::now(&*self.clock)));
+        let server = Application::build_with_clock(&self.settings, clock.clone())
+            .await
+            .expect("the sibling starts");
+        TestApp {
+            addr: server.local_addr(),
+            mock: self.mock,
+            wechat: self.wechat.clone(),
+            client: reqwest::Client::new(),
+            clock,
+            server,
+            settings: self.settings.clone(),
+            guards: Guards::default(),
+        }
+    }
+
     /// The database URL of a tiered app.
     pub fn database_url(&self) -> Option<&str> {
         self.guards.db.as_ref().map(|d| d.as_str())
@@ -217,6 +241,16 @@ impl TestApp {
         self.post(
             "/mina/auth",
             json!({"uuid": uuid, "skey": skey, "app_id": app_id}),
+        )
+        .await
+    }
+
+    /// `POST /mina/phone` for (uuid, skey) in app `app_id` with a
+    /// `getPhoneNumber` code.
+    pub async fn phone(&self, app_id: i64, uuid: &str, skey: &str, code: &str) -> Answer {
+        self.post(
+            "/mina/phone",
+            json!({"uuid": uuid, "skey": skey, "app_id": app_id, "code": code}),
         )
         .await
     }

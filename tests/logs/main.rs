@@ -1,6 +1,7 @@
 //! Logs at the most verbose level never carry a secret: skey, session_key,
-//! app secret, admin token, encrypted data. Also: the request id is echoed
-//! and logged. One global subscriber captures every test of this file.
+//! app secret, admin token, encrypted data, access tokens, phone numbers.
+//! Also: the request id is echoed and logged. One global subscriber
+//! captures every test of this file.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,6 +58,37 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
     let uuid = login.body["data"]["uuid"].as_str().unwrap().to_owned();
     let skey = login.body["data"]["skey"].as_str().unwrap().to_owned();
     assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    // A phone number and the access token it takes, also after WeChat
+    // revoked the token (refreshed, the call repeated).
+    let phone = app.phone(id, &uuid, &skey, "sam.p1").await;
+    assert_eq!(phone.status, 200, "{}", phone.text);
+    assert!(app.wechat.invalidate_token(appid));
+    let phone = app.phone(id, &uuid, &skey, "sam.p2").await;
+    assert_eq!(phone.status, 200, "{}", phone.text);
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    let token = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/access_token"),
+        ))
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
+    let access_token = token.body["access_token"].as_str().unwrap().to_owned();
+    let open_id = wechat_mock::open_id_for(appid, "sam.1");
+    let user = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/users/{open_id}"),
+        ))
+        .await;
+    assert_eq!(user.status, 200);
+    let check = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/users/{open_id}/session_key"),
+        ))
+        .await;
+    assert_eq!(check.status, 200, "{}", check.text);
     // Failures log too: a wrong skey, a bad signature, a rejected code.
     assert_eq!(app.auth(id, &uuid, &format!("{skey}x")).await.status, 401);
     let bad_sig = app
@@ -89,8 +121,12 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
         )
         .await;
     assert_eq!(out.status, 200);
+    let phone = wechat_mock::phone_for("sam.p1");
     vec![
         skey,
+        access_token,
+        phone.0,
+        phone.1,
         wechat_mock::session_key_for("sam.1"),
         wechat_mock::session_key_for("sam.2"),
         format!("secret-of-{appid}"),

@@ -165,3 +165,218 @@ async fn apps_of_the_original_wafer_are_imported_once() {
     assert!(!list.contains("secret-one"), "secrets are never listed");
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_of_the_original_wafer_are_imported_and_stay_logged_in() {
+    wafer_testkit::require_servers!();
+    let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    let id = app.create_app("wximp").await;
+    // A user who already logged in to wafer keeps wafer's session.
+    let (taken_uuid, taken_skey) = app.login(id, "taken.1").await;
+    // Live rows by the server's (manual) clock, which runs ahead of the
+    // system clock; the expired row by the system clock the import
+    // command uses. Both clocks agree on which is which.
+    let now = u64::try_from(wafer::clock::Clock::now(&*app.clock).0 / 1000).unwrap();
+    let system_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (live, expired, taken) = (
+        uuid::Uuid::new_v4().simple().to_string(),
+        uuid::Uuid::new_v4().simple().to_string(),
+        uuid::Uuid::new_v4().simple().to_string(),
+    );
+    let old_key = wechat_mock::session_key_for("imp.old");
+    let row = |uuid: &str, skey: &str, created: u64, open_id: &str| {
+        format!(
+            "{uuid}\t{skey}\t{created}\t{}\t{open_id}\t{old_key}\t{{\"nickName\":\"imp\"}}\n",
+            created + 60
+        )
+    };
+    // What `mysql -B` prints for the query the help text gives.
+    let text = format!(
+        "uuid\tskey\tcreate_time\tlast_visit_time\topen_id\tsession_key\tuser_info\n{}{}{}{}",
+        row(
+            &live,
+            "plain-skey-live",
+            now - 3600,
+            &wechat_mock::open_id_for("wximp", "imp.1")
+        ),
+        row(
+            &expired,
+            "plain-skey-expired",
+            system_now - 40 * 86_400,
+            "o-gone"
+        ),
+        row(
+            &taken,
+            "plain-skey-taken",
+            now - 60,
+            &wechat_mock::open_id_for("wximp", "taken.1")
+        ),
+        row("not-a-uuid", "plain-skey-bad", now, "o-bad"),
+    );
+    let file = std::env::temp_dir().join(format!(
+        "csessioninfo-{}.tsv",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let db = app.database_url().unwrap().to_owned();
+    // Only PostgreSQL is needed: Redis reads the sessions through.
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_wafer"))
+            .args([
+                "sessions",
+                "import",
+                "--app",
+                "wximp",
+                file.to_str().unwrap(),
+            ])
+            .env("WAFER_DATABASE_URL", &db)
+            .env_remove("WAFER_REDIS_URL")
+            .output()
+            .expect("wafer runs")
+    };
+    let first = import();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = stdout(&first);
+    assert!(
+        said.contains("imported 1 sessions into app")
+            && said.contains("kept 1")
+            && said.contains("1 had expired")
+            && said.contains("1 rows unreadable")
+            && said.contains("skipped line 5: uuid"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("plain-skey"),
+        "skeys are never printed: {said}"
+    );
+
+    // The business server's check of the imported session passes on both
+    // protocols, with the id in the original's form.
+    let checked = app.auth(id, &live, "plain-skey-live").await;
+    assert_eq!(checked.status, 200, "{}", checked.text);
+    assert_eq!(checked.body["data"]["user_info"]["nickName"], "imp");
+    wafer_testkit::assert_fail(
+        &app.auth(id, &live, "plain-skey-wrong").await,
+        401,
+        "session_invalid",
+    );
+    let original = app
+        .post(
+            "/mina_auth/",
+            serde_json::json!({"version": 1, "componentName": "MA", "interface": {
+                "interfaceName": "qcloud.cam.auth",
+                "para": {"id": live, "skey": "plain-skey-live", "appid": "wximp"}}}),
+        )
+        .await;
+    assert_eq!(original.body["returnCode"], 0, "{}", original.text);
+    // Its session_key came along: data fetched later still decrypts.
+    let data = wechat_mock::user_data_for("wximp", "imp.old");
+    let decrypted = app
+        .post(
+            "/mina_auth/",
+            serde_json::json!({"version": 1, "componentName": "MA", "interface": {
+                "interfaceName": "qcloud.cam.decrypt",
+                "para": {"id": live, "skey": "plain-skey-live", "appid": "wximp",
+                         "encrypt_data": data.encrypted_data, "iv": data.iv}}}),
+        )
+        .await;
+    assert_eq!(decrypted.body["returnCode"], 0, "{}", decrypted.text);
+    assert_eq!(decrypted.body["returnData"]["nickName"], "imp");
+    // Expired and clashing rows were not imported; wafer's own session stands.
+    wafer_testkit::assert_fail(
+        &app.auth(id, &expired, "plain-skey-expired").await,
+        401,
+        "session_invalid",
+    );
+    wafer_testkit::assert_fail(
+        &app.auth(id, &taken, "plain-skey-taken").await,
+        401,
+        "session_invalid",
+    );
+    assert_eq!(app.auth(id, &taken_uuid, &taken_skey).await.status, 200);
+
+    // The user's next login keeps the original's id.
+    let (uuid, _) = app.login(id, "imp.2").await;
+    assert_eq!(
+        uuid::Uuid::parse_str(&uuid).unwrap().simple().to_string(),
+        live
+    );
+    // Running it again changes nothing.
+    let again = stdout(&import());
+    assert!(
+        again.contains("imported 0 sessions") && again.contains("kept 2"),
+        "{again}"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_checks_a_users_session_key_from_the_command_line() {
+    wafer_testkit::require_servers!();
+    let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    let id = app.create_app("wxcheck").await;
+    app.login(id, "kim.1").await;
+    let open_id = wechat_mock::open_id_for("wxcheck", "kim.1");
+    let (db, prefix) = (
+        app.database_url().unwrap().to_owned(),
+        app.redis_prefix().unwrap().to_owned(),
+    );
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_wafer"))
+            .args([
+                "sessions",
+                "check-key",
+                "--app",
+                "wxcheck",
+                "--open-id",
+                &open_id,
+            ])
+            .env("WAFER_DATABASE_URL", &db)
+            .env("WAFER_REDIS_URL", backends::redis_url())
+            .env("WAFER_REDIS_PREFIX", &prefix)
+            .env("WAFER_WECHAT_API_BASE", format!("http://{}", app.mock))
+            .output()
+            .expect("wafer runs")
+    };
+    let current = check();
+    assert!(
+        current.status.success(),
+        "{}",
+        String::from_utf8_lossy(&current.stderr)
+    );
+    assert!(
+        stdout(&current).contains("is the user's current one"),
+        "{}",
+        stdout(&current)
+    );
+    // The user logs in through another server of the app.
+    let elsewhere = format!(
+        "http://{}/sns/jscode2session?appid=wxcheck&secret=x&js_code=kim.2&grant_type=authorization_code",
+        app.mock
+    );
+    assert!(
+        app.client
+            .get(elsewhere)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let stale = check();
+    assert!(
+        stdout(&stale).contains("is NOT the user's current one"),
+        "{}",
+        stdout(&stale)
+    );
+    assert!(!stdout(&stale).contains(&wechat_mock::session_key_for("kim.1")));
+    // The command shares the running wafer's token (one fetch in all).
+    assert_eq!(app.wechat.token_calls("wxcheck").normal, 1);
+}

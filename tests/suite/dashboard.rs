@@ -75,7 +75,8 @@ fn the_dashboard_is_importable_with_a_datasource_variable() {
         "Request rate by route",
         "Error ratio by route",
         "Latency p50 / p99 by route",
-        "WeChat calls by result",
+        "WeChat calls by API and result",
+        "Access tokens and phone numbers",
         "Redis read-through rate",
         "Write-behind backlog",
         "Sessions stored",
@@ -94,6 +95,15 @@ fn the_dashboard_is_importable_with_a_datasource_variable() {
 #[tokio::test]
 async fn every_documented_series_is_rendered_with_help() {
     let app = spawn_app().await;
+    // The token age is one series per app, there once a token was served.
+    let id = app.create_app("wxhelp").await;
+    let token = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/access_token"),
+        ))
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
     let text = app.send(app.client.get(app.url("/metrics"))).await.text;
     for (name, _, _) in SERIES {
         assert!(

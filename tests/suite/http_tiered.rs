@@ -37,7 +37,7 @@ async fn the_api_works_tiered_and_readyz_names_both_stores() {
 
     let metrics = app.send(app.client.get(app.url("/metrics"))).await.text;
     for series in [
-        r#"wafer_wechat_requests_total{result="ok"} 2"#,
+        r#"wafer_wechat_requests_total{api="jscode2session",result="ok"} 2"#,
         r#"wafer_store_operations_total{backend="postgres",op="login",result="ok"} 2"#,
         r#"wafer_store_operations_total{backend="redis",op="auth",result="ok"} 4"#,
         r#"wafer_store_operations_total{backend="redis",op="bury",result="ok"} 1"#,

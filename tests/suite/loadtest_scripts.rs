@@ -46,7 +46,10 @@ fn k6_scripts_parse_as_es_modules() {
         .iter()
         .filter_map(|p| p.file_name()?.to_str())
         .collect();
-    assert_eq!(names, ["auth.js", "common.js", "login.js", "mixed.js"]);
+    assert_eq!(
+        names,
+        ["auth.js", "common.js", "forward.js", "login.js", "mixed.js"]
+    );
     let dir = std::env::temp_dir().join(format!("wafer-k6-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     for script in &scripts {
@@ -65,7 +68,7 @@ fn k6_scripts_parse_as_es_modules() {
 fn k6_load_scripts_have_thresholds_and_read_the_sessions_file() {
     let common = std::fs::read_to_string(root().join("loadtest/k6/common.js")).expect("common.js");
     assert!(common.contains("open(path)") && common.contains("WAFER_SESSIONS"));
-    for name in ["auth.js", "login.js", "mixed.js"] {
+    for name in ["auth.js", "forward.js", "login.js", "mixed.js"] {
         let text =
             std::fs::read_to_string(root().join("loadtest/k6").join(name)).expect("a k6 script");
         assert!(text.contains("thresholds"), "{name} has no thresholds");

@@ -18,6 +18,7 @@ mod loadtest_scripts;
 mod metrics_move;
 mod original;
 mod original_sdk;
+mod phone;
 mod servers;
 mod store_cluster;
 mod store_embedded;

@@ -37,13 +37,16 @@ fn sample(page: &str, series: &str) -> f64 {
 const WATCHED: &[&str] = &[
     r#"wafer_requests_total{route="/mina/login",outcome="unavailable"}"#,
     r#"wafer_requests_total{route="/mina/auth",outcome="session_invalid"}"#,
-    r#"wafer_wechat_requests_total{result="ok"}"#,
-    r#"wafer_wechat_requests_total{result="app_credentials"}"#,
-    r#"wafer_wechat_requests_total{result="rate_limited"}"#,
-    r#"wafer_wechat_requests_total{result="errcode"}"#,
-    r#"wafer_wechat_requests_total{result="http_error"}"#,
-    r#"wafer_wechat_requests_total{result="malformed"}"#,
-    r#"wafer_wechat_requests_total{result="timeout"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="ok"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="app_credentials"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="rate_limited"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="errcode"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="http_error"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="malformed"}"#,
+    r#"wafer_wechat_requests_total{api="jscode2session",result="timeout"}"#,
+    r#"wafer_wechat_requests_total{api="stable_token",result="ok"}"#,
+    r#"wafer_wechat_requests_total{api="phone",result="ok"}"#,
+    r#"wafer_wechat_requests_total{api="phone",result="token_invalid"}"#,
     r#"wafer_store_read_through_total{reason="miss"}"#,
     r#"wafer_store_read_through_total{reason="redis_down"}"#,
     r#"wafer_store_operations_total{backend="redis",op="auth",result="ok"}"#,
@@ -120,6 +123,12 @@ async fn every_documented_series_moves_under_load() {
             .await;
         assert!(a.status >= 400, "{code}: {}", a.text);
     }
+    // A phone number, then another after WeChat revoked the app's token:
+    // fetches, a forced refresh, the token's age.
+    let (uuid, skey) = &sessions[0];
+    assert_eq!(app.phone(id, uuid, skey, "ann.p1").await.status, 200);
+    assert!(app.wechat.invalidate_token("wxmoves"));
+    assert_eq!(app.phone(id, uuid, skey, "ann.p2").await.status, 200);
     // A Redis miss: the session is read through from PostgreSQL.
     let key = format!("{}s:{{{}}}", app.redis_prefix().unwrap(), sessions[1].0);
     let deleted = std::process::Command::new("redis-cli")
@@ -137,6 +146,14 @@ async fn every_documented_series_moves_under_load() {
     for (uuid, skey) in &sessions {
         assert_eq!(app.auth(id, uuid, skey).await.status, 200);
     }
+    // The token served now is 2 s old.
+    let token = app
+        .send(app.admin(
+            reqwest::Method::GET,
+            &format!("/admin/apps/{id}/access_token"),
+        ))
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
     let flushed = wait_for(&app, |t| {
         value(t, "wafer_write_behind_flush_sessions", Kind::Histogram) > 0.0
             && t.get("wafer_sessions_stored").copied().unwrap_or(0.0) > 0.0

@@ -1,4 +1,5 @@
-//! A stand-in for WeChat's `jscode2session`, for tests, walkthroughs and load
+//! A stand-in for WeChat's API (`jscode2session`, `stable_token`,
+//! `getuserphonenumber`, `checksession`), for tests, walkthroughs and load
 //! tests (WeChat itself is not reachable from them).
 //!
 //! Deterministic: a code names its user by the part before the first `.`, so
@@ -23,8 +24,17 @@
 //!
 //! It encrypts and signs with its own code, not wafer's: a test then checks
 //! wafer's decryption against an independent implementation.
+//!
+//! Access tokens, phone numbers and session-key checks: see [`api`]'s rules.
+//! Over HTTP: `GET /mock/token_calls?appid=…` (`{"normal": n, "forced": n}`),
+//! `POST /mock/invalidate_token?appid=…`, `GET /mock/phone_calls?code=…`,
+//! `POST /mock/token_lifetime?secs=…`.
 
 #![warn(missing_docs)]
+
+pub mod api;
+
+pub use api::{TokenCalls, phone_for, session_signature};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -180,6 +190,13 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 struct Calls(Arc<Mutex<HashMap<String, u64>>>);
 
+/// Everything the mock remembers.
+#[derive(Clone, Default)]
+struct State {
+    calls: Calls,
+    api: Arc<api::Api>,
+}
+
 impl Calls {
     fn count(&self, code: &str) {
         if let Ok(mut m) = self.0.lock() {
@@ -194,7 +211,8 @@ impl Calls {
     }
 }
 
-async fn jscode2session(query: &str, calls: &Calls) -> Response<Full<Bytes>> {
+async fn jscode2session(query: &str, state: &State) -> Response<Full<Bytes>> {
+    let calls = &state.calls;
     // WeChat answers errors and successes as JSON with a text/plain type.
     const TYPE: &str = "text/plain";
     let appid = query_param(query, "appid").unwrap_or_default();
@@ -234,29 +252,63 @@ async fn jscode2session(query: &str, calls: &Calls) -> Response<Full<Bytes>> {
     if let Some(ms) = user_of(&code).strip_prefix("slow-") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
     }
-    let mut body = serde_json::json!({
-        "openid": open_id_for(&appid, &code),
-        "session_key": session_key_for(&code),
-    });
+    let (open_id, session_key) = (open_id_for(&appid, &code), session_key_for(&code));
+    state.api.logged_in(&appid, &open_id, &session_key);
+    let mut body = serde_json::json!({"openid": open_id, "session_key": session_key});
     if let Some(u) = union_id_for(&code) {
         body["unionid"] = u.into();
     }
     reply(StatusCode::OK, TYPE, body.to_string())
 }
 
-async fn handle(req: Request<Incoming>, calls: Calls) -> Response<Full<Bytes>> {
-    let query = req.uri().query().unwrap_or("");
-    match req.uri().path() {
-        "/sns/jscode2session" => jscode2session(query, &calls).await,
+async fn handle(req: Request<Incoming>, state: State) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let path = req.uri().path().to_owned();
+    let param = |name: &str| query_param(&query, name).unwrap_or_default();
+    let json = |v: serde_json::Value| reply(StatusCode::OK, "application/json", v.to_string());
+    match path.as_str() {
+        "/sns/jscode2session" => jscode2session(&query, &state).await,
+        "/cgi-bin/stable_token" | "/wxa/business/getuserphonenumber" => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return reply(StatusCode::BAD_REQUEST, "text/plain", "unreadable body"),
+            };
+            if path == "/cgi-bin/stable_token" {
+                json(state.api.stable_token(&body))
+            } else {
+                json(state.api.phone_number(&param("access_token"), &body))
+            }
+        }
+        "/wxa/checksession" => json(state.api.check_session(
+            &param("access_token"),
+            &param("openid"),
+            &param("signature"),
+            &param("sig_method"),
+        )),
         "/mock/calls" => {
-            let code = query_param(query, "code").unwrap_or_default();
-            let body = serde_json::json!({"code": code, "calls": calls.of(&code)});
-            reply(StatusCode::OK, "application/json", body.to_string())
+            let code = param("code");
+            json(serde_json::json!({"code": code, "calls": state.calls.of(&code)}))
+        }
+        "/mock/token_calls" => {
+            let c = state.api.token_calls(&param("appid"));
+            json(serde_json::json!({"normal": c.normal, "forced": c.forced}))
+        }
+        "/mock/invalidate_token" => {
+            json(serde_json::json!({"invalidated": state.api.invalidate(&param("appid"))}))
+        }
+        "/mock/phone_calls" => {
+            let code = param("code");
+            json(serde_json::json!({"code": code, "calls": state.api.phone_calls(&code)}))
+        }
+        "/mock/token_lifetime" => {
+            let secs = param("secs").parse().unwrap_or(7200);
+            state.api.set_lifetime(Duration::from_secs(secs));
+            json(serde_json::json!({"secs": secs}))
         }
         "/mock/user_data" => {
-            let appid = query_param(query, "appid").unwrap_or_default();
-            let code = query_param(query, "code").unwrap_or_default();
-            let data = serde_json::to_string(&user_data_for(&appid, &code)).unwrap_or_default();
+            let data = serde_json::to_string(&user_data_for(&param("appid"), &param("code")))
+                .unwrap_or_default();
             reply(StatusCode::OK, "application/json", data)
         }
         "/healthz" => reply(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
@@ -266,10 +318,10 @@ async fn handle(req: Request<Incoming>, calls: Calls) -> Response<Full<Bytes>> {
 
 /// Serves the mock on `listener` until the runtime stops.
 pub async fn serve(listener: TcpListener) {
-    serve_counting(listener, Calls::default()).await
+    serve_state(listener, State::default()).await
 }
 
-async fn serve_counting(listener: TcpListener, calls: Calls) {
+async fn serve_state(listener: TcpListener, state: State) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -277,10 +329,10 @@ async fn serve_counting(listener: TcpListener, calls: Calls) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let calls = calls.clone();
+        let state = state.clone();
         let service = service_fn(move |req| {
-            let calls = calls.clone();
-            async move { Ok::<_, Infallible>(handle(req, calls).await) }
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(req, state).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -290,17 +342,44 @@ async fn serve_counting(listener: TcpListener, calls: Calls) {
 }
 
 /// A mock running in this process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mock {
     /// Where it serves.
     pub addr: SocketAddr,
-    calls: Calls,
+    state: State,
+}
+
+impl std::fmt::Debug for Mock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mock").field("addr", &self.addr).finish()
+    }
 }
 
 impl Mock {
     /// How many `jscode2session` calls carried `code`.
     pub fn calls(&self, code: &str) -> u64 {
-        self.calls.of(code)
+        self.state.calls.of(code)
+    }
+
+    /// How often `appid`'s access token was asked for.
+    pub fn token_calls(&self, appid: &str) -> TokenCalls {
+        self.state.api.token_calls(appid)
+    }
+
+    /// Revokes `appid`'s current access token, as WeChat does with a leaked
+    /// one; `false` when it has none.
+    pub fn invalidate_token(&self, appid: &str) -> bool {
+        self.state.api.invalidate(appid)
+    }
+
+    /// The lifetime of tokens issued from now on (default 7200 s).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state.api.set_lifetime(lifetime)
+    }
+
+    /// How many `getuserphonenumber` calls carried `code`.
+    pub fn phone_calls(&self, code: &str) -> u64 {
+        self.state.api.phone_calls(code)
     }
 }
 
@@ -308,9 +387,9 @@ impl Mock {
 pub async fn spawn() -> std::io::Result<Mock> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let calls = Calls::default();
-    tokio::spawn(serve_counting(listener, calls.clone()));
-    Ok(Mock { addr, calls })
+    let state = State::default();
+    tokio::spawn(serve_state(listener, state.clone()));
+    Ok(Mock { addr, state })
 }
 
 #[cfg(test)]

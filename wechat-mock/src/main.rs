@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-/// A stand-in for WeChat's jscode2session API.
+/// A stand-in for WeChat's API (jscode2session, stable_token, getuserphonenumber, checksession).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -24,10 +24,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "wechat-mock: serving jscode2session on http://{}",
-        cli.listen
-    );
+    eprintln!("wechat-mock: serving WeChat's API on http://{}", cli.listen);
     tokio::select! {
         _ = wechat_mock::serve(listener) => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_hot_last_visit.sql",
         sql: include_str!("../../../sql/0002_hot_last_visit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_phone_number.sql",
+        sql: include_str!("../../../sql/0003_phone_number.sql"),
+    },
 ];
 
 // Any fixed number works; this one spells "wafer" in ASCII.

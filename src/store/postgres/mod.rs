@@ -18,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::domain::app::{App, AppId, AppPatch, NewApp};
 use crate::domain::session::{NewSession, SessionPage, SessionQuery, SessionSummary};
 use crate::domain::skey::SkeyHash;
+use crate::import::ImportedSession;
 use crate::metrics::StoreMetrics;
 use crate::metrics::store::Op;
 use crate::store::record::SessionRecord;
@@ -143,6 +144,7 @@ fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
         union_id: col(row, "union_id")?,
         skey_hash,
         user_info: col(row, "user_info")?,
+        phone_number: col(row, "phone_number")?,
         create_time: Timestamp::from_system_time(col(row, "create_time")?),
         last_visit: Timestamp::from_system_time(col(row, "last_visit_time")?),
         generation: col(row, "generation")?,
@@ -152,7 +154,7 @@ fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
 const APP_COLUMNS: &str =
     "id, title, appid, secret, login_duration, session_duration, created_at, updated_at";
 const SESSION_COLUMNS: &str = "uuid, app_id, open_id, union_id, skey_hash, user_info, \
-     create_time, last_visit_time, generation";
+     phone_number, create_time, last_visit_time, generation";
 
 impl Postgres {
     /// A pool for `url` (`postgres://…`), `size` connections at most, every
@@ -374,6 +376,42 @@ impl Postgres {
         .await
     }
 
+    /// Records a session of the original wafer as it was (`wafer sessions
+    /// import`), unless its uuid or its user already has one: `false` then,
+    /// and nothing changes. Redis learns of it on its first auth (a miss
+    /// reads through).
+    pub async fn import_session(&self, app_id: AppId, s: &ImportedSession) -> StoreResult<bool> {
+        // Counted as a login: it is one, made elsewhere.
+        self.run(Op::Login, |c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO sessions (uuid, app_id, open_id, union_id, session_key, \
+                     skey_hash, user_info, create_time, last_visit_time) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            let inserted = c
+                .execute(
+                    &stmt,
+                    &[
+                        &s.uuid,
+                        &app_id,
+                        &s.open_id,
+                        &s.union_id,
+                        &s.session_key,
+                        &&s.skey_hash.0[..],
+                        &s.user_info,
+                        &s.create_time.to_system_time(),
+                        &s.last_visit.to_system_time(),
+                    ],
+                )
+                .await
+                .on(&PgState::FOREIGN_KEY_VIOLATION, StoreError::NotFound)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
     /// The session `uuid`, if recorded.
     pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<SessionRecord>> {
         self.run(Op::Load, |c| async move {
@@ -396,6 +434,43 @@ impl Postgres {
                 .query_opt(
                     "SELECT session_key FROM sessions WHERE uuid = $1 AND skey_hash = $2",
                     &[&uuid, &&skey_hash.0[..]],
+                )
+                .await?;
+            row.as_ref().map(|r| col(r, 0)).transpose()
+        })
+        .await
+    }
+
+    /// Stores the phone number of session `uuid` if it still has
+    /// `skey_hash`, bumping its generation so that the Redis copy written
+    /// next replaces any older one. The row as committed, if any.
+    pub async fn set_phone(
+        &self,
+        uuid: Uuid,
+        skey_hash: &SkeyHash,
+        phone_number: &str,
+    ) -> StoreResult<Option<SessionRecord>> {
+        self.run(Op::Phone, |c| async move {
+            let sql = format!(
+                "UPDATE sessions SET phone_number = $3, generation = generation + 1 \
+                 WHERE uuid = $1 AND skey_hash = $2 RETURNING {SESSION_COLUMNS}"
+            );
+            let stmt = c.prepare_cached(&sql).await?;
+            let row = c
+                .query_opt(&stmt, &[&uuid, &&skey_hash.0[..], &phone_number])
+                .await?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+        .await
+    }
+
+    /// The `session_key` stored for user `open_id` in `app`.
+    pub async fn user_session_key(&self, app: AppId, open_id: &str) -> StoreResult<Option<String>> {
+        self.run(Op::Load, |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT session_key FROM sessions WHERE app_id = $1 AND open_id = $2",
+                    &[&app, &open_id],
                 )
                 .await?;
             row.as_ref().map(|r| col(r, 0)).transpose()
@@ -439,7 +514,7 @@ impl Postgres {
         self.run(Op::ListSessions, |c| async move {
             let rows = c
                 .query(
-                    "SELECT uuid, open_id, union_id, create_time, last_visit_time \
+                    "SELECT uuid, open_id, union_id, create_time, last_visit_time, phone_number \
                      FROM sessions WHERE app_id = $1 \
                      AND ($2::text IS NULL OR open_id = $2) \
                      AND ($3::uuid IS NULL OR uuid > $3) \
@@ -456,6 +531,7 @@ impl Postgres {
                         union_id: col(r, 2)?,
                         create_time: Timestamp::from_system_time(col(r, 3)?),
                         last_visit_time: Timestamp::from_system_time(col(r, 4)?),
+                        phone_number: col(r, 5)?,
                     })
                 })
                 .collect::<StoreResult<_>>()?;

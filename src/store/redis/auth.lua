@@ -4,10 +4,11 @@
 --         granularity_ms
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
--- {due, open_id, union_id, user_info}: due is 1 when this visit should be
+-- {due, open_id, union_id, user_info, phone}: due is 1 when this visit should be
 -- written to PostgreSQL (none was sent for granularity_ms).
 local ok, f = pcall(redis.call, 'HMGET', KEYS[1], 'app', 'skey_sha256',
-  'created', 'visited', 'synced', 'removed', 'open_id', 'union_id', 'user_info')
+  'created', 'visited', 'synced', 'removed', 'open_id', 'union_id', 'user_info',
+  'phone')
 if not ok then
   -- Not a hash: a session in the layout of an earlier version (one
   -- string). Drop it; the caller reads the session through from
@@ -37,4 +38,4 @@ end
 -- The key lives exactly as long as the session has left.
 local left = math.min(c + lm, v + sm) - now
 redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
-return {due and 1 or 0, f[7], f[8] or false, f[9] or false}
+return {due and 1 or 0, f[7], f[8] or false, f[9] or false, f[10] or false}

@@ -14,6 +14,7 @@
 //! | `synced` | the last visit last sent to PostgreSQL, ms |
 //! | `gen` | generation: bumped by every login of this user; orders writers |
 //! | `user_info` | the decrypted user info, compact JSON (absent when none) |
+//! | `phone` | the user's phone number (absent when unknown) |
 //!
 //! A removed session is a tombstone: a hash holding only `removed`, for a
 //! short while, so that no late writer brings the session back. An entry of
@@ -21,6 +22,10 @@
 //! user's session; it is advisory (always checked against the session it
 //! names), lives as long as the session can (its absolute limit), and is
 //! removed with the session.
+//!
+//! An app's WeChat access token is a JSON string under `{prefix}t:{<app>}`
+//! (expiring with the token), and the leases on it (who fetches, who may
+//! force a refresh) are `{prefix}t:{<app>}:fetch` and `…:force`.
 
 use std::sync::Arc;
 
@@ -52,6 +57,8 @@ pub mod field {
     pub const GEN: &str = "gen";
     /// Decrypted user info.
     pub const USER_INFO: &str = "user_info";
+    /// The user's phone number.
+    pub const PHONE: &str = "phone";
     /// Marks a tombstone.
     pub const REMOVED: &str = "removed";
 }
@@ -74,6 +81,17 @@ pub fn index_key(prefix: &str, app: AppId, open_id: &str) -> String {
     format!("{prefix}o:{{{app}:{open_id}}}")
 }
 
+/// The key of app `app`'s shared access token: `{prefix}t:{<app>}`.
+pub fn token_key(prefix: &str, app: AppId) -> String {
+    format!("{prefix}t:{{{app}}}")
+}
+
+/// The key of a lease on app `app`'s token: `{prefix}t:{<app>}:<lease>`
+/// (the token's hash tag: one slot per app).
+pub fn lease_key(prefix: &str, app: AppId, lease: &str) -> String {
+    format!("{prefix}t:{{{app}}}:{lease}")
+}
+
 /// The SHA-256 of an skey as the hash stores it.
 pub fn hex(hash: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -87,7 +105,7 @@ pub fn hex(hash: &[u8; 32]) -> String {
 
 /// The field/value pairs of `record`, as `put.lua` writes them.
 pub fn fields(record: &SessionRecord) -> Vec<Value> {
-    let mut v = Vec::with_capacity(18);
+    let mut v = Vec::with_capacity(20);
     let mut pair = |name: &'static str, value: Value| {
         v.push(Value::from_static_str(name));
         v.push(value);
@@ -106,6 +124,9 @@ pub fn fields(record: &SessionRecord) -> Vec<Value> {
     if let Some(info) = &record.user_info {
         pair(field::USER_INFO, Value::Bytes(Bytes::from(info.clone())));
     }
+    if let Some(phone) = &record.phone_number {
+        pair(field::PHONE, Value::from(phone.as_str()));
+    }
     v
 }
 
@@ -119,19 +140,22 @@ fn text(v: Value) -> Option<String> {
 }
 
 /// Decodes an accepted auth's reply, `[due, open_id, union_id|nil,
-/// user_info|nil]`; `None` when it is not a reply `auth.lua` makes.
+/// user_info|nil, phone|nil]`; `None` when it is not a reply `auth.lua`
+/// makes.
 pub fn decode_accepted(reply: Vec<Value>) -> Option<(bool, Profile)> {
     let mut it = reply.into_iter();
     let due = matches!(it.next()?, Value::Integer(1));
     let open_id = text(it.next()?)?;
     let union_id = it.next().and_then(text);
     let user_info = it.next().and_then(text);
+    let phone_number = it.next().and_then(text);
     Some((
         due,
         Profile {
             open_id: open_id.into(),
             union_id: union_id.map(Box::from),
             user_info: user_info.map(Arc::from),
+            phone_number: phone_number.map(Box::from),
         },
     ))
 }
@@ -149,6 +173,8 @@ pub struct Stored {
     pub created: i64,
     /// Last valid auth, ms.
     pub visited: i64,
+    /// The user's phone number.
+    pub phone: Option<String>,
 }
 
 /// Reads a session hash (`HGETALL` pairs); `None` for a tombstone, an
@@ -159,6 +185,7 @@ pub fn decode_stored(pairs: Vec<(String, Value)>) -> Option<Stored> {
     let mut union_id = None;
     let mut created = None;
     let mut visited = None;
+    let mut phone = None;
     for (name, value) in pairs {
         match name.as_str() {
             field::REMOVED => return None,
@@ -167,6 +194,7 @@ pub fn decode_stored(pairs: Vec<(String, Value)>) -> Option<Stored> {
             field::UNION_ID => union_id = text(value),
             field::CREATED => created = text(value)?.parse().ok(),
             field::VISITED => visited = text(value)?.parse().ok(),
+            field::PHONE => phone = text(value),
             _ => {}
         }
     }
@@ -176,6 +204,7 @@ pub fn decode_stored(pairs: Vec<(String, Value)>) -> Option<Stored> {
         union_id,
         created: created?,
         visited: visited?,
+        phone,
     })
 }
 
@@ -193,6 +222,7 @@ mod tests {
             union_id: union_id.map(Into::into),
             skey_hash: SkeyHash([0xab; 32]),
             user_info: user_info.map(Into::into),
+            phone_number: None,
             create_time: Timestamp(1_700_000_000_123),
             last_visit: Timestamp(1_700_000_000_456),
             generation: 3,

@@ -24,6 +24,7 @@ use crate::domain::session::{
     Credentials, Limits, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
     StoredLogin,
 };
+use crate::domain::token::{AccessToken, TokenLease};
 use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
@@ -288,6 +289,7 @@ impl TieredStore {
             open_id: record.open_id.into(),
             union_id: record.union_id.map(Box::from),
             user_info: record.user_info.map(Arc::from),
+            phone_number: record.phone_number.map(Box::from),
         })))
     }
 }
@@ -385,6 +387,60 @@ impl Store for TieredStore {
         self.pg.session_key(creds.uuid, &creds.skey_hash).await
     }
 
+    async fn set_phone(&self, creds: &Credentials, phone_number: &str) -> StoreResult<bool> {
+        let Some(record) = self
+            .pg
+            .set_phone(creds.uuid, &creds.skey_hash, phone_number)
+            .await?
+        else {
+            return Ok(false);
+        };
+        // The new generation replaces the cached copy; Redis then answers
+        // the number on the next auth.
+        self.cache(&record, &creds.limits, creds.now).await;
+        Ok(true)
+    }
+
+    async fn user_session_key(&self, app: AppId, open_id: &str) -> StoreResult<Option<String>> {
+        self.pg.user_session_key(app, open_id).await
+    }
+
+    async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
+        self.redis.access_token(app).await
+    }
+
+    async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
+        // Shared as it is fetched: its whole life is left.
+        let life = token.expires_at.0 - token.fetched_at.0;
+        self.redis.put_access_token(app, token, life).await
+    }
+
+    async fn lease_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.redis
+            .lease_access_token(app, lease, holder, ttl_ms)
+            .await
+    }
+
+    async fn release_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+    ) -> StoreResult<()> {
+        self.redis.release_access_token(app, lease, holder).await
+    }
+
+    async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
+        self.redis.drop_access_token(app).await
+    }
+
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
         if self.authenticate(creds).await?.is_none() {
             return Ok(false);
@@ -427,6 +483,7 @@ impl Store for TieredStore {
                     union_id: s.union_id,
                     create_time: Timestamp(s.created),
                     last_visit_time: Timestamp(s.visited),
+                    phone_number: s.phone,
                 }));
             }
         }
