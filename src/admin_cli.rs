@@ -192,6 +192,21 @@ pub async fn migrate(db: &DatabaseSettings, out: &mut impl Write) -> Result<(), 
     Ok(writeln!(out, "{line}")?)
 }
 
+/// `wafer rekey`: seals what is not sealed under the current data key.
+pub async fn rekey(db: &DatabaseSettings, out: &mut impl Write) -> Result<(), CliError> {
+    if db.data_keys.is_none() {
+        return Err(CliError::Invalid(
+            "set WAFER_DATA_KEYS: rekey seals secrets under its first key".into(),
+        ));
+    }
+    let pg = open(db).await?;
+    let (apps, sessions) = pg.rekey().await?;
+    Ok(writeln!(
+        out,
+        "sealed {apps} app secrets and {sessions} session keys under the current data key"
+    )?)
+}
+
 /// `wafer apps …`.
 pub async fn apps(
     db: &DatabaseSettings,

@@ -97,6 +97,9 @@ pub struct Settings {
     /// The admin API.
     #[command(flatten)]
     pub admin: AdminSettings,
+    /// Login rate limits and the proxies trusted to name clients.
+    #[command(flatten)]
+    pub limits: LimitSettings,
     /// The embedded store.
     #[command(flatten)]
     pub embedded: EmbeddedSettings,
@@ -226,6 +229,20 @@ pub struct DatabaseSettings {
     /// this plus one second.
     #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = defaults::VISIT_GRANULARITY)]
     pub visit_granularity: VisitGranularity,
+
+    /// PostgreSQL reads per second that Redis misses may cause, per
+    /// instance (a session Redis lost is read once, then served from Redis
+    /// again); past it a miss answers 503. Bounds what a flood of unknown
+    /// session ids costs PostgreSQL; 0 = unbounded.
+    #[arg(long, env = "WAFER_READ_THROUGH_LIMIT", default_value_t = crate::store::tiered::DEFAULT_READ_THROUGH_PER_SECOND)]
+    pub read_through_limit: u32,
+
+    /// Data keys sealing app secrets and session keys in PostgreSQL
+    /// (AES-256-GCM): `id:base64(32 bytes)`, comma-separated; the first
+    /// seals, any opens (list the old key after a new one to rotate, then
+    /// run `wafer rekey`). Unset: stored in plain text, with a warning.
+    #[arg(long, env = "WAFER_DATA_KEYS", hide_env_values = true)]
+    pub data_keys: Option<Secret>,
 }
 
 impl Default for DatabaseSettings {
@@ -237,6 +254,8 @@ impl Default for DatabaseSettings {
             visit_granularity: defaults::VISIT_GRANULARITY
                 .parse()
                 .unwrap_or(VisitGranularity::DEFAULT),
+            read_through_limit: crate::store::tiered::DEFAULT_READ_THROUGH_PER_SECOND,
+            data_keys: None,
         }
     }
 }
@@ -244,7 +263,15 @@ impl Default for DatabaseSettings {
 impl DatabaseSettings {
     /// A pool of connections to the database at `url` (connecting lazily).
     pub fn connect(&self, url: &Secret) -> Result<Postgres, ConnectError> {
-        Postgres::connect(url.expose(), usize::from(self.pool), self.timeout)
+        let keys = self
+            .data_keys
+            .as_ref()
+            .map(|k| crate::store::sealed::DataKeys::parse(k.expose()))
+            .transpose()?;
+        Ok(
+            Postgres::connect(url.expose(), usize::from(self.pool), self.timeout)?
+                .with_data_keys(keys),
+        )
     }
 }
 
@@ -279,6 +306,49 @@ impl WechatSettings {
     pub fn client(&self) -> Result<WechatClient, WechatClientError> {
         WechatClient::new(&self.api_base, self.timeout, self.connect_timeout)
     }
+}
+
+/// Login rate limits (token buckets, refilled over a minute), off by
+/// default: only the operator knows whether wafer sees its clients or a
+/// proxy.
+#[derive(Debug, Clone, Args, Default)]
+pub struct LimitSettings {
+    /// Logins per minute per client address (bursts of that size); 0 = off.
+    #[arg(
+        id = "login_limit_per_ip",
+        long = "login-limit-per-ip",
+        env = "WAFER_LOGIN_LIMIT_PER_IP",
+        default_value_t = 0
+    )]
+    pub login_per_ip: u32,
+
+    /// Logins per minute per app (bursts of that size); 0 = off.
+    #[arg(
+        id = "login_limit_per_app",
+        long = "login-limit-per-app",
+        env = "WAFER_LOGIN_LIMIT_PER_APP",
+        default_value_t = 0
+    )]
+    pub login_per_app: u32,
+
+    /// Comma-separated CIDRs of proxies whose `X-Forwarded-For` names the
+    /// client (e.g. `10.0.0.0/8,127.0.0.1/32`); any other peer is the client.
+    #[arg(
+        id = "trusted_proxies",
+        long = "trusted-proxies",
+        env = "WAFER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_net
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A CIDR, or a single address (as its /32 or /128).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not an address or a CIDR like 10.0.0.0/8"))
 }
 
 /// The admin API.

@@ -21,6 +21,9 @@ enum Command {
     Serve(Box<Settings>),
     /// Applies pending database migrations, then exits.
     Migrate(DatabaseSettings),
+    /// Seals every app secret and session key under the first data key of
+    /// WAFER_DATA_KEYS (plain ones and those of older keys), online.
+    Rekey(DatabaseSettings),
     /// Manages apps in the database directly.
     Apps {
         #[command(flatten)]
@@ -87,6 +90,7 @@ async fn main() -> ExitCode {
         Command::Migrate(db) => {
             finish(wafer::admin_cli::migrate(&db, &mut std::io::stdout()).await)
         }
+        Command::Rekey(db) => finish(wafer::admin_cli::rekey(&db, &mut std::io::stdout()).await),
         Command::Apps { db, command } => {
             finish(wafer::admin_cli::apps(&db, command, &mut std::io::stdout()).await)
         }

@@ -142,12 +142,14 @@ impl Application {
         if !admin.is_on() {
             tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
         }
-        let handler = Arc::new(Handler::new(
-            Wafer::new(store.clone(), wechat, clock).with_token_metrics(metrics.tokens()),
-            &settings.http,
-            admin,
-            metrics,
-        ));
+        let limits = &settings.limits;
+        let wafer = Wafer::new(store.clone(), wechat, clock)
+            .with_token_metrics(metrics.tokens())
+            .with_login_limits(limits.login_per_ip, limits.login_per_app);
+        let handler = Arc::new(
+            Handler::new(wafer, &settings.http, admin, metrics)
+                .with_trusted_proxies(limits.trusted_proxies.clone()),
+        );
         let addr = settings.http.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -192,6 +194,12 @@ pub(crate) async fn open_tiered(
     metrics: StoreMetrics,
 ) -> Result<Arc<TieredStore>, StartError> {
     let pg = db_settings.connect(database)?;
+    if db_settings.data_keys.is_none() {
+        tracing::warn!(
+            "app secrets and session keys are stored in plain text in PostgreSQL: \
+             set WAFER_DATA_KEYS to seal them (see `wafer rekey`)"
+        );
+    }
     let redis = redis_settings.connect(redis)?;
     let deadline = tokio::time::Instant::now() + DATABASE_WAIT;
     loop {
@@ -216,6 +224,7 @@ pub(crate) async fn open_tiered(
     }
     let every = Intervals {
         visit: db_settings.visit_granularity,
+        read_through_per_second: db_settings.read_through_limit,
         ..Intervals::default()
     };
     Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)

@@ -27,6 +27,10 @@ pub enum Error {
     /// The raw_data signature does not match.
     #[error("signature does not match raw_data")]
     BadSignature,
+    /// Too many logins from this client or for this app; retry after the
+    /// seconds given.
+    #[error("too many logins: retry in {0} s")]
+    LoginLimited(u64),
     /// The session is unknown, of another app, expired, or the skey is wrong.
     #[error("session invalid")]
     SessionInvalid,
@@ -59,6 +63,7 @@ impl Error {
             Error::BadEncryptedData(_) | Error::StaleSessionKey => ErrorCode::BadEncryptedData,
             Error::BadSignature => ErrorCode::BadSignature,
             Error::SessionInvalid => ErrorCode::SessionInvalid,
+            Error::LoginLimited(_) => ErrorCode::RateLimited,
             Error::AppNotFound => ErrorCode::AppNotFound,
             Error::NotFound => ErrorCode::NotFound,
             Error::Conflict => ErrorCode::Conflict,

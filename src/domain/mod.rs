@@ -3,6 +3,7 @@
 pub mod app;
 mod error;
 pub mod input;
+mod limits;
 mod service;
 pub mod session;
 pub mod skey;

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::error::Error;
 use crate::domain::input::{AuthInput, LoginInput, no_nul};
+use crate::domain::limits::LoginLimits;
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
 };
@@ -41,6 +42,7 @@ pub struct Wafer<S> {
     wechat: WechatClient,
     clock: Arc<dyn Clock>,
     tokens: Tokens,
+    limits: LoginLimits,
 }
 
 impl<S: Store> Wafer<S> {
@@ -52,7 +54,15 @@ impl<S: Store> Wafer<S> {
             wechat,
             clock,
             tokens,
+            limits: LoginLimits::default(),
         }
+    }
+
+    /// Limits logins to `per_ip` per minute per client address and
+    /// `per_app` per minute per app (0: no limit).
+    pub fn with_login_limits(mut self, per_ip: u32, per_app: u32) -> Self {
+        self.limits = LoginLimits::new(per_ip, per_app);
+        self
     }
 
     /// Records the access-token logic in `metrics`.
@@ -71,8 +81,17 @@ impl<S: Store> Wafer<S> {
     }
 
     /// Trades a login code for a session (see the API's `/mina/login`).
-    pub async fn login(&self, input: LoginInput<'_>) -> Result<LoginOutput, Error> {
+    /// `client` is the caller's address, for the per-client login limit.
+    pub async fn login(
+        &self,
+        input: LoginInput<'_>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<LoginOutput, Error> {
         let app = self.app(&input.app).await?;
+        // Before WeChat: a refused login must not spend the app's quota.
+        self.limits
+            .check(client, app.id)
+            .map_err(Error::LoginLimited)?;
         let wx = self
             .wechat
             .code_to_session(&app.appid, &app.secret, &input.code)

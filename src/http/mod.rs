@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub use admin::AdminToken;
 pub mod body;
+pub mod client;
 mod forward;
 pub mod mina;
 mod original;
@@ -37,6 +38,7 @@ const SIZES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Answers requests: routes them to the domain and shapes the replies.
 pub struct Handler<S> {
     wafer: Wafer<S>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     max_body: usize,
     body_timeout: std::time::Duration,
     admin_token: AdminToken,
@@ -54,11 +56,30 @@ impl<S: Store> Handler<S> {
     ) -> Self {
         Handler {
             wafer,
+            trusted_proxies: Vec::new(),
             max_body: http.max_body,
             body_timeout: http.header_read_timeout,
             admin_token,
             metrics,
         }
+    }
+
+    /// Reads a trusted proxy's `X-Forwarded-For` as the client's address
+    /// when the peer is in `proxies`.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The client's address (see [`client::client_ip`]), when the request
+    /// came through the server (tests may call the handler directly).
+    fn client(&self, parts: &Parts) -> Option<std::net::IpAddr> {
+        let peer = parts.extensions.get::<client::Peer>()?;
+        Some(client::client_ip(
+            &parts.headers,
+            peer.0.ip(),
+            &self.trusted_proxies,
+        ))
     }
 
     /// Answers one request. Never fails: every failure becomes a JSON reply.
@@ -173,7 +194,7 @@ impl<S: Store> Handler<S> {
             Endpoint::Login => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
-                let out = w.login(input).await?;
+                let out = w.login(input, self.client(parts)).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
             }
             Endpoint::Original => {
@@ -181,7 +202,10 @@ impl<S: Store> Handler<S> {
                     body::read(&parts.headers, body, self.max_body, self.body_timeout).await?;
                 match original::parse(&body)? {
                     original::Call::IdSkey(input) => {
-                        let out = w.login(input).await.map_err(original::failure)?;
+                        let out = w
+                            .login(input, self.client(parts))
+                            .await
+                            .map_err(original::failure)?;
                         Ok(original::logged_in(&out))
                     }
                     original::Call::Auth(input) => {

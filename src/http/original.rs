@@ -166,6 +166,9 @@ pub fn failure(e: DomainError) -> Failure {
         | DomainError::StaleSessionKey
         | DomainError::BadSignature => code::DECRYPT_FAIL,
         DomainError::BadRequest(_) => code::PARA_ERR,
+        // The original had no limit; its clients treat WeChat's own
+        // rate limit (45011) as a code error, and so this.
+        DomainError::LoginLimited(_) => code::WEIXIN_CODE_ERR,
         DomainError::Wechat(w) => match w {
             WechatError::Timeout | WechatError::Unreachable | WechatError::HttpStatus(_) => {
                 code::WEIXIN_NET_ERR

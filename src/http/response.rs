@@ -34,10 +34,12 @@ pub struct Failure {
     /// `Allow` header for 405.
     pub allow: Option<HeaderValue>,
     /// Detail for the log only (e.g. which store failed).
-    pub log_detail: Option<String>,
+    pub log_detail: Option<Box<str>>,
     /// The original wafer protocol's `returnCode` and `returnMessage`, when
     /// its codec chose them (else they follow from `code`).
     pub original: Option<(i64, &'static str)>,
+    /// `Retry-After` seconds, for a 429 of wafer's own limits.
+    pub retry_after: Option<u32>,
 }
 
 impl Failure {
@@ -49,6 +51,7 @@ impl Failure {
             allow: None,
             log_detail: None,
             original: None,
+            retry_after: None,
         }
     }
 
@@ -87,6 +90,10 @@ impl Failure {
         if let Some(allow) = self.allow {
             r.headers_mut().insert(ALLOW, allow);
         }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         r
     }
 }
@@ -94,9 +101,9 @@ impl Failure {
 impl From<DomainError> for Failure {
     fn from(e: DomainError) -> Self {
         let log_detail = match &e {
-            DomainError::Store(e) => Some(e.to_string()),
-            DomainError::Internal(what) => Some((*what).to_owned()),
-            DomainError::Wechat(w) => Some(w.to_string()),
+            DomainError::Store(e) => Some(e.to_string().into()),
+            DomainError::Internal(what) => Some((*what).into()),
+            DomainError::Wechat(w) => Some(w.to_string().into()),
             _ => None,
         };
         Failure {
@@ -105,6 +112,10 @@ impl From<DomainError> for Failure {
             allow: None,
             log_detail,
             original: None,
+            retry_after: match e {
+                DomainError::LoginLimited(secs) => Some(u32::try_from(secs).unwrap_or(u32::MAX)),
+                _ => None,
+            },
         }
     }
 }

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
+
+use crate::http::client::Peer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -165,9 +167,9 @@ async fn accept_loop<S: Store>(
             },
             _ = stop.changed() => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -181,8 +183,9 @@ async fn accept_loop<S: Store>(
         let activity = Arc::new(Activity::new());
         let service = {
             let (handler, activity) = (handler.clone(), activity.clone());
-            service_fn(move |req| {
+            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let (handler, request) = (handler.clone(), activity.begin());
+                req.extensions_mut().insert(Peer(peer));
                 async move {
                     let reply = handler.handle(req).await;
                     drop(request);

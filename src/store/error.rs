@@ -115,6 +115,9 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
+    /// A sealed secret cannot be opened (or sealed) with the data keys (500).
+    #[error(transparent)]
+    Sealed(#[from] crate::store::sealed::SealError),
 }
 
 impl StoreError {
@@ -140,6 +143,9 @@ pub enum ConnectError {
         /// Which backend.
         backend: Backend,
     },
+    /// `WAFER_DATA_KEYS` cannot be used.
+    #[error(transparent)]
+    DataKeys(#[from] crate::store::sealed::SealError),
 }
 
 /// Result of a store operation.

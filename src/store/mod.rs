@@ -9,6 +9,7 @@ pub(crate) mod periodic;
 pub mod postgres;
 pub(crate) mod record;
 pub mod redis;
+pub mod sealed;
 pub mod tiered;
 
 use std::future::Future;

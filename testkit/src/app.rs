@@ -117,20 +117,29 @@ impl TestApp {
     /// same time: another instance of one deployment, or this one
     /// restarted. It cleans nothing up; this app does.
     pub async fn sibling(&self) -> TestApp {
+        self.sibling_with(|_| {}).await.expect("the sibling starts")
+    }
+
+    /// [`TestApp::sibling`] after `tweak` changed its settings; the start-up
+    /// error when it does not start.
+    pub async fn sibling_with(
+        &self,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Result<TestApp, wafer::startup::StartError> {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
         let clock = Arc::new(ManualClock::new(wafer::clock::Clock::now(&*self.clock)));
-        let server = Application::build_with_clock(&self.settings, clock.clone())
-            .await
-            .expect("the sibling starts");
-        TestApp {
+        let server = Application::build_with_clock(&settings, clock.clone()).await?;
+        Ok(TestApp {
             addr: server.local_addr(),
             mock: self.mock,
             wechat: self.wechat.clone(),
             client: reqwest::Client::new(),
             clock,
             server,
-            settings: self.settings.clone(),
+            settings,
             guards: Guards::default(),
-        }
+        })
     }
 
     /// The database URL of a tiered app.

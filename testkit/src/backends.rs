@@ -226,6 +226,7 @@ pub fn test_intervals() -> Intervals {
         repair: Duration::from_millis(100),
         // Every visit due: the tests check that each one reaches PostgreSQL.
         visit: VisitGranularity::Every(Duration::from_millis(1)),
+        ..Intervals::default()
     }
 }
 

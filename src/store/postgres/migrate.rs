@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_phone_number.sql",
         sql: include_str!("../../../sql/0003_phone_number.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_sealed_secrets.sql",
+        sql: include_str!("../../../sql/0004_sealed_secrets.sql"),
+    },
 ];
 
 // Any fixed number works; this one spells "wafer" in ASCII.

@@ -22,6 +22,7 @@ use crate::import::ImportedSession;
 use crate::metrics::StoreMetrics;
 use crate::metrics::store::Op;
 use crate::store::record::SessionRecord;
+use crate::store::sealed::{self, Column, DataKeys};
 use crate::store::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};
 
 /// How long an expired row is kept before the purge removes it. Covers the
@@ -34,6 +35,8 @@ pub struct Postgres {
     pool: Pool,
     timeout: Duration,
     metrics: StoreMetrics,
+    /// Seals app secrets and session keys at rest, when configured.
+    keys: Option<Arc<DataKeys>>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -112,7 +115,7 @@ fn timed_out() -> StoreError {
     StoreError::unavailable(Backend::Postgres, Cause::Timeout)
 }
 
-fn app_from_row(row: &Row) -> StoreResult<Arc<App>> {
+fn app_from_row(row: &Row, keys: Option<&DataKeys>) -> StoreResult<Arc<App>> {
     let duration = |name| -> StoreResult<u32> {
         u32::try_from(col::<i32, _>(row, name)?).map_err(|_| StoreError::Malformed {
             backend: Backend::Postgres,
@@ -123,7 +126,7 @@ fn app_from_row(row: &Row) -> StoreResult<Arc<App>> {
         id: col(row, "id")?,
         title: col(row, "title")?,
         appid: col(row, "appid")?,
-        secret: col(row, "secret")?,
+        secret: sealed::open(keys, Column::AppSecret, col(row, "secret")?)?,
         login_duration: duration("login_duration")?,
         session_duration: duration("session_duration")?,
         created_at: Timestamp::from_system_time(col(row, "created_at")?),
@@ -189,7 +192,22 @@ impl Postgres {
             pool,
             timeout,
             metrics: StoreMetrics::default(),
+            keys: None,
         })
+    }
+
+    /// Seals app secrets and session keys with `keys` (none: plain text).
+    pub fn with_data_keys(mut self, keys: Option<DataKeys>) -> Self {
+        self.keys = keys.map(Arc::new);
+        self
+    }
+
+    fn seal(&self, column: Column, plain: &str) -> StoreResult<String> {
+        Ok(sealed::seal(self.keys.as_deref(), column, plain)?)
+    }
+
+    fn open(&self, column: Column, stored: &str) -> StoreResult<String> {
+        Ok(sealed::open(self.keys.as_deref(), column, stored)?)
     }
 
     /// Records every operation in `metrics`.
@@ -248,13 +266,16 @@ impl Postgres {
             let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY id");
             let stmt = c.prepare_cached(&sql).await?;
             let rows = c.query(&stmt, &[]).await?;
-            rows.iter().map(app_from_row).collect()
+            rows.iter()
+                .map(|r| app_from_row(r, self.keys.as_deref()))
+                .collect()
         })
         .await
     }
 
     /// Inserts an app; [`StoreError::Conflict`] when its appid is taken.
     pub async fn create_app(&self, new: &NewApp, now: Timestamp) -> StoreResult<Arc<App>> {
+        let secret = self.seal(Column::AppSecret, &new.secret)?;
         self.run(Op::AppWrite, |c| async move {
             let sql = format!(
                 "INSERT INTO apps (title, appid, secret, login_duration, session_duration, \
@@ -268,7 +289,7 @@ impl Postgres {
                     &[
                         &new.title,
                         &new.appid,
-                        &new.secret,
+                        &secret,
                         &(new.login_duration as i32),
                         &(new.session_duration as i32),
                         &now,
@@ -276,7 +297,7 @@ impl Postgres {
                 )
                 .await
                 .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
-            app_from_row(&row)
+            app_from_row(&row, self.keys.as_deref())
         })
         .await
     }
@@ -288,6 +309,10 @@ impl Postgres {
         patch: &AppPatch,
         now: Timestamp,
     ) -> StoreResult<Arc<App>> {
+        let secret = match &patch.secret {
+            Some(s) => Some(self.seal(Column::AppSecret, s)?),
+            None => None,
+        };
         self.run(Op::AppWrite, |c| async move {
             let sql = format!(
                 "UPDATE apps SET title = COALESCE($2, title), appid = COALESCE($3, appid), \
@@ -303,7 +328,7 @@ impl Postgres {
                         &id,
                         &patch.title,
                         &patch.appid,
-                        &patch.secret,
+                        &secret,
                         &patch.login_duration.map(|d| d as i32),
                         &patch.session_duration.map(|d| d as i32),
                         &now.to_system_time(),
@@ -311,7 +336,9 @@ impl Postgres {
                 )
                 .await
                 .on(&PgState::UNIQUE_VIOLATION, StoreError::Conflict)?;
-            row.as_ref().map(app_from_row).ok_or(StoreError::NotFound)?
+            row.as_ref()
+                .map(|r| app_from_row(r, self.keys.as_deref()))
+                .ok_or(StoreError::NotFound)?
         })
         .await
     }
@@ -340,6 +367,7 @@ impl Postgres {
     /// union_id and user_info of an existing row unless the login brings new
     /// ones. Returns the row as committed.
     pub async fn upsert_session(&self, new: &NewSession) -> StoreResult<SessionRecord> {
+        let session_key = self.seal(Column::SessionKey, &new.session_key)?;
         self.run(Op::Login, |c| async move {
             let sql = format!(
                 "INSERT INTO sessions AS s (uuid, app_id, open_id, union_id, session_key, \
@@ -362,7 +390,7 @@ impl Postgres {
                         &new.app_id,
                         &new.open_id,
                         &new.union_id,
-                        &new.session_key,
+                        &session_key,
                         &&new.skey_hash.0[..],
                         &new.user_info,
                         &new.now.to_system_time(),
@@ -381,6 +409,7 @@ impl Postgres {
     /// and nothing changes. Redis learns of it on its first auth (a miss
     /// reads through).
     pub async fn import_session(&self, app_id: AppId, s: &ImportedSession) -> StoreResult<bool> {
+        let session_key = self.seal(Column::SessionKey, &s.session_key)?;
         // Counted as a login: it is one, made elsewhere.
         self.run(Op::Login, |c| async move {
             let stmt = c
@@ -398,7 +427,7 @@ impl Postgres {
                         &app_id,
                         &s.open_id,
                         &s.union_id,
-                        &s.session_key,
+                        &session_key,
                         &&s.skey_hash.0[..],
                         &s.user_info,
                         &s.create_time.to_system_time(),
@@ -410,6 +439,73 @@ impl Postgres {
             Ok(inserted == 1)
         })
         .await
+    }
+
+    /// Seals every app secret and session key that is not sealed under the
+    /// current data key (plain ones included), online: each row is updated
+    /// only if it still holds the value read, so a concurrent login or app
+    /// change wins. Returns how many apps and sessions it sealed.
+    pub async fn rekey(&self) -> StoreResult<(u64, u64)> {
+        let Some(keys) = self.keys.clone() else {
+            return Ok((0, 0));
+        };
+        let apps: Vec<(AppId, String)> = self
+            .run(Op::Apps, |c| async move {
+                let rows = c
+                    .query("SELECT id, secret FROM apps ORDER BY id", &[])
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+                    .collect::<StoreResult<_>>()
+            })
+            .await?;
+        let mut sealed_apps = 0;
+        for (id, stored) in apps.iter().filter(|(_, v)| !keys.is_current(v)) {
+            let new = keys.seal(Column::AppSecret, &keys.open(Column::AppSecret, stored)?)?;
+            sealed_apps += self
+                .run(Op::AppWrite, |c| async move {
+                    Ok(c.execute(
+                        "UPDATE apps SET secret = $3 WHERE id = $1 AND secret = $2",
+                        &[id, stored, &new],
+                    )
+                    .await?)
+                })
+                .await?;
+        }
+        let mut sealed_sessions = 0;
+        let mut after = Uuid::nil();
+        loop {
+            let page: Vec<(Uuid, String)> = self
+                .run(Op::Load, |c| async move {
+                    let rows = c
+                        .query(
+                            "SELECT uuid, session_key FROM sessions WHERE uuid > $1 \
+                             ORDER BY uuid LIMIT 500",
+                            &[&after],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+                        .collect::<StoreResult<_>>()
+                })
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (uuid, stored) in page.iter().filter(|(_, v)| !keys.is_current(v)) {
+                let new = keys.seal(Column::SessionKey, &keys.open(Column::SessionKey, stored)?)?;
+                sealed_sessions += self
+                    .run(Op::Login, |c| async move {
+                        Ok(c.execute(
+                            "UPDATE sessions SET session_key = $3 \
+                             WHERE uuid = $1 AND session_key = $2",
+                            &[uuid, stored, &new],
+                        )
+                        .await?)
+                    })
+                    .await?;
+            }
+        }
+        Ok((sealed_apps, sealed_sessions))
     }
 
     /// The session `uuid`, if recorded.
@@ -436,7 +532,9 @@ impl Postgres {
                     &[&uuid, &&skey_hash.0[..]],
                 )
                 .await?;
-            row.as_ref().map(|r| col(r, 0)).transpose()
+            row.as_ref()
+                .map(|r| self.open(Column::SessionKey, col(r, 0)?))
+                .transpose()
         })
         .await
     }
@@ -473,7 +571,9 @@ impl Postgres {
                     &[&app, &open_id],
                 )
                 .await?;
-            row.as_ref().map(|r| col(r, 0)).transpose()
+            row.as_ref()
+                .map(|r| self.open(Column::SessionKey, col(r, 0)?))
+                .transpose()
         })
         .await
     }

@@ -10,6 +10,7 @@
 //!   eviction, so Redis never keeps serving a stale copy once it is back.
 
 mod granularity;
+mod unknown;
 mod write_behind;
 
 use std::collections::HashSet;
@@ -34,6 +35,8 @@ use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
 pub use granularity::VisitGranularity;
+use unknown::MissGuard;
+pub use unknown::UNKNOWN_TTL;
 use write_behind::WriteBehind;
 
 /// Timing of the background work.
@@ -51,6 +54,9 @@ pub struct Intervals {
     /// this (it slides in Redis on every auth). PostgreSQL's copy lags by at
     /// most this plus one flush.
     pub visit: VisitGranularity,
+    /// PostgreSQL reads per second a Redis miss may cause (0: unbounded);
+    /// past it a miss answers 503 (see `unknown.rs`).
+    pub read_through_per_second: u32,
 }
 
 impl Default for Intervals {
@@ -61,9 +67,15 @@ impl Default for Intervals {
             purge: Duration::from_secs(60),
             repair: Duration::from_secs(1),
             visit: VisitGranularity::DEFAULT,
+            read_through_per_second: DEFAULT_READ_THROUGH_PER_SECOND,
         }
     }
 }
+
+/// Default budget of read-throughs per second per instance: far above
+/// what repopulating Redis after a flush needs per instance (each session
+/// is read once, then served from Redis), far below what a flood would ask.
+pub const DEFAULT_READ_THROUGH_PER_SECOND: u32 = 2_000;
 
 /// Rows deleted per purge statement: small, so the purge never holds many
 /// row locks or a long transaction.
@@ -83,6 +95,7 @@ pub struct TieredStore {
     every: Intervals,
     // Keys whose Redis copy may be stale because a write to Redis failed.
     repairs: Mutex<HashSet<Uuid>>,
+    misses: MissGuard,
 }
 
 impl TieredStore {
@@ -104,6 +117,7 @@ impl TieredStore {
             apps: SharedAppTable::default(),
             visits: WriteBehind::new(WRITE_BEHIND_CAP),
             repairs: Mutex::new(HashSet::new()),
+            misses: MissGuard::new(every.read_through_per_second),
         });
         store.apps.store(AppTable::new(apps));
         spawn_every(
@@ -261,8 +275,21 @@ impl TieredStore {
         creds: &Credentials,
         repopulate: bool,
     ) -> StoreResult<Option<Arc<Profile>>> {
+        if repopulate {
+            // A miss with Redis up: bounded (see `unknown.rs`).
+            let now = std::time::Instant::now();
+            if self.misses.known_unknown(creds.uuid, now) {
+                return Ok(None);
+            }
+            if !self.misses.allow_read(now) {
+                return Err(StoreError::unavailable(Backend::Postgres, Cause::PoolFull));
+            }
+        }
         self.metrics.read_through(repopulate);
         let Some(mut record) = self.pg.session(creds.uuid).await? else {
+            if repopulate {
+                self.misses.unknown(creds.uuid, std::time::Instant::now());
+            }
             return Ok(None);
         };
         // The record lags by up to one flush: the newest visit may still be
@@ -344,6 +371,7 @@ impl Store for TieredStore {
 
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let record = self.pg.upsert_session(&new).await?;
+        self.misses.known(record.uuid);
         if let Some(app) = self.apps.load().get(&AppRef::Id(new.app_id)) {
             self.cache(&record, &app.limits(), new.now).await;
         } else {
