@@ -14,6 +14,7 @@ mod dashboard;
 mod gateway;
 mod http_api;
 mod http_tiered;
+mod instances;
 mod limits;
 mod loadtest_scripts;
 mod metrics_move;
