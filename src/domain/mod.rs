@@ -1,6 +1,7 @@
 //! The rules of wafer: apps, sessions, skeys, and the operations over them.
 
 pub mod app;
+pub mod audit;
 mod error;
 pub mod input;
 mod limits;

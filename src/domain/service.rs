@@ -369,6 +369,52 @@ impl<S: Store> Wafer<S> {
         }
     }
 
+    /// Admin: records an admin action in the audit trail and the log (one
+    /// line with `audit=true`). A store that fails loses the entry, not
+    /// the action (it already happened): that is logged as an error.
+    pub async fn audit(
+        &self,
+        action: crate::domain::audit::AuditAction,
+        target: String,
+        caller: Option<std::net::IpAddr>,
+    ) {
+        let caller_text = caller.map(|c| c.to_string()).unwrap_or_default();
+        tracing::info!(
+            audit = true,
+            action = action.label(),
+            target = %target,
+            caller = %caller_text,
+            "admin action"
+        );
+        let entry = crate::domain::audit::AuditEntry {
+            id: 0,
+            at: self.clock.now(),
+            action,
+            target,
+            caller,
+        };
+        if let Err(e) = self.store.record_audit(&entry).await {
+            tracing::error!(
+                audit = true,
+                action = action.label(),
+                error = %e,
+                "the audit trail could not record an admin action"
+            );
+        }
+    }
+
+    /// Admin: a page of the audit trail, newest first.
+    pub async fn audit_trail(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<crate::domain::audit::AuditPage, Error> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(Error::bad_request("`limit` must be 1 to 1000"));
+        }
+        Ok(self.store.audit_trail(before, limit).await?)
+    }
+
     /// Health of the store's backends.
     pub async fn health(&self) -> Vec<BackendHealth> {
         self.store.health().await

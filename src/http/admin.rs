@@ -199,8 +199,8 @@ fn no_content() -> Reply {
     r
 }
 
-/// `POST /admin/apps`.
-pub async fn create_app<S: Store>(w: &Wafer<S>, body: &Bytes) -> Result<Reply, Failure> {
+/// `POST /admin/apps`; also the new app's id (for the audit trail).
+pub async fn create_app<S: Store>(w: &Wafer<S>, body: &Bytes) -> Result<(Reply, AppId), Failure> {
     let c: CreateApp = parse_body(body)?;
     let app = w
         .create_app(NewApp {
@@ -211,7 +211,7 @@ pub async fn create_app<S: Store>(w: &Wafer<S>, body: &Bytes) -> Result<Reply, F
             session_duration: c.session_duration.unwrap_or(DEFAULT_SESSION_DURATION_SECS),
         })
         .await?;
-    to_json(StatusCode::CREATED, &AppView::from(&*app))
+    Ok((to_json(StatusCode::CREATED, &AppView::from(&*app))?, app.id))
 }
 
 /// `GET /admin/apps`.
@@ -422,4 +422,58 @@ mod tests {
         let q = session_query(Some("open_id=o%2B1")).unwrap();
         assert_eq!(q.open_id.as_deref(), Some("o+1"));
     }
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    id: i64,
+    at: String,
+    action: &'static str,
+    target: String,
+    caller: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditList {
+    entries: Vec<AuditView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /admin/audit?limit=&cursor=`: the audit trail, newest first.
+pub async fn audit_trail<S: Store>(w: &Wafer<S>, query: Option<&str>) -> Result<Reply, Failure> {
+    let (mut limit, mut before) = (DEFAULT_PAGE, None);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" if !v.is_empty() => {
+                limit = v
+                    .parse()
+                    .map_err(|_| Failure::new(ErrorCode::BadRequest, "`limit` must be 1 to 1000"))?
+            }
+            "cursor" if !v.is_empty() => {
+                before = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| Failure::new(ErrorCode::BadRequest, "invalid `cursor`"))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    let page = w.audit_trail(before, limit).await?;
+    to_json(
+        StatusCode::OK,
+        &AuditList {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| AuditView {
+                    id: e.id,
+                    at: e.at.to_rfc3339(),
+                    action: e.action.label(),
+                    target: e.target,
+                    caller: e.caller.map(|c| c.to_string()),
+                })
+                .collect(),
+            next_cursor: page.next.map(|n| n.to_string()),
+        },
+    )
 }

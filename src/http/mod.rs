@@ -25,6 +25,7 @@ use hyper::{Method, Request, StatusCode};
 
 use crate::config::HttpSettings;
 use crate::domain::Wafer;
+use crate::domain::audit::AuditAction;
 use crate::error::ErrorCode;
 use crate::http::body::Format;
 use crate::http::response::{Failure, Reply, json};
@@ -69,6 +70,11 @@ impl<S: Store> Handler<S> {
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
         self.trusted_proxies = proxies;
         self
+    }
+
+    /// Records a successful admin action, with the caller's address.
+    async fn audit(&self, parts: &Parts, action: AuditAction, target: String) {
+        self.wafer.audit(action, target, self.client(parts)).await;
     }
 
     /// The client's address (see [`client::client_ip`]), when the request
@@ -188,16 +194,25 @@ impl<S: Store> Handler<S> {
         body: Incoming,
     ) -> Result<Reply, Failure> {
         let w = &self.wafer;
+        // Each endpoint's future boxed on its own: together, inline, they
+        // made this future (and the stack frame that polls it) as large as
+        // all of them at once, which overflowed a 2 MiB stack in debug
+        // builds.
+        macro_rules! boxed {
+            ($e:expr) => {
+                Box::pin(async move { $e }).await
+            };
+        }
         match endpoint {
             Endpoint::Auth | Endpoint::ForwardAuth => self.check(endpoint, parts, body).await,
             Endpoint::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
-            Endpoint::Login => {
+            Endpoint::Login => boxed!({
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
                 let out = w.login(input, self.client(parts)).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
-            }
-            Endpoint::Original => {
+            }),
+            Endpoint::Original => boxed!({
                 let body =
                     body::read(&parts.headers, body, self.max_body, self.body_timeout).await?;
                 match original::parse(&body)? {
@@ -220,31 +235,31 @@ impl<S: Store> Handler<S> {
                         Ok(original::decrypted(&object))
                     }
                 }
-            }
-            Endpoint::Decrypt => {
+            }),
+            Endpoint::Decrypt => boxed!({
                 let (format, body) = self.mina_body(parts, body).await?;
                 let (session, data, iv) = mina::parse_session_call(format, &body)?.encrypted()?;
                 let object = w.decrypt(&session, &data, &iv).await?;
                 Ok(json(StatusCode::OK, mina::decrypt_ok(&object)))
-            }
-            Endpoint::Phone => {
+            }),
+            Endpoint::Phone => boxed!({
                 let (format, body) = self.mina_body(parts, body).await?;
                 let (session, code) = mina::parse_session_call(format, &body)?.code()?;
                 let phone = w.phone(&session, &code).await?;
                 Ok(json(StatusCode::OK, mina::phone_ok(&phone)))
-            }
-            Endpoint::Logout => {
+            }),
+            Endpoint::Logout => boxed!({
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_auth(format, &body)?;
                 w.logout(&input).await?;
                 Ok(json(StatusCode::OK, Bytes::from_static(mina::LOGOUT_OK)))
-            }
+            }),
             Endpoint::Healthz => Ok(json(
                 StatusCode::OK,
                 Bytes::from_static(br#"{"status":"ok"}"#),
             )),
-            Endpoint::Readyz => Ok(self.readyz().await),
-            Endpoint::Metrics => {
+            Endpoint::Readyz => boxed!(Ok(self.readyz().await)),
+            Endpoint::Metrics => boxed!({
                 // Sizes are read at scrape time, bounded so that a hung store
                 // cannot hang the scrape (the gauges then keep their last value).
                 if let Ok((sessions, apps)) =
@@ -260,24 +275,62 @@ impl<S: Store> Handler<S> {
                     ),
                 );
                 Ok(r)
-            }
-            Endpoint::ListApps => admin::list_apps(w).await,
-            Endpoint::CreateApp => {
+            }),
+            Endpoint::ListApps => boxed!(admin::list_apps(w).await),
+            Endpoint::CreateApp => boxed!({
                 let body = self.admin_body(parts, body).await?;
-                admin::create_app(w, &body).await
-            }
-            Endpoint::GetApp(id) => admin::get_app(w, id).await,
-            Endpoint::UpdateApp(id) => {
+                let (reply, id) = admin::create_app(w, &body).await?;
+                self.audit(parts, AuditAction::AppCreated, format!("app {id}"))
+                    .await;
+                Ok(reply)
+            }),
+            Endpoint::GetApp(id) => boxed!(admin::get_app(w, id).await),
+            Endpoint::UpdateApp(id) => boxed!({
                 let body = self.admin_body(parts, body).await?;
-                admin::update_app(w, id, &body).await
+                let reply = admin::update_app(w, id, &body).await?;
+                self.audit(parts, AuditAction::AppChanged, format!("app {id}"))
+                    .await;
+                Ok(reply)
+            }),
+            Endpoint::DeleteApp(id) => boxed!({
+                let reply = admin::delete_app(w, id).await?;
+                self.audit(parts, AuditAction::AppDeleted, format!("app {id}"))
+                    .await;
+                Ok(reply)
+            }),
+            Endpoint::ListSessions(id) => {
+                boxed!(admin::app_sessions(w, id, parts.uri.query()).await)
             }
-            Endpoint::DeleteApp(id) => admin::delete_app(w, id).await,
-            Endpoint::ListSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
-            Endpoint::RevokeSession(uuid) => admin::revoke(w, uuid).await,
-            Endpoint::GetUser(id, open_id) => admin::user_session(w, id, open_id).await,
-            Endpoint::RevokeUser(id, open_id) => admin::revoke_user(w, id, open_id).await,
-            Endpoint::CheckUserKey(id, open_id) => admin::check_session_key(w, id, open_id).await,
-            Endpoint::AccessToken(id) => admin::access_token(w, id).await,
+            Endpoint::RevokeSession(uuid) => boxed!({
+                let reply = admin::revoke(w, uuid).await?;
+                self.audit(
+                    parts,
+                    AuditAction::SessionRevoked,
+                    format!("session {uuid}"),
+                )
+                .await;
+                Ok(reply)
+            }),
+            Endpoint::GetUser(id, open_id) => boxed!(admin::user_session(w, id, open_id).await),
+            Endpoint::RevokeUser(id, open_id) => boxed!({
+                let reply = admin::revoke_user(w, id, open_id).await?;
+                let target = format!("app {id} user {open_id}");
+                self.audit(parts, AuditAction::UserRevoked, target).await;
+                Ok(reply)
+            }),
+            Endpoint::CheckUserKey(id, open_id) => boxed!({
+                let reply = admin::check_session_key(w, id, open_id).await?;
+                let target = format!("app {id} user {open_id}");
+                self.audit(parts, AuditAction::KeyChecked, target).await;
+                Ok(reply)
+            }),
+            Endpoint::AccessToken(id) => boxed!({
+                let reply = admin::access_token(w, id).await?;
+                self.audit(parts, AuditAction::TokenRead, format!("app {id}"))
+                    .await;
+                Ok(reply)
+            }),
+            Endpoint::AuditTrail => boxed!(admin::audit_trail(w, parts.uri.query()).await),
         }
     }
 

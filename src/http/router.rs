@@ -46,6 +46,8 @@ crate::labels::labelled! {
         UserKey => "/admin/apps/{id}/users/{open_id}/session_key",
         /// An app's shared WeChat access token.
         AccessToken => "/admin/apps/{id}/access_token",
+        /// The audit trail of admin actions.
+        Audit => "/admin/audit",
         /// Any path no route matches (a metrics label, never dispatched).
         Unmatched => "unmatched",
     }
@@ -98,6 +100,8 @@ pub enum Endpoint<'p> {
     CheckUserKey(&'p str, &'p str),
     /// `GET /admin/apps/{id}/access_token`
     AccessToken(&'p str),
+    /// `GET /admin/audit`
+    AuditTrail,
 }
 
 /// A route's path parameters, in the order its template names them
@@ -145,6 +149,7 @@ impl<'p> Endpoint<'p> {
             R::User if method == Method::DELETE => E::RevokeUser(param, second),
             R::UserKey if get => E::CheckUserKey(param, second),
             R::AccessToken if get => E::AccessToken(param),
+            R::Audit if get => E::AuditTrail,
             _ => return None,
         })
     }

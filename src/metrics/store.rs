@@ -22,6 +22,7 @@ impl Backend {
             Backend::Postgres => &[
                 Login,
                 Phone,
+                Audit,
                 Load,
                 Delete,
                 ListSessions,
@@ -77,6 +78,8 @@ crate::labels::labelled! {
         Phone => "phone",
         /// Read, share or lease an app's access token.
         Token => "token",
+        /// Write or read the audit trail.
+        Audit => "audit",
     }
 }
 

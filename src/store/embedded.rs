@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::audit::{AuditEntry, AuditPage};
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
@@ -22,6 +23,9 @@ use crate::metrics::store::Op;
 use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
+
+/// Admin actions the embedded store keeps (it keeps nothing across restarts).
+const AUDIT_KEPT: usize = 10_000;
 
 /// Default cap on stored sessions.
 pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
@@ -61,6 +65,8 @@ pub struct EmbeddedStore {
     tokens: DashMap<AppId, AccessToken>,
     // Lease holder and when the lease ends.
     leases: DashMap<(AppId, TokenLease), (String, Instant)>,
+    // The newest AUDIT_KEPT admin actions, oldest first.
+    audit: Mutex<std::collections::VecDeque<AuditEntry>>,
     max_sessions: usize,
     metrics: StoreMetrics,
 }
@@ -81,6 +87,7 @@ impl EmbeddedStore {
             index: DashMap::new(),
             tokens: DashMap::new(),
             leases: DashMap::new(),
+            audit: Mutex::new(std::collections::VecDeque::new()),
             max_sessions,
             metrics: StoreMetrics::default(),
         }
@@ -327,6 +334,43 @@ impl Store for EmbeddedStore {
     async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
         self.tokens.remove(&app);
         Ok(())
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let mut trail = self
+            .audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = trail.back().map_or(1, |e| e.id + 1);
+        if trail.len() >= AUDIT_KEPT {
+            trail.pop_front();
+        }
+        trail.push_back(AuditEntry {
+            id,
+            ..entry.clone()
+        });
+        Ok(())
+    }
+
+    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
+        let trail = self
+            .audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries: Vec<AuditEntry> = trail
+            .iter()
+            .rev()
+            .filter(|e| before.is_none_or(|b| e.id < b))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { entries, next })
     }
 
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {

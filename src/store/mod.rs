@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::audit::{AuditEntry, AuditPage};
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
@@ -143,6 +144,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets the app's token (its secret changed, or it is deleted).
     fn drop_access_token(&self, app: AppId) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Appends an admin action to the audit trail.
+    fn record_audit(&self, entry: &AuditEntry) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Up to `limit` entries of the audit trail older than `before` (all
+    /// when `None`), newest first.
+    fn audit_trail(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<AuditPage>> + Send;
 
     /// Checks credentials and deletes the session if they are accepted.
     fn logout(&self, creds: &Credentials) -> impl Future<Output = StoreResult<bool>> + Send;

@@ -137,6 +137,12 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
 
 fn assert_no_secret(secrets: &[String]) {
     let log = log();
+    // Admin changes are audit lines: structured, with action and target.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(r#""audit":true"#) && l.contains(r#""action":"token.read""#)),
+        "an audit line for the token read"
+    );
     assert!(log.len() > 1000, "the capture works: {} bytes", log.len());
     for s in secrets {
         assert!(!log.contains(s.as_str()), "a secret reached the log: {s}");

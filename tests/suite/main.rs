@@ -7,6 +7,7 @@
 #[macro_use]
 mod contract;
 
+mod audit;
 mod cleanup;
 mod cli;
 mod connections;

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_sealed_secrets.sql",
         sql: include_str!("../../../sql/0004_sealed_secrets.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_audit_log.sql",
+        sql: include_str!("../../../sql/0005_audit_log.sql"),
+    },
 ];
 
 // Any fixed number works; this one spells "wafer" in ASCII.

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 use crate::domain::app::{App, AppId, AppPatch, NewApp};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditPage};
 use crate::domain::session::{NewSession, SessionPage, SessionQuery, SessionSummary};
 use crate::domain::skey::SkeyHash;
 use crate::import::ImportedSession;
@@ -506,6 +507,68 @@ impl Postgres {
             }
         }
         Ok((sealed_apps, sealed_sessions))
+    }
+
+    /// Appends `entry` (its id is assigned here).
+    pub async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.run(Op::Audit, |c| async move {
+            let caller = entry.caller.map(|ip| ip.to_string());
+            c.execute(
+                "INSERT INTO audit_log (at, action, target, caller) VALUES ($1, $2, $3, $4)",
+                &[
+                    &entry.at.to_system_time(),
+                    &entry.action.label(),
+                    &entry.target,
+                    &caller,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A page of the audit trail, newest first.
+    pub async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        self.run(Op::Audit, |c| async move {
+            let rows = c
+                .query(
+                    "SELECT id, at, action, target, caller FROM audit_log \
+                     WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+                    &[&before, &fetch],
+                )
+                .await?;
+            let mut entries = rows
+                .iter()
+                .map(|r| {
+                    let action: String = col(r, 2)?;
+                    let caller: Option<String> = col(r, 4)?;
+                    Ok(AuditEntry {
+                        id: col(r, 0)?,
+                        at: Timestamp::from_system_time(col(r, 1)?),
+                        action: AuditAction::ALL
+                            .iter()
+                            .copied()
+                            .find(|a| a.label() == action)
+                            .ok_or(StoreError::Malformed {
+                                backend: Backend::Postgres,
+                                what: "an audit action",
+                            })?,
+                        target: col(r, 3)?,
+                        caller: caller.and_then(|c| c.parse().ok()),
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let next = if entries.len() > limit {
+                entries.truncate(limit);
+                entries.last().map(|e| e.id)
+            } else {
+                None
+            };
+            Ok(AuditPage { entries, next })
+        })
+        .await
     }
 
     /// The session `uuid`, if recorded.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::audit::{AuditEntry, AuditPage};
 use crate::domain::session::{
     Credentials, Limits, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
     StoredLogin,
@@ -435,6 +436,14 @@ impl Store for TieredStore {
 
     async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
         self.redis.access_token(app).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.pg.record_audit(entry).await
+    }
+
+    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
+        self.pg.audit_trail(before, limit).await
     }
 
     async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {

@@ -1,0 +1,50 @@
+//! The audit trail of admin actions: who changed what, when. Never a
+//! secret: the target is an id (app id, session uuid, open_id).
+
+use std::net::IpAddr;
+
+use crate::clock::Timestamp;
+
+crate::labels::labelled! {
+    /// An audited admin action.
+    pub enum AuditAction {
+        /// An app was created.
+        AppCreated => "app.created",
+        /// An app was changed.
+        AppChanged => "app.changed",
+        /// An app (and its sessions) was deleted.
+        AppDeleted => "app.deleted",
+        /// A session was revoked by its uuid.
+        SessionRevoked => "session.revoked",
+        /// A user's session was revoked by open_id.
+        UserRevoked => "user.revoked",
+        /// An app's access token was read.
+        TokenRead => "token.read",
+        /// A user's session key was checked at WeChat.
+        KeyChecked => "key.checked",
+    }
+}
+
+/// One audited action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its place in the trail (the store assigns it; newer is larger).
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub action: AuditAction,
+    /// On what: `app 3`, `session <uuid>`, `app 3 user <open_id>`.
+    pub target: String,
+    /// The caller's address, when known.
+    pub caller: Option<IpAddr>,
+}
+
+/// One page of the trail, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// Where the next (older) page starts.
+    pub next: Option<i64>,
+}
