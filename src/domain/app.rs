@@ -295,4 +295,24 @@ mod tests {
         };
         assert!(!format!("{app:?}").contains("topsecretvalue"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_app_id_is_read_or_refused(text in "\\PC{0,40}") {
+            let _ = AppRef::parse_text(Cow::Owned(text));
+        }
+
+        #[test]
+        fn positive_ids_round_trip_and_others_are_refused(n: i128) {
+            let as_number = AppRef::from_i128(n);
+            let as_text = AppRef::parse_text(Cow::Owned(n.to_string()));
+            if n >= 1 && n <= i128::from(i64::MAX) {
+                proptest::prop_assert_eq!(as_number, Ok(AppRef::Id(n as i64)));
+                proptest::prop_assert_eq!(as_text, Ok(AppRef::Id(n as i64)));
+            } else {
+                proptest::prop_assert!(as_number.is_err());
+                proptest::prop_assert!(as_text.is_err());
+            }
+        }
+    }
 }

@@ -489,4 +489,38 @@ mod tests {
             "credentials are required"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_parses_or_is_refused_without_panicking(body: Vec<u8>) {
+            let body = Bytes::from(body);
+            for format in [Format::Json, Format::Form] {
+                let _ = parse_auth(format, &body);
+                let _ = parse_login(format, &body);
+                let _ = parse_session_call(format, &body);
+            }
+        }
+
+        #[test]
+        fn credentials_come_back_as_sent(uuid in "[^\\x00]{1,60}", skey in "[^\\x00]{1,60}") {
+            let body = serde_json::json!({"uuid": uuid, "skey": skey}).to_string();
+            let body = Bytes::from(body);
+            let a = parse_auth(Format::Json, &body).map_err(|f| f.code);
+            proptest::prop_assert!(a.is_ok());
+            if let Ok(a) = a {
+                proptest::prop_assert_eq!(a.uuid.as_ref(), uuid.as_str());
+                proptest::prop_assert_eq!(a.skey.as_ref(), skey.as_str());
+            }
+            let form: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("uuid", &uuid)
+                .append_pair("skey", &skey)
+                .finish();
+            let form = Bytes::from(form);
+            let f = parse_auth(Format::Form, &form).map_err(|f| f.code);
+            proptest::prop_assert!(f.is_ok());
+            if let Ok(f) = f {
+                proptest::prop_assert_eq!(f.uuid.as_ref(), uuid.as_str());
+            }
+        }
+    }
 }

@@ -349,4 +349,24 @@ mod tests {
             "application/json; charset=utf-8"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_parsed_or_refused_without_panicking(body: Vec<u8>) {
+            let _ = parse(&Bytes::from(body));
+        }
+
+        #[test]
+        fn an_auth_envelope_carries_its_credentials(id in "[^\\x00]{1,60}", skey in "[^\\x00]{1,60}") {
+            let body = serde_json::json!({"version": 1, "componentName": "MA", "interface": {
+                "interfaceName": "qcloud.cam.auth", "para": {"id": id, "skey": skey}}});
+            match parse(&Bytes::from(body.to_string())) {
+                Ok(Call::Auth(input)) => {
+                    proptest::prop_assert_eq!(input.uuid.as_ref(), id.as_str());
+                    proptest::prop_assert_eq!(input.skey.as_ref(), skey.as_str());
+                }
+                _ => proptest::prop_assert!(false, "not read as an auth"),
+            }
+        }
+    }
 }

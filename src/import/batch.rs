@@ -201,4 +201,32 @@ mod tests {
         assert!(time("yesterday", beijing).is_err());
         assert!(time("-5", None).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_export_is_read_or_refused(text in "\\PC{0,200}") {
+            if let Ok(t) = Table::parse(&text) {
+                for row in t.rows() {
+                    let _ = row.get(Some(0));
+                }
+            }
+        }
+
+        #[test]
+        fn escaped_cells_read_back(cell in "[^\\x00]{1,40}") {
+            // What `mysql -B` writes for a cell.
+            let escaped = cell
+                .replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r");
+            let t = Table::parse(&format!("c\n{escaped}\n"));
+            proptest::prop_assert!(t.is_ok());
+            if let Ok(t) = t {
+                let got = t.rows().next().and_then(|r| r.get(Some(0))).map(str::to_owned);
+                let want = Some(cell.trim().to_owned()).filter(|c| !c.is_empty() && c != "NULL");
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
+    }
 }

@@ -267,4 +267,27 @@ mod tests {
             !format!("{:?}", DataKeys::parse(&format!("k1:{}", key(1))).unwrap()).contains(&key(1))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn anything_sealed_opens_to_itself(plain in "\\PC{0,300}") {
+            let k = DataKeys::parse(&format!("k1:{}", key(3))).map_err(|e| e.to_string());
+            proptest::prop_assert!(k.is_ok());
+            if let Ok(k) = k {
+                let sealed = k.seal(Column::AppSecret, &plain);
+                proptest::prop_assert!(sealed.is_ok());
+                if let Ok(sealed) = sealed {
+                    proptest::prop_assert_eq!(k.open(Column::AppSecret, &sealed), Ok(plain));
+                }
+            }
+        }
+
+        #[test]
+        fn any_stored_text_opens_or_is_refused(stored in "\\PC{0,120}") {
+            if let Ok(k) = DataKeys::parse(&format!("k1:{}", key(3))) {
+                let _ = k.open(Column::SessionKey, &stored);
+                let _ = k.open(Column::SessionKey, &format!("sealed:v1:k1:{stored}"));
+            }
+        }
+    }
 }

@@ -345,4 +345,31 @@ mod tests {
             Err(CryptoError::BadSignature)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_decrypts_or_is_refused(key in "\\PC{0,30}", data in "\\PC{0,80}", iv in "\\PC{0,30}") {
+            let _ = decrypt_data(&key, &data, &iv, "wx1");
+            let _ = decrypt_user_data(&key, &data, &iv, "wx1");
+        }
+
+        #[test]
+        fn what_the_mock_encrypts_decrypts(
+            key: [u8; 16],
+            iv: [u8; 16],
+            nick in "\\PC{0,60}",
+        ) {
+            let object = serde_json::json!({"nickName": nick, "watermark": {"appid": "wx1"}});
+            let data = wechat_mock::encrypt(&key, &iv, object.to_string().as_bytes());
+            let (key64, iv64) = (STANDARD.encode(key), STANDARD.encode(iv));
+            let back = decrypt_data(&key64, &data, &iv64, "wx1");
+            proptest::prop_assert!(back.is_ok());
+            if let Ok(back) = back {
+                let v: serde_json::Value = serde_json::from_str(&back).unwrap_or_default();
+                proptest::prop_assert_eq!(&v["nickName"], &object["nickName"]);
+            }
+            // Another app's watermark is refused, whatever the content.
+            proptest::prop_assert!(decrypt_data(&key64, &data, &iv64, "wx2").is_err());
+        }
+    }
 }

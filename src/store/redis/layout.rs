@@ -296,4 +296,53 @@ mod tests {
         .unwrap();
         assert_eq!((s.app, s.created, s.visited), (7, 5, 6));
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn a_session_hash_reads_back_as_written(
+            app in 1i64..1_000_000,
+            open_id in "\\PC{1,40}",
+            union_id in proptest::option::of("\\PC{1,40}"),
+            phone in proptest::option::of("[0-9+ ]{1,20}"),
+            created in 0i64..4_000_000_000_000,
+            visited in 0i64..4_000_000_000_000,
+        ) {
+            let mut r = record(union_id.as_deref(), Some(r#"{"n":1}"#));
+            r.app_id = app;
+            r.open_id = open_id.clone();
+            r.phone_number = phone.clone();
+            r.create_time = Timestamp(created);
+            r.last_visit = Timestamp(visited);
+            let v = fields(&r);
+            let pairs: Vec<(String, Value)> = v
+                .chunks(2)
+                .map(|p| (text(p[0].clone()).unwrap_or_default(), p[1].clone()))
+                .collect();
+            let s = decode_stored(pairs);
+            proptest::prop_assert!(s.is_some());
+            if let Some(s) = s {
+                proptest::prop_assert_eq!(s.app, app);
+                proptest::prop_assert_eq!(s.open_id, open_id);
+                proptest::prop_assert_eq!(s.union_id, union_id);
+                proptest::prop_assert_eq!(s.phone, phone);
+                proptest::prop_assert_eq!((s.created, s.visited), (created, visited));
+            }
+        }
+
+        #[test]
+        fn any_auth_reply_is_decoded_or_refused(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::arbitrary::any::<i64>().prop_map(Value::Integer),
+                    "\\PC{0,20}".prop_map(|s| Value::from(s.as_str())),
+                    proptest::strategy::Just(Value::Null),
+                ],
+                0..8,
+            )
+        ) {
+            let _ = decode_accepted(parts);
+        }
+    }
 }
