@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# loadtest/faults.sh -- a fault drill: logins and auths under load while
+# Redis is killed and restarted empty, PostgreSQL goes away and comes back,
+# wafer is killed with -9 and stopped with SIGTERM, and idle connections
+# flood it. After each fault, every login wafer acknowledged is checked once
+# (examples/check_sessions): a refused one is a lost session. Prints one
+# line per fault: logins acknowledged and failed, sessions checked, lost,
+# and failed otherwise (5xx while a store was away).
+#
+# Runs on its own Redis (a private redis-server on a free port, no
+# persistence, so a restart is empty), its own database on the local
+# PostgreSQL, reached through a TCP relay the drill cuts to take PostgreSQL
+# "away" (connections refused and reset, as when it stops), and release
+# binaries (BUILD=0 to use target/release as it is).
+#
+# Environment: SESSIONS [2000] logins per fault; PG_ADMIN_URL
+# [postgres://postgres@127.0.0.1:5432/postgres]; BUILD [1];
+# RESULTS [target/loadtest/faults.txt].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SESSIONS=${SESSIONS:-2000}
+BUILD=${BUILD:-1}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+WORK=$ROOT/target/loadtest/faults
+RESULTS=${RESULTS:-$ROOT/target/loadtest/faults.txt}
+BIN=$ROOT/target/release
+TAG=$(date +%s)
+DB="wafer_faults_$TAG"
+mkdir -p "$WORK"
+: >"$RESULTS"
+
+die() { echo "faults: $*" >&2; exit 1; }
+say() { echo "$*" | tee -a "$RESULTS"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+for t in redis-server redis-cli psql curl python3; do command -v "$t" >/dev/null || die "$t is missing"; done
+
+if [ "$BUILD" = 1 ]; then
+  echo "building release binaries..."
+  cargo build --release --bin wafer --bin wechat-mock --example seed --example check_sessions >/dev/null 2>&1 ||
+    cargo build --release --bin wafer --bin wechat-mock --example seed --example check_sessions
+fi
+for b in wafer wechat-mock examples/seed examples/check_sessions; do [ -x "$BIN/$b" ] || die "no $BIN/$b"; done
+
+REDIS_PORT=$(free_port); MOCK_PORT=$(free_port); RELAY_PORT=$(free_port); WAFER_PORT=$(free_port)
+PG_HOSTPORT=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(f'{p.hostname or \"127.0.0.1\"}:{p.port or 5432}')" "$PG_ADMIN_URL")
+DB_URL="postgres://postgres@127.0.0.1:$RELAY_PORT/$DB"
+URL="http://127.0.0.1:$WAFER_PORT"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}" ${WAFER_PID:-} ${REDIS_PID:-} ${RELAY_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
+  psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+start_redis() {
+  redis-server --port "$REDIS_PORT" --save '' --appendonly no --hash-max-listpack-value 512 >"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  die "redis did not start"
+}
+# A TCP relay to PostgreSQL: killing it is PostgreSQL going away.
+start_relay() {
+  python3 - "$RELAY_PORT" "$PG_HOSTPORT" >"$WORK/relay.log" 2>&1 <<'PY' &
+import asyncio, sys
+port = int(sys.argv[1]); host, pg = sys.argv[2].rsplit(":", 1)
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data); await w.drain()
+    except Exception:
+        pass
+    finally:
+        w.close()
+async def serve(r, w):
+    try:
+        ur, uw = await asyncio.open_connection(host, int(pg))
+    except Exception:
+        w.close(); return
+    await asyncio.gather(pipe(r, uw), pipe(ur, w))
+async def main():
+    s = await asyncio.start_server(serve, "127.0.0.1", port)
+    async with s: await s.serve_forever()
+asyncio.run(main())
+PY
+  RELAY_PID=$!
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/"$RELAY_PORT") 2>/dev/null && return; sleep 0.1; done
+  die "the relay did not start"
+}
+start_wafer() {
+  WAFER_LISTEN=127.0.0.1:$WAFER_PORT WAFER_REDIS_URL=redis://127.0.0.1:$REDIS_PORT WAFER_DATABASE_URL=$DB_URL \
+    WAFER_WECHAT_API_BASE=http://127.0.0.1:$MOCK_PORT WAFER_ADMIN_TOKEN=faults WAFER_LOG=warn \
+    "$BIN/wafer" serve 2>>"$WORK/wafer.log" &
+  WAFER_PID=$!
+  for _ in $(seq 1 100); do curl -fs "$URL/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
+  die "wafer did not start (see $WORK/wafer.log)"
+}
+# seed NAME: logins in the background; acknowledged ones go to NAME.csv.
+seed() {
+  "$BIN/examples/seed" --url "$URL" --appid wxfaults --n "$SESSIONS" --tag "$1-$TAG" --concurrency 32 \
+    --out "$WORK/$1.csv" >"$WORK/$1.seed" 2>&1 &
+  SEED_PID=$!
+}
+# report NAME: waits for the logins, checks every acknowledged session once.
+report() {
+  wait "$SEED_PID" || true
+  local acked failed check
+  acked=$(wc -l <"$WORK/$1.csv")
+  failed=$((SESSIONS - acked))
+  check=$("$BIN/examples/check_sessions" --url "$URL" --file "$WORK/$1.csv" 2>&1 | tail -n 1) || true
+  say "$1: logins acknowledged=$acked failed=$failed; $check"
+}
+
+psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$DB\"" >/dev/null
+"$BIN/wechat-mock" --listen "127.0.0.1:$MOCK_PORT" 2>"$WORK/mock.log" & PIDS+=($!)
+start_redis
+start_relay
+start_wafer
+curl -fs -H 'Authorization: Bearer faults' -H 'Content-Type: application/json' \
+  -d '{"title":"faults","appid":"wxfaults","secret":"s"}' "$URL/admin/apps" >/dev/null
+say "# wafer fault drill $(date -u +%FT%TZ): commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $SESSIONS logins per fault"
+
+# 1. Redis killed mid-logins, restarted empty.
+seed redis_killed
+sleep 1; kill -9 "$REDIS_PID"; sleep 1; start_redis
+report redis_killed
+# FLUSHALL: every session must come back from PostgreSQL.
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+"$BIN/examples/check_sessions" --url "$URL" --file "$WORK/redis_killed.csv" | tail -n 1 | sed 's/^/after FLUSHALL: /' | tee -a "$RESULTS" || true
+
+# 2. PostgreSQL away for 3 s mid-logins (auth goes on from Redis).
+seed postgres_away
+sleep 1; kill -9 "$RELAY_PID"; sleep 3; start_relay
+report postgres_away
+
+# 3. wafer killed with -9 mid-logins, restarted.
+seed wafer_kill9
+sleep 1; kill -9 "$WAFER_PID"; sleep 0.5; start_wafer
+report wafer_kill9
+
+# 4. wafer stopped with SIGTERM mid-logins (it drains), restarted.
+seed wafer_sigterm
+sleep 1; kill -TERM "$WAFER_PID"; wait "$WAFER_PID" 2>/dev/null || true; start_wafer
+report wafer_sigterm
+
+# 5. 3,000 idle connections held open while logins and checks run.
+python3 - "$WAFER_PORT" >"$WORK/idle.log" 2>&1 <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(3000):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        break
+print(f"held {len(held)} idle connections", flush=True)
+time.sleep(20)
+PY
+IDLE_PID=$!; PIDS+=("$IDLE_PID")
+sleep 2
+seed idle_flood
+report idle_flood
+say "idle_flood: $(head -n 1 "$WORK/idle.log")"
+kill "$IDLE_PID" 2>/dev/null || true
+
+# Everything acknowledged in the whole drill, once more at the end.
+cat "$WORK"/*.csv >"$WORK/all.sessions"
+"$BIN/examples/check_sessions" --url "$URL" --file "$WORK/all.sessions" | tail -n 1 | sed 's/^/all faults, at the end: /' | tee -a "$RESULTS" || true
+echo "results written to $RESULTS"
