@@ -46,9 +46,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let (mut ok, mut refused, mut failed) = (0usize, 0usize, 0usize);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((uuid, skey)) = sessions.get(i) else { break };
-                    let body = serde_json::json!({"app_id": cli.app_id, "uuid": uuid, "skey": skey});
-                    match client.post(format!("{}/mina/auth", cli.url)).json(&body).send().await {
+                    let Some((uuid, skey)) = sessions.get(i) else {
+                        break;
+                    };
+                    let body =
+                        serde_json::json!({"app_id": cli.app_id, "uuid": uuid, "skey": skey});
+                    match client
+                        .post(format!("{}/mina/auth", cli.url))
+                        .json(&body)
+                        .send()
+                        .await
+                    {
                         Ok(r) if r.status().is_success() => ok += 1,
                         Ok(r) if r.status() == 401 => refused += 1,
                         _ => failed += 1,

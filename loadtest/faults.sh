@@ -156,7 +156,7 @@ print(f"held {len(held)} idle connections", flush=True)
 time.sleep(20)
 PY
 IDLE_PID=$!; PIDS+=("$IDLE_PID")
-sleep 2
+for _ in $(seq 1 100); do [ -s "$WORK/idle.log" ] && break; sleep 0.1; done
 seed idle_flood
 report idle_flood
 say "idle_flood: $(head -n 1 "$WORK/idle.log")"

@@ -174,6 +174,11 @@ pub struct RedisSettings {
     /// Time allowed for one Redis call before falling back to PostgreSQL.
     #[arg(id = "redis_timeout", long = "redis-timeout", env = "WAFER_REDIS_TIMEOUT", default_value = defaults::REDIS_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// PEM file of the CA that signed the Redis server's certificate (TLS
+    /// is asked for by a `rediss://` URL); unset: the system's CAs.
+    #[arg(id = "redis_tls_ca", long = "redis-tls-ca", env = "WAFER_REDIS_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisSettings {
@@ -183,6 +188,7 @@ impl Default for RedisSettings {
             prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             pool: defaults::REDIS_POOL,
             timeout: default_duration(defaults::REDIS_TIMEOUT),
+            tls_ca: None,
         }
     }
 }
@@ -190,11 +196,12 @@ impl Default for RedisSettings {
 impl RedisSettings {
     /// A client of the Redis at `url` (connecting in the background).
     pub fn connect(&self, url: &Secret) -> Result<Redis, ConnectError> {
-        Redis::connect(
+        Redis::connect_tls(
             url.expose(),
             &self.prefix,
             usize::from(self.pool),
             self.timeout,
+            self.tls_ca.as_deref(),
         )
     }
 }

@@ -46,6 +46,9 @@ pub enum StartError {
     /// A store client could not be configured.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// A TLS handshake with a store failed (wrong CA, host name, protocol).
+    #[error("{0}")]
+    Tls(String),
     /// The WeChat client could not be built.
     #[error(transparent)]
     Wechat(#[from] WechatClientError),
@@ -217,6 +220,7 @@ pub(crate) async fn open_tiered(
             Err(e) => return Err(e.into()),
         }
     }
+    redis.check_tls().await.map_err(StartError::Tls)?;
     if redis.wait_connected(Duration::from_secs(2)).await {
         redis.check_hash_encoding().await;
     } else {

@@ -194,13 +194,13 @@ impl<S: Store> Handler<S> {
         body: Incoming,
     ) -> Result<Reply, Failure> {
         let w = &self.wafer;
-        // Each endpoint's future boxed on its own: together, inline, they
-        // made this future (and the stack frame that polls it) as large as
-        // all of them at once, which overflowed a 2 MiB stack in debug
-        // builds.
+        // Each endpoint's future is made in a function of its own and boxed
+        // there: made here, inline, they made this future (and, in debug
+        // builds, the stack frame that polls it) as large as all of them
+        // together, which overflowed 2 MiB stacks.
         macro_rules! boxed {
             ($e:expr) => {
-                Box::pin(async move { $e }).await
+                boxed(move || async move { $e }).await
             };
         }
         match endpoint {
@@ -368,6 +368,20 @@ impl<S: Store> Handler<S> {
         };
         json(status, body.to_string())
     }
+}
+
+/// A reply future, boxed.
+type BoxedReply<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, Failure>> + Send + 'a>>;
+
+/// Makes the future `make` returns and boxes it, in this function's own
+/// stack frame (see [`Handler::dispatch_cold`]).
+#[inline(never)]
+fn boxed<'a, F>(make: impl FnOnce() -> F) -> BoxedReply<'a>
+where
+    F: std::future::Future<Output = Result<Reply, Failure>> + Send + 'a,
+{
+    Box::pin(make())
 }
 
 /// One line per failed request: error for 5xx (wafer or a dependency is in

@@ -143,6 +143,14 @@ pub enum ConnectError {
         /// Which backend.
         backend: Backend,
     },
+    /// The TLS settings of a store cannot be used.
+    #[error("{setting}: {why}")]
+    Tls {
+        /// The setting at fault.
+        setting: &'static str,
+        /// What is wrong (never a secret: paths and reasons only).
+        why: String,
+    },
     /// `WAFER_DATA_KEYS` cannot be used.
     #[error(transparent)]
     DataKeys(#[from] crate::store::sealed::SealError),

@@ -11,6 +11,7 @@ pub(crate) mod record;
 pub mod redis;
 pub mod sealed;
 pub mod tiered;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -27,3 +27,4 @@ mod servers;
 mod store_cluster;
 mod store_embedded;
 mod store_tiered;
+mod tls;

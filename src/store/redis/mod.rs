@@ -48,10 +48,17 @@ pub enum AuthOutcome {
     Miss,
 }
 
+/// What the start-up TLS check needs: the client configuration and the
+/// servers (host, port) of the URL.
+type TlsCheck = (Arc<rustls::ClientConfig>, Vec<(String, u16)>);
+
 /// A pool of multiplexed connections to Redis (or a Redis Cluster).
 #[derive(Clone)]
 pub struct Redis {
     pool: Pool,
+    /// The TLS configuration wafer chose (a CA file), for the start-up
+    /// check of the handshake; `None` without TLS or with fred's default.
+    tls: Option<TlsCheck>,
     prefix: Arc<str>,
     timeout: Duration,
     auth: Script,
@@ -95,9 +102,47 @@ impl Redis {
         size: usize,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
-        let config = Config::from_url(url).map_err(|_| ConnectError::InvalidUrl {
+        Self::connect_tls(url, prefix, size, timeout, None)
+    }
+
+    /// [`Redis::connect`], over TLS for `rediss://` URLs: verified against
+    /// the CA certificates of the PEM file `ca` (a managed Redis's CA), or
+    /// the system's without one.
+    pub fn connect_tls(
+        url: &str,
+        prefix: &str,
+        size: usize,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, ConnectError> {
+        let mut config = Config::from_url(url).map_err(|_| ConnectError::InvalidUrl {
             setting: "WAFER_REDIS_URL",
         })?;
+        const CA_SETTING: &str = "WAFER_REDIS_TLS_CA";
+        let tls = match (config.uses_tls(), ca) {
+            (false, Some(_)) => {
+                return Err(ConnectError::Tls {
+                    setting: CA_SETTING,
+                    why: "is set, but WAFER_REDIS_URL does not ask for TLS (rediss://)".into(),
+                });
+            }
+            (false, None) => None,
+            (true, ca) => {
+                let client = Arc::new(crate::store::tls::client_config(
+                    CA_SETTING,
+                    crate::store::tls::roots(CA_SETTING, ca)?,
+                )?);
+                config.tls =
+                    Some(fred::types::config::TlsConnector::from((*client).clone()).into());
+                let hosts = config
+                    .server
+                    .hosts()
+                    .into_iter()
+                    .map(|h| (h.host.to_string(), h.port))
+                    .collect();
+                Some((client, hosts))
+            }
+        };
         let pool = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
@@ -117,6 +162,7 @@ impl Redis {
         pool.connect();
         Ok(Redis {
             pool,
+            tls,
             prefix: prefix.into(),
             timeout,
             auth: Script::from_lua(AUTH_SCRIPT),
@@ -137,13 +183,48 @@ impl Redis {
     /// Runs one command, recorded as operation `op`. The timeout is fred's
     /// own (`default_command_timeout`): a second timer here would cost a
     /// timer-wheel entry per auth for nothing.
-    async fn bounded<T>(
-        &self,
+    ///
+    /// The command's future is boxed here, before anything awaits it:
+    /// fred's futures are large, and held inline every layer above (metrics,
+    /// error mapping, the store, the request) would carry and memcpy them
+    /// whole. Measured with callgrind at ~40k instructions per auth, more
+    /// than the rest of the request; and in debug builds those layers'
+    /// stack frames overflowed 2 MiB stacks.
+    fn bounded<'a, T: 'a>(
+        &'a self,
         op: Op,
-        call: impl Future<Output = Result<T, RedisError>>,
-    ) -> StoreResult<T> {
-        let call = async { Ok(call.await?) };
-        self.metrics.observe(Backend::Redis, op, call).await
+        call: impl Future<Output = Result<T, RedisError>> + Send + 'a,
+    ) -> impl Future<Output = StoreResult<T>> + Send + 'a {
+        let call = Box::pin(call);
+        async move {
+            let call = async { Ok(call.await?) };
+            self.metrics.observe(Backend::Redis, op, call).await
+        }
+    }
+
+    /// Over TLS: a TLS handshake with the first server, so that a wrong CA
+    /// or host name stops wafer at start with the reason, instead of a
+    /// Redis that never answers. A server that cannot be reached is not an
+    /// error here (Redis may come later).
+    pub async fn check_tls(&self) -> Result<(), String> {
+        let Some((config, hosts)) = &self.tls else {
+            return Ok(());
+        };
+        let Some((host, port)) = hosts.first() else {
+            return Ok(());
+        };
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .ok()?;
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            Some(connector.connect(name, tcp).await)
+        };
+        match tokio::time::timeout(self.timeout.max(Duration::from_secs(2)), connect).await {
+            Ok(Some(Err(e))) => Err(format!("TLS with Redis at {host}:{port} failed: {e}")),
+            _ => Ok(()),
+        }
     }
 
     /// Waits up to `limit` for the first connection.
@@ -171,14 +252,11 @@ impl Redis {
         op: Op,
         script: &Script,
         key: String,
-        args: impl Fn() -> Vec<Value>,
+        args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
         let client = self.pool.next_connected();
-        // Boxed: fred's command future is large, and each await layer
-        // (metrics, error mapping) would otherwise memcpy it whole; measured
-        // with callgrind at ~40k instructions per auth, more than the rest of
-        // the request.
-        let call = Box::pin(async {
+        // Boxed by `bounded`, as every command.
+        let call = async {
             let first = client
                 .evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args())
                 .await;
@@ -191,7 +269,7 @@ impl Redis {
                 }
                 other => other,
             }
-        });
+        };
         self.bounded(op, call).await
     }
 
@@ -326,13 +404,10 @@ impl Redis {
     /// `{prefix}t:{<app>}`, expiring with the token.
     pub async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
         use fred::prelude::KeysInterface;
-        // Boxed, as every token command here: fred's command futures are
-        // large, and these run inside a request's (see `eval`).
-        let call = Box::pin(
-            self.pool
-                .next_connected()
-                .get::<Option<String>, _>(layout::token_key(&self.prefix, app)),
-        );
+        let call = self
+            .pool
+            .next_connected()
+            .get::<Option<String>, _>(layout::token_key(&self.prefix, app));
         let Some(text) = self.bounded(Op::Token, call).await? else {
             return Ok(None);
         };
@@ -360,13 +435,13 @@ impl Redis {
                 what: "an access token to share",
             }
         })?;
-        let call = Box::pin(self.pool.next_connected().set::<Value, _, _>(
+        let call = self.pool.next_connected().set::<Value, _, _>(
             layout::token_key(&self.prefix, app),
             text,
             Some(Expiration::PX(ttl_ms)),
             None,
             false,
-        ));
+        );
         self.bounded(Op::Token, call).await.map(drop)
     }
 
@@ -380,13 +455,13 @@ impl Redis {
     ) -> StoreResult<bool> {
         use fred::prelude::{Expiration, KeysInterface};
         use fred::types::SetOptions;
-        let call = Box::pin(self.pool.next_connected().set::<Value, _, _>(
+        let call = self.pool.next_connected().set::<Value, _, _>(
             layout::lease_key(&self.prefix, app, lease.label()),
             holder,
             Some(Expiration::PX(ttl_ms.max(1))),
             Some(SetOptions::NX),
             false,
-        ));
+        );
         Ok(!matches!(self.bounded(Op::Token, call).await?, Value::Null))
     }
 
@@ -407,11 +482,10 @@ impl Redis {
     /// Forgets the app's access token.
     pub async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
         use fred::prelude::KeysInterface;
-        let call = Box::pin(
-            self.pool
-                .next_connected()
-                .del::<i64, _>(layout::token_key(&self.prefix, app)),
-        );
+        let call = self
+            .pool
+            .next_connected()
+            .del::<i64, _>(layout::token_key(&self.prefix, app));
         self.bounded(Op::Token, call).await.map(drop)
     }
 
