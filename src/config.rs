@@ -250,6 +250,16 @@ pub struct DatabaseSettings {
     /// run `wafer rekey`). Unset: stored in plain text, with a warning.
     #[arg(long, env = "WAFER_DATA_KEYS", hide_env_values = true)]
     pub data_keys: Option<Secret>,
+
+    /// PEM file of the CA that signed the PostgreSQL server's certificate;
+    /// TLS itself is asked for by `sslmode=` in the URL. Unset: the
+    /// system's CAs (`verify-ca`, `verify-full`) or no check (`require`).
+    #[arg(
+        id = "database_tls_ca",
+        long = "database-tls-ca",
+        env = "WAFER_DATABASE_TLS_CA"
+    )]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for DatabaseSettings {
@@ -263,6 +273,7 @@ impl Default for DatabaseSettings {
                 .unwrap_or(VisitGranularity::DEFAULT),
             read_through_limit: crate::store::tiered::DEFAULT_READ_THROUGH_PER_SECOND,
             data_keys: None,
+            tls_ca: None,
         }
     }
 }
@@ -275,10 +286,13 @@ impl DatabaseSettings {
             .as_ref()
             .map(|k| crate::store::sealed::DataKeys::parse(k.expose()))
             .transpose()?;
-        Ok(
-            Postgres::connect(url.expose(), usize::from(self.pool), self.timeout)?
-                .with_data_keys(keys),
-        )
+        Ok(Postgres::connect_tls(
+            url.expose(),
+            usize::from(self.pool),
+            self.timeout,
+            self.tls_ca.as_deref(),
+        )?
+        .with_data_keys(keys))
     }
 }
 

@@ -197,6 +197,7 @@ pub(crate) async fn open_tiered(
     metrics: StoreMetrics,
 ) -> Result<Arc<TieredStore>, StartError> {
     let pg = db_settings.connect(database)?;
+    pg.check_tls().await.map_err(StartError::Tls)?;
     if db_settings.data_keys.is_none() {
         tracing::warn!(
             "app secrets and session keys are stored in plain text in PostgreSQL: \

@@ -215,3 +215,218 @@ async fn redis_over_tls_with_the_right_ca_only() {
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A PostgreSQL cluster of the test's own with TLS on (its certificate
+/// `<cert>.pem`/`<cert>.key` from `dir`), on a free port; stopped on drop.
+struct TlsPostgres {
+    data: PathBuf,
+    port: u16,
+    root: bool,
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server binaries are installed (scripts/test installs them)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join(tool).exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("an initdb").join(tool)
+}
+
+impl TlsPostgres {
+    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let bin = pg_bin(tool);
+        let mut cmd = if self.root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        cmd.args(args).output().expect("a PostgreSQL tool runs")
+    }
+
+    fn start(dir: &Path, cert: &str) -> TlsPostgres {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        let data = dir.join(format!("pg-{cert}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let chown = |p: &Path| {
+            if root {
+                let ok = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(p)
+                    .status();
+                assert!(ok.is_ok_and(|s| s.success()));
+            }
+        };
+        chown(&data);
+        let pg = TlsPostgres {
+            data: data.clone(),
+            port: free_port(),
+            root,
+        };
+        let init = pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        std::fs::copy(dir.join(format!("{cert}.pem")), data.join("server.crt")).unwrap();
+        std::fs::copy(dir.join(format!("{cert}.key")), data.join("server.key")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        chown(&data);
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c ssl=on \
+             -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c fsync=off",
+            pg.port,
+            data.display()
+        );
+        let log = data.join("log");
+        let start = pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "-l",
+                log.to_str().unwrap(),
+                "start",
+            ],
+        );
+        assert!(
+            start.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&start.stderr)
+        );
+        pg
+    }
+
+    fn url(&self, sslmode: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}",
+            self.port
+        )
+    }
+
+    /// Connections to it that use TLS now.
+    fn tls_connections(&self) -> u64 {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                self.data.to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT count(*) FROM pg_stat_ssl WHERE ssl",
+            ])
+            .output()
+            .expect("psql runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls_in_every_sslmode() {
+    wafer_testkit::require_servers!();
+    let dir = std::env::temp_dir().join(format!("wafer-pgtls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_pem = ca(&dir, "ca");
+    let other_ca = ca(&dir, "other");
+    server_cert(&dir, "ca", "good", "IP:127.0.0.1,DNS:localhost");
+    server_cert(&dir, "ca", "elsewhere", "DNS:elsewhere.example");
+    let good = TlsPostgres::start(&dir, "good");
+    let (url, ca_path) = (good.url("verify-full"), ca_pem.clone());
+    let app = spawn_tiered_with(move |s| {
+        s.database.url = Some(url.as_str().into());
+        s.database.tls_ca = Some(ca_path);
+    })
+    .await;
+    let id = app.create_app("wxpgtls").await;
+    let (uuid, skey) = app.login(id, "pat.1").await;
+    assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
+    assert!(good.tls_connections() >= 1, "wafer's connections use TLS");
+
+    // Another CA: refused at start, saying why.
+    let Err(e) = app
+        .sibling_with(|s| s.database.tls_ca = Some(other_ca.clone()))
+        .await
+    else {
+        panic!("a wafer trusting another CA must not start")
+    };
+    assert!(e.to_string().contains("TLS with PostgreSQL"), "{e}");
+
+    // A certificate for another name: verify-full refuses, verify-ca (the
+    // chain only) and require (encryption only) accept.
+    let elsewhere = TlsPostgres::start(&dir, "elsewhere");
+    let full = elsewhere.url("verify-full");
+    let Err(e) = app
+        .sibling_with(|s| s.database.url = Some(full.as_str().into()))
+        .await
+    else {
+        panic!("verify-full must refuse a certificate for another host")
+    };
+    assert!(e.to_string().contains("TLS with PostgreSQL"), "{e}");
+    let chain = elsewhere.url("verify-ca");
+    let b = app
+        .sibling_with(|s| s.database.url = Some(chain.as_str().into()))
+        .await
+        .expect("verify-ca checks the chain, not the name");
+    let other = b.create_app("wxpgca").await;
+    assert!(other > 0);
+    let require = elsewhere.url("require");
+    let c = app
+        .sibling_with(|s| {
+            s.database.url = Some(require.as_str().into());
+            s.database.tls_ca = None;
+        })
+        .await
+        .expect("require encrypts without checking the certificate");
+    assert_eq!(c.send(c.client.get(c.url("/readyz"))).await.status, 200);
+    drop((b, c, app));
+    drop((good, elsewhere));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,18 @@ pub struct Postgres {
     metrics: StoreMetrics,
     /// Seals app secrets and session keys at rest, when configured.
     keys: Option<Arc<DataKeys>>,
+    /// For the start-up check of TLS: the configuration, the first
+    /// server, and whether TLS is required.
+    tls: Option<PgTlsCheck>,
+}
+
+/// See [`Postgres::check_tls`].
+#[derive(Clone)]
+struct PgTlsCheck {
+    config: Arc<rustls::ClientConfig>,
+    host: String,
+    port: u16,
+    required: bool,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -164,21 +176,56 @@ impl Postgres {
     /// A pool for `url` (`postgres://…`), `size` connections at most, every
     /// call bounded by `timeout`. Connects lazily.
     pub fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self, ConnectError> {
+        Self::connect_tls(url, size, timeout, None)
+    }
+
+    /// [`Postgres::connect`] with the TLS the URL's `sslmode` asks for
+    /// (`prefer`, `require`, `verify-ca`, `verify-full`; none without it),
+    /// verified against the CA certificates of the PEM file `ca` or the
+    /// system's.
+    pub fn connect_tls(
+        url: &str,
+        size: usize,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, ConnectError> {
+        use crate::store::tls::{PgSslMode, pg_client_config, split_sslmode};
+        let (mode, url) = split_sslmode(url)?;
         let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|_| ConnectError::InvalidUrl {
+            tokio_postgres::Config::from_str(&url).map_err(|_| ConnectError::InvalidUrl {
                 setting: "WAFER_DATABASE_URL",
             })?;
         config.connect_timeout(timeout);
         if config.get_application_name().is_none() {
             config.application_name("wafer");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let (manager, tls) = if mode == PgSslMode::Disable {
+            if ca.is_some() {
+                return Err(ConnectError::Tls {
+                    setting: "WAFER_DATABASE_TLS_CA",
+                    why: "is set, but WAFER_DATABASE_URL has sslmode=disable".into(),
+                });
+            }
+            (Manager::from_config(config, NoTls, recycling()), None)
+        } else {
+            let client = Arc::new(pg_client_config(mode, ca)?);
+            let host = match config.get_hosts().first() {
+                Some(tokio_postgres::config::Host::Tcp(h)) => Some(h.clone()),
+                _ => None,
+            };
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            let check = host.map(|host| PgTlsCheck {
+                config: client.clone(),
+                host,
+                port,
+                required: mode != PgSslMode::Prefer,
+            });
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*client).clone());
+            (Manager::from_config(config, connector, recycling()), check)
+        };
         let pool = Pool::builder(manager)
             .max_size(size)
             .runtime(Runtime::Tokio1)
@@ -194,6 +241,7 @@ impl Postgres {
             timeout,
             metrics: StoreMetrics::default(),
             keys: None,
+            tls,
         })
     }
 
@@ -238,6 +286,47 @@ impl Postgres {
                 .map_err(|_| timed_out())?
         };
         self.metrics.observe(Backend::Postgres, op, bounded).await
+    }
+
+    /// With TLS: asks the first server for TLS and makes one handshake, so
+    /// that a wrong CA or host name stops wafer at start with the reason
+    /// (the pool would only say that PostgreSQL does not answer). A server
+    /// that cannot be reached is not an error here.
+    pub async fn check_tls(&self) -> Result<(), String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Some(check) = &self.tls else {
+            return Ok(());
+        };
+        let (host, port) = (check.host.as_str(), check.port);
+        let probe = async {
+            let mut tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+            // SSLRequest: length 8, code 80877103.
+            tcp.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.ok()?;
+            let mut answer = [0u8; 1];
+            tcp.read_exact(&mut answer).await.ok()?;
+            if answer[0] != b'S' {
+                return Some(if check.required {
+                    Err(format!(
+                        "PostgreSQL at {host}:{port} does not offer TLS (sslmode requires it)"
+                    ))
+                } else {
+                    Ok(())
+                });
+            }
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
+            let connector = tokio_rustls::TlsConnector::from(check.config.clone());
+            Some(
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("TLS with PostgreSQL at {host}:{port} failed: {e}")),
+            )
+        };
+        match tokio::time::timeout(self.timeout, probe).await {
+            Ok(Some(result)) => result,
+            _ => Ok(()),
+        }
     }
 
     /// Applies pending migrations (see [`migrate::migrate`]).
