@@ -485,12 +485,25 @@ pub struct RedisCluster {
     pub ports: Vec<u16>,
     nodes: Vec<Child>,
     dir: std::path::PathBuf,
+    /// The CA file of a TLS cluster.
+    tls: Option<std::path::PathBuf>,
 }
 
 impl RedisCluster {
     /// Starts three cluster-enabled redis-servers and joins them with
     /// `redis-cli --cluster create`; waits for `cluster_state:ok`.
     pub fn start() -> RedisCluster {
+        Self::start_with(None)
+    }
+
+    /// [`RedisCluster::start`] with TLS only, clients and the cluster bus
+    /// alike: the server certificate `<cert>.pem`/`.key` and the CA
+    /// `ca.pem`, files of the directory `tls`.
+    pub fn start_tls(tls: &std::path::Path, cert: &str) -> RedisCluster {
+        Self::start_with(Some((tls, cert)))
+    }
+
+    fn start_with(tls: Option<(&std::path::Path, &str)>) -> RedisCluster {
         let dir = std::env::temp_dir().join(format!("wafer-cluster-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -498,11 +511,33 @@ impl RedisCluster {
             ports: ports.clone(),
             nodes: Vec::new(),
             dir: dir.clone(),
+            tls: tls.map(|(d, _)| d.join("ca.pem")),
         };
         for port in &ports {
-            let child = Command::new("redis-server")
-                .current_dir(&dir)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            let mut cmd = Command::new("redis-server");
+            cmd.current_dir(&dir);
+            match tls {
+                None => {
+                    cmd.args(["--port", &port.to_string()]);
+                }
+                Some((certs, cert)) => {
+                    let file = |name: String| certs.join(name).to_string_lossy().into_owned();
+                    cmd.args([
+                        "--port",
+                        "0",
+                        "--tls-port",
+                        &port.to_string(),
+                        "--tls-cluster",
+                        "yes",
+                    ])
+                    .args(["--tls-cert-file", &file(format!("{cert}.pem"))])
+                    .args(["--tls-key-file", &file(format!("{cert}.key"))])
+                    .args(["--tls-ca-cert-file", &file("ca.pem".into())])
+                    .args(["--tls-auth-clients", "no"]);
+                }
+            }
+            let child = cmd
+                .args(["--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .args(["--cluster-node-timeout", "2000"])
@@ -525,7 +560,8 @@ impl RedisCluster {
             assert!(up, "cluster node on port {port} did not start");
         }
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let out = Command::new("redis-cli")
+        let out = cluster
+            .cli()
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
@@ -539,7 +575,8 @@ impl RedisCluster {
         );
         for _ in 0..200 {
             let ok = ports.iter().all(|p| {
-                Command::new("redis-cli")
+                cluster
+                    .cli()
                     .args(["-p", &p.to_string(), "CLUSTER", "INFO"])
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
@@ -553,9 +590,24 @@ impl RedisCluster {
         panic!("the Redis Cluster did not reach cluster_state:ok");
     }
 
-    /// The `redis-cluster://` URL naming every node.
+    /// `redis-cli`, over TLS for a TLS cluster.
+    fn cli(&self) -> Command {
+        let mut c = Command::new("redis-cli");
+        if let Some(ca) = &self.tls {
+            c.arg("--tls").arg("--cacert").arg(ca);
+        }
+        c
+    }
+
+    /// The `redis-cluster://` URL naming every node (`rediss-cluster://`
+    /// for a TLS cluster).
     pub fn url(&self) -> String {
-        let mut url = format!("redis-cluster://127.0.0.1:{}", self.ports[0]);
+        let scheme = if self.tls.is_some() {
+            "rediss-cluster"
+        } else {
+            "redis-cluster"
+        };
+        let mut url = format!("{scheme}://127.0.0.1:{}", self.ports[0]);
         for (i, p) in self.ports[1..].iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&format!("node=127.0.0.1:{p}"));

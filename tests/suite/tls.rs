@@ -204,6 +204,24 @@ async fn redis_over_tls_with_the_right_ca_only() {
         panic!("a certificate for another host must be refused")
     };
     assert!(e.to_string().contains("TLS with Redis"), "{e}");
+    // A Redis Cluster over TLS (clients and the cluster bus): sessions
+    // spread over its masters, every one reached over TLS.
+    let cluster = wafer_testkit::backends::RedisCluster::start_tls(&dir, "good");
+    let cluster_url = cluster.url();
+    let on_cluster = app
+        .sibling_with(|s| s.redis.url = Some(cluster_url.as_str().into()))
+        .await
+        .expect("wafer starts on a TLS cluster");
+    for i in 0..10 {
+        let (uuid, skey) = on_cluster.login(id, &format!("tls{i}.1")).await;
+        assert_eq!(on_cluster.auth(id, &uuid, &skey).await.status, 200);
+    }
+    let ready = on_cluster
+        .send(on_cluster.client.get(on_cluster.url("/readyz")))
+        .await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    drop(on_cluster);
+    drop(cluster);
     // A CA file for a plain redis:// URL is a mistake, said as such.
     let Err(e) = app
         .sibling_with(|s| s.redis.url = Some(wafer_testkit::backends::redis_url().as_str().into()))
