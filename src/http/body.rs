@@ -3,7 +3,6 @@
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
 use hyper::HeaderMap;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use std::time::Duration;
 
@@ -78,12 +77,17 @@ fn too_large(limit: usize) -> Failure {
 /// Reads the whole body, refusing more than `limit` bytes, empty bodies and
 /// a body that has not fully arrived within `within` (a stalled client must
 /// not hold its connection forever).
-pub async fn read(
+pub async fn read<B>(
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
     limit: usize,
     within: Duration,
-) -> Result<Bytes, Failure> {
+) -> Result<Bytes, Failure>
+where
+    // `Incoming` in the server; any body in the property tests.
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -179,5 +183,59 @@ mod tests {
             format(&with_type("text/xml"), true).unwrap_err().code,
             ErrorCode::UnsupportedMediaType
         );
+    }
+
+    /// A body arriving in the given chunks.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl hyper::body::Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(hyper::body::Frame::data(c))))
+        }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map(|rt| rt.block_on(f))
+            .unwrap_or_else(|e| panic!("a runtime: {e}"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_body_in_any_chunks_reads_whole_or_is_refused(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..64), 0..12),
+            limit in 1usize..400,
+        ) {
+            let whole: Vec<u8> = chunks.concat();
+            let body = Chunks(chunks.into_iter().map(Bytes::from).collect());
+            let got = run(read(&HeaderMap::new(), body, limit, Duration::from_secs(5)));
+            if whole.len() > limit {
+                proptest::prop_assert_eq!(got.map_err(|f| f.code), Err(ErrorCode::BodyTooLarge));
+            } else if whole.iter().all(u8::is_ascii_whitespace) {
+                proptest::prop_assert_eq!(got.map_err(|f| f.code), Err(ErrorCode::BadRequest));
+            } else {
+                proptest::prop_assert_eq!(got.map_err(|f| f.code), Ok(Bytes::from(whole)));
+            }
+        }
+
+        #[test]
+        fn any_content_type_is_read_or_refused(value in "[ -~]{0,60}", form_ok: bool, body: Vec<u8>) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                headers.insert(CONTENT_TYPE, v);
+            }
+            if let Ok(f) = format(&headers, form_ok) {
+                proptest::prop_assert!(form_ok || f == Format::Json, "forms only where allowed");
+                let _ = sniff(f, &body);
+            }
+        }
     }
 }

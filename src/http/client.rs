@@ -1,14 +1,10 @@
 //! Who the client is: the socket's peer, or, when that peer is a trusted
 //! proxy, the address it names in `X-Forwarded-For`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use hyper::HeaderMap;
 use ipnet::IpNet;
-
-/// The peer of the connection a request came on (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// The client's address. Untrusted peers are the client, whatever they
 /// send. A trusted proxy's `X-Forwarded-For` is read from the right (each

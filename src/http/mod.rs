@@ -13,6 +13,7 @@ mod response;
 pub mod router;
 pub(crate) mod server;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::time::Instant;
@@ -73,23 +74,31 @@ impl<S: Store> Handler<S> {
     }
 
     /// Records a successful admin action, with the caller's address.
-    async fn audit(&self, parts: &Parts, action: AuditAction, target: String) {
-        self.wafer.audit(action, target, self.client(parts)).await;
+    async fn audit(
+        &self,
+        parts: &Parts,
+        peer: Option<SocketAddr>,
+        action: AuditAction,
+        target: String,
+    ) {
+        self.wafer
+            .audit(action, target, self.client(parts, peer))
+            .await;
     }
 
     /// The client's address (see [`client::client_ip`]), when the request
     /// came through the server (tests may call the handler directly).
-    fn client(&self, parts: &Parts) -> Option<std::net::IpAddr> {
-        let peer = parts.extensions.get::<client::Peer>()?;
+    fn client(&self, parts: &Parts, peer: Option<SocketAddr>) -> Option<std::net::IpAddr> {
         Some(client::client_ip(
             &parts.headers,
-            peer.0.ip(),
+            peer?.ip(),
             &self.trusted_proxies,
         ))
     }
 
-    /// Answers one request. Never fails: every failure becomes a JSON reply.
-    pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+    /// Answers one request from `peer` (the connection's remote address).
+    /// Never fails: every failure becomes a JSON reply.
+    pub async fn handle(&self, req: Request<Incoming>, peer: Option<SocketAddr>) -> Reply {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let id = request_id::of(&parts.headers);
@@ -99,7 +108,7 @@ impl<S: Store> Handler<S> {
         let span = tracing::debug_span!("request", id = id.to_str().unwrap_or(""));
         let result = match Endpoint::parse(&parts.method, route, params) {
             Some(endpoint) => {
-                self.dispatch(endpoint, route, &parts, body)
+                self.dispatch(endpoint, route, &parts, body, peer)
                     .instrument(span)
                     .await
             }
@@ -154,36 +163,35 @@ impl<S: Store> Handler<S> {
         route: Route,
         parts: &Parts,
         body: Incoming,
+        peer: Option<SocketAddr>,
     ) -> Result<Reply, Failure> {
         if route.is_admin() {
             self.admin_token.check(&parts.headers)?;
         }
         match endpoint {
-            Endpoint::Auth | Endpoint::ForwardAuth => self.check(endpoint, parts, body).await,
-            cold => Box::pin(self.dispatch_cold(cold, parts, body)).await,
+            Endpoint::Auth => self.auth(parts, body).await,
+            Endpoint::ForwardAuth => self.forward_auth(parts).await,
+            cold => Box::pin(self.dispatch_cold(cold, parts, body, peer)).await,
         }
     }
 
-    /// The checks of a session: `POST /mina/auth` and forward auth.
-    async fn check(
-        &self,
-        endpoint: Endpoint<'_>,
-        parts: &Parts,
-        body: Incoming,
-    ) -> Result<Reply, Failure> {
-        let w = &self.wafer;
-        if endpoint == Endpoint::ForwardAuth {
-            let input = forward::parse(&parts.headers)?;
-            let (app, profile) = w
-                .auth_in_app(&input)
-                .await
-                .map_err(|e| forward::failure(e.into()))?;
-            return Ok(forward::ok(app, &profile));
-        }
+    /// `POST /mina/auth`: the hot path.
+    async fn auth(&self, parts: &Parts, body: Incoming) -> Result<Reply, Failure> {
         let (format, body) = self.mina_body(parts, body).await?;
         let input = mina::parse_auth(format, &body)?;
-        let profile = w.auth(&input).await?;
+        let profile = self.wafer.auth(&input).await?;
         Ok(json(StatusCode::OK, mina::auth_ok(&profile)))
+    }
+
+    /// `GET /mina/auth`: forward auth, credentials in headers.
+    async fn forward_auth(&self, parts: &Parts) -> Result<Reply, Failure> {
+        let input = forward::parse(&parts.headers)?;
+        let (app, profile) = self
+            .wafer
+            .auth_in_app(&input)
+            .await
+            .map_err(|e| forward::failure(e.into()))?;
+        Ok(forward::ok(app, &profile))
     }
 
     /// Every other endpoint (boxed by [`Handler::dispatch`]).
@@ -192,6 +200,7 @@ impl<S: Store> Handler<S> {
         endpoint: Endpoint<'_>,
         parts: &Parts,
         body: Incoming,
+        peer: Option<SocketAddr>,
     ) -> Result<Reply, Failure> {
         let w = &self.wafer;
         // Each endpoint's future is made in a function of its own and boxed
@@ -204,12 +213,13 @@ impl<S: Store> Handler<S> {
             };
         }
         match endpoint {
-            Endpoint::Auth | Endpoint::ForwardAuth => self.check(endpoint, parts, body).await,
+            Endpoint::Auth => self.auth(parts, body).await,
+            Endpoint::ForwardAuth => self.forward_auth(parts).await,
             Endpoint::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
             Endpoint::Login => boxed!({
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
-                let out = w.login(input, self.client(parts)).await?;
+                let out = w.login(input, self.client(parts, peer)).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
             }),
             Endpoint::Original => boxed!({
@@ -218,7 +228,7 @@ impl<S: Store> Handler<S> {
                 match original::parse(&body)? {
                     original::Call::IdSkey(input) => {
                         let out = w
-                            .login(input, self.client(parts))
+                            .login(input, self.client(parts, peer))
                             .await
                             .map_err(original::failure)?;
                         Ok(original::logged_in(&out))
@@ -280,7 +290,7 @@ impl<S: Store> Handler<S> {
             Endpoint::CreateApp => boxed!({
                 let body = self.admin_body(parts, body).await?;
                 let (reply, id) = admin::create_app(w, &body).await?;
-                self.audit(parts, AuditAction::AppCreated, format!("app {id}"))
+                self.audit(parts, peer, AuditAction::AppCreated, format!("app {id}"))
                     .await;
                 Ok(reply)
             }),
@@ -288,13 +298,13 @@ impl<S: Store> Handler<S> {
             Endpoint::UpdateApp(id) => boxed!({
                 let body = self.admin_body(parts, body).await?;
                 let reply = admin::update_app(w, id, &body).await?;
-                self.audit(parts, AuditAction::AppChanged, format!("app {id}"))
+                self.audit(parts, peer, AuditAction::AppChanged, format!("app {id}"))
                     .await;
                 Ok(reply)
             }),
             Endpoint::DeleteApp(id) => boxed!({
                 let reply = admin::delete_app(w, id).await?;
-                self.audit(parts, AuditAction::AppDeleted, format!("app {id}"))
+                self.audit(parts, peer, AuditAction::AppDeleted, format!("app {id}"))
                     .await;
                 Ok(reply)
             }),
@@ -305,6 +315,7 @@ impl<S: Store> Handler<S> {
                 let reply = admin::revoke(w, uuid).await?;
                 self.audit(
                     parts,
+                    peer,
                     AuditAction::SessionRevoked,
                     format!("session {uuid}"),
                 )
@@ -315,18 +326,20 @@ impl<S: Store> Handler<S> {
             Endpoint::RevokeUser(id, open_id) => boxed!({
                 let reply = admin::revoke_user(w, id, open_id).await?;
                 let target = format!("app {id} user {open_id}");
-                self.audit(parts, AuditAction::UserRevoked, target).await;
+                self.audit(parts, peer, AuditAction::UserRevoked, target)
+                    .await;
                 Ok(reply)
             }),
             Endpoint::CheckUserKey(id, open_id) => boxed!({
                 let reply = admin::check_session_key(w, id, open_id).await?;
                 let target = format!("app {id} user {open_id}");
-                self.audit(parts, AuditAction::KeyChecked, target).await;
+                self.audit(parts, peer, AuditAction::KeyChecked, target)
+                    .await;
                 Ok(reply)
             }),
             Endpoint::AccessToken(id) => boxed!({
                 let reply = admin::access_token(w, id).await?;
-                self.audit(parts, AuditAction::TokenRead, format!("app {id}"))
+                self.audit(parts, peer, AuditAction::TokenRead, format!("app {id}"))
                     .await;
                 Ok(reply)
             }),

@@ -16,8 +16,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-
-use crate::http::client::Peer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -183,11 +181,12 @@ async fn accept_loop<S: Store>(
         let activity = Arc::new(Activity::new());
         let service = {
             let (handler, activity) = (handler.clone(), activity.clone());
-            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            service_fn(move |req| {
                 let (handler, request) = (handler.clone(), activity.begin());
-                req.extensions_mut().insert(Peer(peer));
                 async move {
-                    let reply = handler.handle(req).await;
+                    // The peer is passed, not put in the request's
+                    // extensions: that map is allocated on first insert.
+                    let reply = handler.handle(req, Some(peer)).await;
                     drop(request);
                     Ok::<_, Infallible>(reply)
                 }
