@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub use admin::AdminToken;
 pub mod body;
 pub mod client;
+pub mod console;
 mod forward;
 pub mod mina;
 mod original;
@@ -264,6 +265,17 @@ impl<S: Store> Handler<S> {
                 w.logout(&input).await?;
                 Ok(json(StatusCode::OK, Bytes::from_static(mina::LOGOUT_OK)))
             }),
+            // The console is off when the admin API is: it can do nothing else.
+            Endpoint::Console(asset) => {
+                if self.admin_token.is_on() {
+                    Ok(console::serve(asset))
+                } else {
+                    Err(Failure::new(
+                        ErrorCode::Forbidden,
+                        "the console is off: no admin token is configured",
+                    ))
+                }
+            }
             Endpoint::Healthz => Ok(json(
                 StatusCode::OK,
                 Bytes::from_static(br#"{"status":"ok"}"#),

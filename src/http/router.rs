@@ -32,6 +32,12 @@ crate::labels::labelled! {
         Readyz => "/readyz",
         /// Prometheus metrics.
         Metrics => "/metrics",
+        /// The console's page.
+        Console => "/console/",
+        /// The console's script.
+        ConsoleScript => "/console/app.js",
+        /// The console's style sheet.
+        ConsoleStyle => "/console/app.css",
         /// The apps.
         Apps => "/admin/apps",
         /// One app.
@@ -78,6 +84,8 @@ pub enum Endpoint<'p> {
     Readyz,
     /// `GET /metrics`
     Metrics,
+    /// `GET /console/` and its files
+    Console(crate::http::console::Asset),
     /// `GET /admin/apps`
     ListApps,
     /// `POST /admin/apps`
@@ -138,6 +146,9 @@ impl<'p> Endpoint<'p> {
             R::Healthz if get => E::Healthz,
             R::Readyz if get => E::Readyz,
             R::Metrics if get => E::Metrics,
+            R::Console if get => E::Console(crate::http::console::Asset::Page),
+            R::ConsoleScript if get => E::Console(crate::http::console::Asset::Script),
+            R::ConsoleStyle if get => E::Console(crate::http::console::Asset::Style),
             R::Apps if method == Method::GET => E::ListApps,
             R::Apps if method == Method::POST => E::CreateApp,
             R::App if method == Method::GET => E::GetApp(param),

@@ -11,6 +11,7 @@ mod audit;
 mod cleanup;
 mod cli;
 mod connections;
+mod console;
 mod dashboard;
 mod gateway;
 mod http_api;
