@@ -55,3 +55,67 @@ fn the_console_script_parses() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `tests/console/drive.js` in headless Chromium against the wafer at
+/// `addr`.
+fn drive(addr: std::net::SocketAddr, test: &str) {
+    let Some(chromium) = wafer_testkit::tool("chromium", test) else {
+        return;
+    };
+    let modules = std::env::var("WAFER_TEST_BROWSER_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-tools/browser").to_owned()
+    });
+    let modules = std::path::Path::new(&modules).join("node_modules");
+    if !modules.join("puppeteer-core").exists() {
+        assert!(
+            !wafer_testkit::servers_required(),
+            "puppeteer-core is not installed in {} (scripts/test installs it)",
+            modules.display()
+        );
+        eprintln!("skipped {test}: puppeteer-core is not installed");
+        return;
+    }
+    // Screenshots go to target/ (WAFER_CONSOLE_SHOTS=docs refreshes the
+    // README's).
+    let shots = std::env::var("WAFER_CONSOLE_SHOTS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-shots").to_owned()
+    });
+    std::fs::create_dir_all(&shots).expect("a folder for the screenshots");
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/console/drive.js"
+        ))
+        .arg(format!("http://{addr}"))
+        .arg(wafer_testkit::TOKEN)
+        .arg(chromium)
+        .arg(&shots)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_finds_and_revokes_a_session_in_a_browser_embedded() {
+    let app = spawn_app().await;
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || drive(addr, "console browser test (embedded)"))
+        .await
+        .expect("the browser test ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_finds_and_revokes_a_session_in_a_browser_tiered() {
+    wafer_testkit::require_servers!();
+    let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || drive(addr, "console browser test (tiered)"))
+        .await
+        .expect("the browser test ran");
+}
