@@ -121,9 +121,13 @@ function draw(id, values) {
   ctx.clearRect(0, 0, c.width, c.height);
   const max = Math.max(1, ...values);
   ctx.strokeStyle = '#1f4e3d';
+  ctx.lineWidth = 2;
   ctx.beginPath();
-  values.forEach((v, i) => {
-    const x = (i / Math.max(1, HISTORY - 1)) * c.width;
+  // One sample so far: a level line, so that the chart shows it.
+  const points = values.length === 1 ? [values[0], values[0]] : values;
+  const span = Math.max(1, Math.max(points.length, HISTORY) - 1);
+  points.forEach((v, i) => {
+    const x = (i / span) * c.width;
     const y = c.height - (v / max) * (c.height - 4) - 2;
     if (i === 0) ctx.moveTo(x, y);
     else ctx.lineTo(x, y);

@@ -59,6 +59,15 @@ async function post(path, body) {
   await page.click('#sign-in-form button[type=submit]');
   await page.waitForSelector('#overview:not([hidden])');
   await page.waitForFunction(() => document.querySelectorAll('#stores dt').length > 0);
+  // Some traffic, so that the charts have something to draw after two
+  // polls (the page polls every 5 s).
+  const traffic = setInterval(() => {
+    post('/mina/auth', { uuid: '00000000-0000-4000-8000-000000000000', skey: 'x' }).catch(() => {});
+  }, 50);
+  await page.waitForFunction(() => document.getElementById('rate-auth').textContent !== '', {
+    timeout: 15000,
+  });
+  clearInterval(traffic);
   await page.screenshot({ path: shots + '/console-overview.png' });
 
   // An app whose title is an XSS attempt: it must show as text.
