@@ -37,9 +37,11 @@ async function post(path, body) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1100, height: 800 });
   const dialogs = [];
+  let confirmWith = null; // the text to type into the next prompt
   page.on('dialog', async (d) => {
     dialogs.push(d.message());
-    await d.dismiss();
+    if (confirmWith !== null) await d.accept(confirmWith);
+    else await d.dismiss();
   });
   const violations = [];
   page.on('console', (m) => {
@@ -113,6 +115,26 @@ async function post(path, body) {
   await page.waitForSelector('#user[hidden]');
   const after = await post('/mina/auth', auth);
   if (after.status !== 401) fail('auth after revoke answered ' + after.status);
+
+  // Edit the app (the secret stays write-only), then delete it, confirmed
+  // by typing its appid.
+  await page.click('nav [data-view=apps]');
+  await page.waitForSelector('#app-rows tr');
+  const buttons = await page.$$('#app-rows tr td:last-child button');
+  await buttons[1].click(); // Edit
+  const secretField = await page.$eval('#app-secret', (e) => e.value);
+  if (secretField !== '') fail('the secret is shown in the edit form');
+  await page.$eval('#app-title', (e) => { e.value = ''; });
+  await page.type('#app-title', 'Renamed');
+  await page.click('#app-save');
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('#app-rows td')].some((td) => td.textContent === 'Renamed'),
+  );
+  confirmWith = 'wxconsole';
+  const again = await page.$$('#app-rows tr td:last-child button');
+  await again[3].click(); // Delete
+  await page.waitForFunction(() => document.querySelectorAll('#app-rows tr').length === 0);
+  confirmWith = null;
 
   // Narrow screen: still usable (no horizontal scrolling of the page).
   await page.setViewport({ width: 380, height: 800 });
