@@ -300,6 +300,8 @@ async function loadSessions(fresh) {
     }
     current.cursor = page.next_cursor;
     $('more').hidden = !page.next_cursor;
+    // What the rows now show (the browser test waits for it).
+    rows.dataset.openId = current.openId;
   } catch (e) {
     showError('Cannot list the sessions: ' + e.message);
   }

@@ -204,26 +204,17 @@ impl<S: Store> Handler<S> {
         peer: Option<SocketAddr>,
     ) -> Result<Reply, Failure> {
         let w = &self.wafer;
-        // Each endpoint's future is made in a function of its own and boxed
-        // there: made here, inline, they made this future (and, in debug
-        // builds, the stack frame that polls it) as large as all of them
-        // together, which overflowed 2 MiB stacks.
-        macro_rules! boxed {
-            ($e:expr) => {
-                boxed(move || async move { $e }).await
-            };
-        }
         match endpoint {
             Endpoint::Auth => self.auth(parts, body).await,
             Endpoint::ForwardAuth => self.forward_auth(parts).await,
             Endpoint::MinaIndex => Ok(json(StatusCode::OK, Bytes::from_static(mina::WELCOME))),
-            Endpoint::Login => boxed!({
+            Endpoint::Login => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_login(format, &body)?;
                 let out = w.login(input, self.client(parts, peer)).await?;
                 Ok(json(StatusCode::OK, mina::login_ok(&out)))
-            }),
-            Endpoint::Original => boxed!({
+            }
+            Endpoint::Original => {
                 let body =
                     body::read(&parts.headers, body, self.max_body, self.body_timeout).await?;
                 match original::parse(&body)? {
@@ -246,25 +237,25 @@ impl<S: Store> Handler<S> {
                         Ok(original::decrypted(&object))
                     }
                 }
-            }),
-            Endpoint::Decrypt => boxed!({
+            }
+            Endpoint::Decrypt => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let (session, data, iv) = mina::parse_session_call(format, &body)?.encrypted()?;
                 let object = w.decrypt(&session, &data, &iv).await?;
                 Ok(json(StatusCode::OK, mina::decrypt_ok(&object)))
-            }),
-            Endpoint::Phone => boxed!({
+            }
+            Endpoint::Phone => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let (session, code) = mina::parse_session_call(format, &body)?.code()?;
                 let phone = w.phone(&session, &code).await?;
                 Ok(json(StatusCode::OK, mina::phone_ok(&phone)))
-            }),
-            Endpoint::Logout => boxed!({
+            }
+            Endpoint::Logout => {
                 let (format, body) = self.mina_body(parts, body).await?;
                 let input = mina::parse_auth(format, &body)?;
                 w.logout(&input).await?;
                 Ok(json(StatusCode::OK, Bytes::from_static(mina::LOGOUT_OK)))
-            }),
+            }
             // The console is off when the admin API is: it can do nothing else.
             Endpoint::Console(asset) => {
                 if self.admin_token.is_on() {
@@ -280,8 +271,8 @@ impl<S: Store> Handler<S> {
                 StatusCode::OK,
                 Bytes::from_static(br#"{"status":"ok"}"#),
             )),
-            Endpoint::Readyz => boxed!(Ok(self.readyz().await)),
-            Endpoint::Metrics => boxed!({
+            Endpoint::Readyz => Ok(self.readyz().await),
+            Endpoint::Metrics => {
                 // Sizes are read at scrape time, bounded so that a hung store
                 // cannot hang the scrape (the gauges then keep their last value).
                 if let Ok((sessions, apps)) =
@@ -297,33 +288,31 @@ impl<S: Store> Handler<S> {
                     ),
                 );
                 Ok(r)
-            }),
-            Endpoint::ListApps => boxed!(admin::list_apps(w).await),
-            Endpoint::CreateApp => boxed!({
+            }
+            Endpoint::ListApps => admin::list_apps(w).await,
+            Endpoint::CreateApp => {
                 let body = self.admin_body(parts, body).await?;
                 let (reply, id) = admin::create_app(w, &body).await?;
                 self.audit(parts, peer, AuditAction::AppCreated, format!("app {id}"))
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::GetApp(id) => boxed!(admin::get_app(w, id).await),
-            Endpoint::UpdateApp(id) => boxed!({
+            }
+            Endpoint::GetApp(id) => admin::get_app(w, id).await,
+            Endpoint::UpdateApp(id) => {
                 let body = self.admin_body(parts, body).await?;
                 let reply = admin::update_app(w, id, &body).await?;
                 self.audit(parts, peer, AuditAction::AppChanged, format!("app {id}"))
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::DeleteApp(id) => boxed!({
+            }
+            Endpoint::DeleteApp(id) => {
                 let reply = admin::delete_app(w, id).await?;
                 self.audit(parts, peer, AuditAction::AppDeleted, format!("app {id}"))
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::ListSessions(id) => {
-                boxed!(admin::app_sessions(w, id, parts.uri.query()).await)
             }
-            Endpoint::RevokeSession(uuid) => boxed!({
+            Endpoint::ListSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
+            Endpoint::RevokeSession(uuid) => {
                 let reply = admin::revoke(w, uuid).await?;
                 self.audit(
                     parts,
@@ -333,29 +322,29 @@ impl<S: Store> Handler<S> {
                 )
                 .await;
                 Ok(reply)
-            }),
-            Endpoint::GetUser(id, open_id) => boxed!(admin::user_session(w, id, open_id).await),
-            Endpoint::RevokeUser(id, open_id) => boxed!({
+            }
+            Endpoint::GetUser(id, open_id) => admin::user_session(w, id, open_id).await,
+            Endpoint::RevokeUser(id, open_id) => {
                 let reply = admin::revoke_user(w, id, open_id).await?;
                 let target = format!("app {id} user {open_id}");
                 self.audit(parts, peer, AuditAction::UserRevoked, target)
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::CheckUserKey(id, open_id) => boxed!({
+            }
+            Endpoint::CheckUserKey(id, open_id) => {
                 let reply = admin::check_session_key(w, id, open_id).await?;
                 let target = format!("app {id} user {open_id}");
                 self.audit(parts, peer, AuditAction::KeyChecked, target)
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::AccessToken(id) => boxed!({
+            }
+            Endpoint::AccessToken(id) => {
                 let reply = admin::access_token(w, id).await?;
                 self.audit(parts, peer, AuditAction::TokenRead, format!("app {id}"))
                     .await;
                 Ok(reply)
-            }),
-            Endpoint::AuditTrail => boxed!(admin::audit_trail(w, parts.uri.query()).await),
+            }
+            Endpoint::AuditTrail => admin::audit_trail(w, parts.uri.query()).await,
         }
     }
 
@@ -393,20 +382,6 @@ impl<S: Store> Handler<S> {
         };
         json(status, body.to_string())
     }
-}
-
-/// A reply future, boxed.
-type BoxedReply<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, Failure>> + Send + 'a>>;
-
-/// Makes the future `make` returns and boxes it, in this function's own
-/// stack frame (see [`Handler::dispatch_cold`]).
-#[inline(never)]
-fn boxed<'a, F>(make: impl FnOnce() -> F) -> BoxedReply<'a>
-where
-    F: std::future::Future<Output = Result<Reply, Failure>> + Send + 'a,
-{
-    Box::pin(make())
 }
 
 /// One line per failed request: error for 5xx (wafer or a dependency is in

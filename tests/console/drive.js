@@ -105,7 +105,13 @@ async function post(path, body) {
   const openId = await page.$eval('#session-rows tr td:first-child', (td) => td.textContent);
   await page.type('#search-open-id', openId);
   await page.click('#search-form button[type=submit]');
-  await page.waitForFunction(() => document.querySelectorAll('#session-rows tr').length === 1);
+  // The rows of the search, not the list they replace.
+  await page.waitForFunction(
+    (id) => document.getElementById('session-rows').dataset.openId === id,
+    {},
+    openId,
+  );
+  if ((await page.$$('#session-rows tr')).length !== 1) fail('the search found not one row');
   await page.click('#session-rows tr td:last-child button'); // Details
   await page.waitForSelector('#user:not([hidden])');
   const shown = await page.$eval('#user-fields', (d) => d.textContent);

@@ -15,24 +15,11 @@ async fn store_on(cluster: &RedisCluster) -> Fixture<TieredStore> {
 
 /// Runs every contract case on a fresh store on `$cluster`. Each case is
 /// boxed: nine inlined store futures overflow a test thread's stack.
-/// Makes a case's future and boxes it in a frame of its own: made inline in
-/// one async block, every case's future took stack space at once (debug
-/// builds overflowed).
-#[inline(never)]
-fn boxed<'a, F>(
-    make: impl FnOnce() -> F,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>
-where
-    F: std::future::Future<Output = ()> + Send + 'a,
-{
-    Box::pin(make())
-}
-
 macro_rules! on_cluster {
     (($cluster:ident) $($case:ident),+) => {
         $(
             let fixture = store_on(&$cluster).await;
-            boxed(|| contract::$case(fixture.store.clone())).await;
+            Box::pin(contract::$case(fixture.store.clone())).await;
             drop(fixture);
         )+
     };
