@@ -203,23 +203,12 @@ impl<S: Store> Wafer<S> {
             .authenticate(&creds)
             .await?
             .ok_or(Error::SessionInvalid)?;
-        let token = self.tokens.get(&*self.store, &app).await?;
-        let info = match self
-            .wechat
-            .phone_number(&token.value, code, &app.appid)
-            .await
-        {
-            Err(WechatError::TokenInvalid(_)) => {
-                let fresh = self
-                    .tokens
-                    .replace(&*self.store, &app, &token.value)
-                    .await?;
-                self.wechat
-                    .phone_number(&fresh.value, code, &app.appid)
-                    .await?
-            }
-            other => other?,
-        };
+        let appid = app.appid.as_str();
+        let info = self
+            .with_token(&app, |token| async move {
+                self.wechat.phone_number(&token, code, appid).await
+            })
+            .await?;
         if !self.store.set_phone(&creds, &info.phone_number).await? {
             return Err(Error::SessionInvalid);
         }
@@ -229,7 +218,7 @@ impl<S: Store> Wafer<S> {
     /// Admin: app `id`'s shared WeChat access token.
     pub async fn access_token(&self, id: AppId) -> Result<(AccessToken, u64), Error> {
         let app = self.get_app(id).await?;
-        let token = Box::pin(self.tokens.get(&*self.store, &app)).await?;
+        let token = self.tokens.get(&*self.store, &app).await?;
         let left = token.expires_in(self.clock.now());
         Ok((token, left))
     }
@@ -248,21 +237,26 @@ impl<S: Store> Wafer<S> {
             .await?
             .ok_or(Error::NotFound)?;
         let signature = crypto::session_signature(&key);
-        let token = self.tokens.get(&*self.store, &app).await?;
-        match self
-            .wechat
-            .check_session(&token.value, open_id, &signature)
-            .await
-        {
+        let signature = &signature;
+        self.with_token(&app, |token| async move {
+            self.wechat.check_session(&token, open_id, signature).await
+        })
+        .await
+    }
+
+    /// Runs a WeChat call with `app`'s access token. When WeChat refuses
+    /// the token, the call is made once more with its replacement (WeChat
+    /// did not act on the refused call); never more than that.
+    async fn with_token<T, F, Fut>(&self, app: &App, call: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, WechatError>>,
+    {
+        let token = self.tokens.get(&*self.store, app).await?;
+        match call(token.value.clone()).await {
             Err(WechatError::TokenInvalid(_)) => {
-                let fresh = self
-                    .tokens
-                    .replace(&*self.store, &app, &token.value)
-                    .await?;
-                Ok(self
-                    .wechat
-                    .check_session(&fresh.value, open_id, &signature)
-                    .await?)
+                let fresh = self.tokens.replace(&*self.store, app, &token.value).await?;
+                Ok(call(fresh.value).await?)
             }
             other => Ok(other?),
         }

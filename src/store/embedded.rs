@@ -357,19 +357,14 @@ impl Store for EmbeddedStore {
             .audit
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut entries: Vec<AuditEntry> = trail
+        let entries: Vec<AuditEntry> = trail
             .iter()
             .rev()
             .filter(|e| before.is_none_or(|b| e.id < b))
             .take(limit + 1)
             .cloned()
             .collect();
-        let next = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
+        let (entries, next) = crate::store::split_page(entries, limit, |e| e.id);
         Ok(AuditPage { entries, next })
     }
 
@@ -493,12 +488,7 @@ impl EmbeddedStore {
             })
             .collect();
         found.sort_unstable_by_key(|s| s.uuid);
-        let next = if found.len() > query.limit {
-            found.truncate(query.limit);
-            found.last().map(|s| s.uuid)
-        } else {
-            None
-        };
+        let (found, next) = crate::store::split_page(found, query.limit, |s| s.uuid);
         SessionPage {
             sessions: found,
             next,

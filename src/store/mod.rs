@@ -30,6 +30,22 @@ pub use embedded::EmbeddedStore;
 pub use error::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};
 pub use tiered::TieredStore;
 
+/// One page out of `items`, fetched with one more than `limit`: the first
+/// `limit`, and where the next page starts (the `key` of the page's last
+/// item) when there was more.
+pub(crate) fn split_page<T, K>(
+    mut items: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Option<K>) {
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().map(key);
+    (items, next)
+}
+
 /// Readiness of one backend, as `/readyz` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendHealth {

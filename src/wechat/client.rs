@@ -88,14 +88,17 @@ impl WechatClient {
         secret: &str,
         code: &str,
     ) -> Result<CodeSession, WechatError> {
-        let started = std::time::Instant::now();
-        let out = self.exchange(appid, secret, code).await;
-        self.metrics.record(
-            WechatApi::CodeToSession,
-            out.as_ref().map(drop),
-            started.elapsed(),
-        );
-        out
+        let request = self.http.get(&self.url).query(&[
+            ("appid", appid),
+            ("secret", secret),
+            ("js_code", code),
+            ("grant_type", "authorization_code"),
+        ]);
+        self.timed(WechatApi::CodeToSession, async {
+            let (status, body) = send(request).await?;
+            interpret(status, &body)
+        })
+        .await
     }
 
     /// Asks `stable_token` for the app's access token; `force` revokes the
@@ -112,9 +115,11 @@ impl WechatClient {
             "secret": secret,
             "force_refresh": force,
         });
-        let url = format!("{}/cgi-bin/stable_token", self.base);
+        let request = self
+            .http
+            .post(format!("{}/cgi-bin/stable_token", self.base));
         self.timed(WechatApi::StableToken, async {
-            let (status, reply) = self.post_json(&url, &body).await?;
+            let (status, reply) = send(with_json(request, &body)).await?;
             interpret_token(status, &reply)
         })
         .await
@@ -128,21 +133,14 @@ impl WechatClient {
         code: &str,
         appid: &str,
     ) -> Result<PhoneInfo, WechatError> {
-        let url = format!("{}/wxa/business/getuserphonenumber", self.base);
+        let request = self
+            .http
+            .post(format!("{}/wxa/business/getuserphonenumber", self.base))
+            .query(&[("access_token", token)]);
         let body = serde_json::json!({ "code": code });
         self.timed(WechatApi::Phone, async {
-            let reply = self
-                .http
-                .post(&url)
-                .query(&[("access_token", token)])
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .map_err(classify)?;
-            let status = reply.status().as_u16();
-            let bytes = reply.bytes().await.map_err(classify)?;
-            interpret_phone(status, &bytes, appid)
+            let (status, reply) = send(with_json(request, &body)).await?;
+            interpret_phone(status, &reply, appid)
         })
         .await
     }
@@ -156,27 +154,23 @@ impl WechatClient {
         open_id: &str,
         signature: &str,
     ) -> Result<bool, WechatError> {
-        let url = format!("{}/wxa/checksession", self.base);
+        let request = self
+            .http
+            .get(format!("{}/wxa/checksession", self.base))
+            .query(&[
+                ("access_token", token),
+                ("openid", open_id),
+                ("signature", signature),
+                ("sig_method", "hmac_sha256"),
+            ]);
         self.timed(WechatApi::CheckSession, async {
-            let reply = self
-                .http
-                .get(&url)
-                .query(&[
-                    ("access_token", token),
-                    ("openid", open_id),
-                    ("signature", signature),
-                    ("sig_method", "hmac_sha256"),
-                ])
-                .send()
-                .await
-                .map_err(classify)?;
-            let status = reply.status().as_u16();
-            let bytes = reply.bytes().await.map_err(classify)?;
-            interpret_check(status, &bytes)
+            let (status, reply) = send(request).await?;
+            interpret_check(status, &reply)
         })
         .await
     }
 
+    /// Runs `call`, recording it in the metrics as a call to `api`.
     async fn timed<T>(
         &self,
         api: WechatApi,
@@ -188,46 +182,23 @@ impl WechatClient {
             .record(api, out.as_ref().map(drop), started.elapsed());
         out
     }
+}
 
-    async fn post_json(
-        &self,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<(u16, bytes::Bytes), WechatError> {
-        let reply = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = reply.status().as_u16();
-        Ok((status, reply.bytes().await.map_err(classify)?))
-    }
+/// `request` with `body` as its JSON body.
+fn with_json(
+    request: reqwest::RequestBuilder,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+}
 
-    async fn exchange(
-        &self,
-        appid: &str,
-        secret: &str,
-        code: &str,
-    ) -> Result<CodeSession, WechatError> {
-        let reply = self
-            .http
-            .get(&self.url)
-            .query(&[
-                ("appid", appid),
-                ("secret", secret),
-                ("js_code", code),
-                ("grant_type", "authorization_code"),
-            ])
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = reply.status().as_u16();
-        let body = reply.bytes().await.map_err(classify)?;
-        interpret(status, &body)
-    }
+/// Sends `request` and reads the whole reply: its status and body.
+async fn send(request: reqwest::RequestBuilder) -> Result<(u16, bytes::Bytes), WechatError> {
+    let reply = request.send().await.map_err(classify)?;
+    let status = reply.status().as_u16();
+    Ok((status, reply.bytes().await.map_err(classify)?))
 }
 
 /// Maps a transport error. Its text is not kept: reqwest's errors carry the

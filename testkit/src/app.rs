@@ -264,6 +264,24 @@ impl TestApp {
         .await
     }
 
+    /// `GET /admin/apps/{app_id}/access_token`.
+    pub async fn access_token(&self, app_id: i64) -> Answer {
+        let path = format!("/admin/apps/{app_id}/access_token");
+        self.send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    /// A login of `code`'s user through another server of app `appid`: a
+    /// `jscode2session` call straight to the mock, which gives the user a
+    /// session key wafer does not have.
+    pub async fn login_elsewhere(&self, appid: &str, code: &str) {
+        let url = format!(
+            "http://{}/sns/jscode2session?appid={appid}&secret=x&js_code={code}&grant_type=authorization_code",
+            self.mock
+        );
+        let r = self.client.get(url).send().await.expect("the mock answers");
+        assert!(r.status().is_success(), "the mock answered {}", r.status());
+    }
+
     /// The mock's user data for a code.
     pub async fn user_data(&self, appid: &str, code: &str) -> Value {
         let url = format!(

@@ -66,12 +66,7 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
     let phone = app.phone(id, &uuid, &skey, "sam.p2").await;
     assert_eq!(phone.status, 200, "{}", phone.text);
     assert_eq!(app.auth(id, &uuid, &skey).await.status, 200);
-    let token = app
-        .send(app.admin(
-            reqwest::Method::GET,
-            &format!("/admin/apps/{id}/access_token"),
-        ))
-        .await;
+    let token = app.access_token(id).await;
     assert_eq!(token.status, 200, "{}", token.text);
     let access_token = token.body["access_token"].as_str().unwrap().to_owned();
     let open_id = wechat_mock::open_id_for(appid, "sam.1");

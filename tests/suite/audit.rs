@@ -27,12 +27,7 @@ async fn audited(app: TestApp, appid: &str) {
         .send(app.admin(reqwest::Method::DELETE, &format!("/admin/sessions/{uuid}")))
         .await;
     assert_eq!(revoke.status, 204);
-    let token = app
-        .send(app.admin(
-            reqwest::Method::GET,
-            &format!("/admin/apps/{id}/access_token"),
-        ))
-        .await;
+    let token = app.access_token(id).await;
     assert_eq!(token.status, 200);
     // Reads and failures are not audited: a refused request changed nothing.
     let _ = app

@@ -357,19 +357,7 @@ async fn support_checks_a_users_session_key_from_the_command_line() {
         stdout(&current)
     );
     // The user logs in through another server of the app.
-    let elsewhere = format!(
-        "http://{}/sns/jscode2session?appid=wxcheck&secret=x&js_code=kim.2&grant_type=authorization_code",
-        app.mock
-    );
-    assert!(
-        app.client
-            .get(elsewhere)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    app.login_elsewhere("wxcheck", "kim.2").await;
     let stale = check();
     assert!(
         stdout(&stale).contains("is NOT the user's current one"),

@@ -97,12 +97,7 @@ async fn every_documented_series_is_rendered_with_help() {
     let app = spawn_app().await;
     // The token age is one series per app, there once a token was served.
     let id = app.create_app("wxhelp").await;
-    let token = app
-        .send(app.admin(
-            reqwest::Method::GET,
-            &format!("/admin/apps/{id}/access_token"),
-        ))
-        .await;
+    let token = app.access_token(id).await;
     assert_eq!(token.status, 200, "{}", token.text);
     let text = app.send(app.client.get(app.url("/metrics"))).await.text;
     for (name, _, _) in SERIES {

@@ -162,12 +162,7 @@ async fn every_documented_series_moves_under_load() {
         assert_eq!(app.auth(id, uuid, skey).await.status, 200);
     }
     // The token served now is 2 s old.
-    let token = app
-        .send(app.admin(
-            reqwest::Method::GET,
-            &format!("/admin/apps/{id}/access_token"),
-        ))
-        .await;
+    let token = app.access_token(id).await;
     assert_eq!(token.status, 200, "{}", token.text);
     let flushed = wait_for(&app, |t| {
         value(t, "wafer_write_behind_flush_sessions", Kind::Histogram) > 0.0

@@ -372,19 +372,7 @@ async fn tokens_and_key_checks(app: TestApp, appid: &str) {
     );
     // The user logs in through another server of the app: wafer's key is
     // no longer the current one.
-    let elsewhere = format!(
-        "http://{}/sns/jscode2session?appid={appid}&secret=x&js_code=gus.2&grant_type=authorization_code",
-        app.mock
-    );
-    assert!(
-        app.client
-            .get(elsewhere)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    app.login_elsewhere(appid, "gus.2").await;
     assert_eq!(admin_get(&app, &check).await.body["current"], false);
     assert_admin_fail(
         &admin_get(&app, &format!("/admin/apps/{id}/users/nobody/session_key")).await,

@@ -628,7 +628,7 @@ impl Postgres {
                     &[&before, &fetch],
                 )
                 .await?;
-            let mut entries = rows
+            let entries = rows
                 .iter()
                 .map(|r| {
                     let action: String = col(r, 2)?;
@@ -649,12 +649,7 @@ impl Postgres {
                     })
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
-            let next = if entries.len() > limit {
-                entries.truncate(limit);
-                entries.last().map(|e| e.id)
-            } else {
-                None
-            };
+            let (entries, next) = crate::store::split_page(entries, limit, |e| e.id);
             Ok(AuditPage { entries, next })
         })
         .await
@@ -774,7 +769,7 @@ impl Postgres {
                     &[&app, &query.open_id, &query.after, &(limit + 1)],
                 )
                 .await?;
-            let mut sessions: Vec<SessionSummary> = rows
+            let sessions: Vec<SessionSummary> = rows
                 .iter()
                 .map(|r| {
                     Ok(SessionSummary {
@@ -787,12 +782,7 @@ impl Postgres {
                     })
                 })
                 .collect::<StoreResult<_>>()?;
-            let next = if sessions.len() > query.limit {
-                sessions.truncate(query.limit);
-                sessions.last().map(|s| s.uuid)
-            } else {
-                None
-            };
+            let (sessions, next) = crate::store::split_page(sessions, query.limit, |s| s.uuid);
             Ok(SessionPage { sessions, next })
         })
         .await
