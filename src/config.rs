@@ -67,6 +67,8 @@ mod defaults {
     pub const DATABASE_POOL: u16 = 16;
     pub const DATABASE_TIMEOUT: &str = "2s";
     pub const VISIT_GRANULARITY: &str = "1%";
+    pub const NEAR_CACHE_SLIDE: &str = "5s";
+    pub const NEAR_CACHE_BYTES: &str = "256MiB";
     pub const WECHAT_TIMEOUT: &str = "5s";
     pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";
     pub const LOG: &str = "info";
@@ -179,6 +181,28 @@ pub struct RedisSettings {
     /// is asked for by a `rediss://` URL); unset: the system's CAs.
     #[arg(id = "redis_tls_ca", long = "redis-tls-ca", env = "WAFER_REDIS_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,
+
+    /// The near cache: hot sessions in process, kept true by Redis'
+    /// invalidations (`CLIENT TRACKING`), so a repeated auth costs no
+    /// round trip. `false` sends every auth to Redis.
+    #[arg(long, env = "WAFER_NEAR_CACHE", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub near_cache: bool,
+
+    /// Most sessions the near cache holds.
+    #[arg(long, env = "WAFER_NEAR_CACHE_ENTRIES", default_value_t = crate::store::near::NearSettings::DEFAULT.max_entries, value_parser = clap::value_parser!(u64).range(1..))]
+    pub near_cache_entries: u64,
+
+    /// Most memory the near cache's sessions take (estimated): bytes, or
+    /// with a unit (`256MiB`, `1GiB`).
+    #[arg(long, env = "WAFER_NEAR_CACHE_BYTES", default_value = defaults::NEAR_CACHE_BYTES, value_parser = parse_bytes)]
+    pub near_cache_bytes: u64,
+
+    /// A session's slides (its last visit, moved in process by near-cache
+    /// hits) reach Redis at most once per this. Apps whose
+    /// `session_duration` is under ten times this are never served from
+    /// the near cache.
+    #[arg(long, env = "WAFER_NEAR_CACHE_SLIDE", default_value = defaults::NEAR_CACHE_SLIDE, value_parser = parse_duration)]
+    pub near_cache_slide: Duration,
 }
 
 impl Default for RedisSettings {
@@ -189,11 +213,24 @@ impl Default for RedisSettings {
             pool: defaults::REDIS_POOL,
             timeout: default_duration(defaults::REDIS_TIMEOUT),
             tls_ca: None,
+            near_cache: true,
+            near_cache_entries: crate::store::near::NearSettings::DEFAULT.max_entries,
+            near_cache_bytes: parse_bytes(defaults::NEAR_CACHE_BYTES).unwrap_or(256 << 20),
+            near_cache_slide: default_duration(defaults::NEAR_CACHE_SLIDE),
         }
     }
 }
 
 impl RedisSettings {
+    /// The near cache these settings ask for, if any.
+    pub fn near(&self) -> Option<crate::store::near::NearSettings> {
+        self.near_cache.then_some(crate::store::near::NearSettings {
+            max_entries: self.near_cache_entries,
+            max_bytes: self.near_cache_bytes,
+            slide: self.near_cache_slide,
+        })
+    }
+
     /// A client of the Redis at `url` (connecting in the background).
     pub fn connect(&self, url: &Secret) -> Result<Redis, ConnectError> {
         Redis::connect_tls(
@@ -435,6 +472,30 @@ impl Default for LogSettings {
     }
 }
 
+/// A size: bytes, or a number with `KiB`, `MiB` or `GiB`.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return Err(format!("`{s}` is not a size like 268435456, 256MiB or 1GiB")),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 268435456, 256MiB or 1GiB"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err("the size must be above zero".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration like 5s or 1500ms: {e}"))?;
@@ -497,6 +558,27 @@ mod tests {
             "{shown}"
         );
         assert_eq!(cli.s.admin.token.unwrap().expose(), "tok-123");
+    }
+
+    #[test]
+    fn the_near_cache_is_on_by_default_and_off_with_one_setting() {
+        let on = Cli::try_parse_from(["wafer"]).unwrap().s.redis;
+        let near = on.near().expect("on by default");
+        assert_eq!(near, crate::store::near::NearSettings::DEFAULT);
+        let off = Cli::try_parse_from(["wafer", "--near-cache", "off"])
+            .unwrap()
+            .s
+            .redis;
+        assert!(off.near().is_none());
+        let sized = Cli::try_parse_from(["wafer", "--near-cache-bytes", "64MiB"])
+            .unwrap()
+            .s
+            .redis;
+        assert_eq!(sized.near_cache_bytes, 64 << 20);
+        for bad in ["0", "12XB", "MiB", "99999999999GiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_bytes("1024"), Ok(1024));
     }
 
     #[test]

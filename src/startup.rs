@@ -230,6 +230,7 @@ pub(crate) async fn open_tiered(
     let every = Intervals {
         visit: db_settings.visit_granularity,
         read_through_per_second: db_settings.read_through_limit,
+        near: redis_settings.near(),
         ..Intervals::default()
     };
     Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)

@@ -2,6 +2,7 @@
 //! the per-request handles are registered once at start, so recording on
 //! the hot path is an index into a table and an atomic add.
 
+mod near;
 pub mod register;
 pub mod store;
 mod wechat;
@@ -14,6 +15,7 @@ use metrics_exporter_prometheus::{
 use crate::error::ErrorCode;
 use crate::http::router::Route;
 use register::{counter, gauge, histogram};
+pub use near::NearMetrics;
 pub use store::StoreMetrics;
 pub use wechat::{TokenMetrics, WechatMetrics};
 

@@ -109,6 +109,46 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
          `redis_down` (Redis unreachable or failing).",
     ),
     (
+        "wafer_near_cache_hits_total",
+        Kind::Counter,
+        "Auths answered by the near cache without Redis (tiered store): answer `accepted`, or \
+         `refused` (the cached session names another app or skey).",
+    ),
+    (
+        "wafer_near_cache_misses_total",
+        Kind::Counter,
+        "Auths the near cache sent to Redis: no copy, or a copy it was unsure of (expired by \
+         its own times, slides behind). Hit ratio: hits / (hits + misses).",
+    ),
+    (
+        "wafer_near_cache_invalidations_total",
+        Kind::Counter,
+        "Session changes Redis reported to the near cache (re-login, logout, revoke, a slide \
+         by another instance); each drops the cached copy.",
+    ),
+    (
+        "wafer_near_cache_flushes_total",
+        Kind::Counter,
+        "Times the near cache was emptied, by reason (`connection_lost`, `reconnect`, \
+         `heartbeat`, `lagged`, `redis_flush`, `close`).",
+    ),
+    (
+        "wafer_near_cache_slides_total",
+        Kind::Counter,
+        "Slides the near cache wrote to Redis (result `ok`, `gone`: the session had ended \
+         there, `error`: kept for the next round).",
+    ),
+    (
+        "wafer_near_cache_entries",
+        Kind::Gauge,
+        "Sessions in the near cache (sampled every heartbeat).",
+    ),
+    (
+        "wafer_near_cache_bytes",
+        Kind::Gauge,
+        "Estimated bytes of the sessions in the near cache (sampled every heartbeat).",
+    ),
+    (
         "wafer_write_behind_pending",
         Kind::Gauge,
         "Sessions whose last visit still waits to be written to PostgreSQL, as of the last write-behind flush (at most a second ago; tiered store). Grows while PostgreSQL fails, back to 0 once it catches up.",

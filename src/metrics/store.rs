@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
+use crate::metrics::NearMetrics;
 use crate::metrics::register::{counter, gauge, histogram};
 pub use crate::store::Backend;
 use crate::store::StoreResult;
@@ -18,7 +19,7 @@ impl Backend {
         use Op::*;
         match self {
             Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions, Phone],
-            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping, Token],
+            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping, Token, Slide, Track],
             Backend::Postgres => &[
                 Login,
                 Phone,
@@ -80,6 +81,10 @@ crate::labels::labelled! {
         Token => "token",
         /// Write or read the audit trail.
         Audit => "audit",
+        /// Write the near cache's held-back slides (one pipeline).
+        Slide => "slide",
+        /// Turn on or check the near cache's tracking.
+        Track => "track",
     }
 }
 
@@ -98,6 +103,7 @@ struct Handles {
     flush_sessions: Histogram,
     flush_latency: Histogram,
     flush_failures: Counter,
+    near: NearMetrics,
 }
 
 /// Pre-registered handles for store metrics; the default records nothing.
@@ -144,6 +150,7 @@ impl StoreMetrics {
             flush_sessions: histogram(r, "wafer_write_behind_flush_sessions", &[]),
             flush_latency: histogram(r, "wafer_write_behind_flush_duration_seconds", &[]),
             flush_failures: counter(r, "wafer_write_behind_flush_failures_total", &[]),
+            near: NearMetrics::register(r),
         })))
     }
 
@@ -194,6 +201,11 @@ impl StoreMetrics {
             h.flush_latency.record(took.as_secs_f64());
             h.pending.set(pending as f64);
         }
+    }
+
+    /// Handles for the near cache.
+    pub fn near(&self) -> NearMetrics {
+        self.0.as_ref().map(|h| h.near.clone()).unwrap_or_default()
     }
 
     /// Sets how many sessions wait for the write-behind.

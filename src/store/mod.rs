@@ -5,6 +5,7 @@
 mod app_table;
 pub mod embedded;
 pub mod error;
+pub mod near;
 pub(crate) mod periodic;
 pub mod postgres;
 pub(crate) mod record;

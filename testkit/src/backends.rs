@@ -18,6 +18,7 @@ use uuid::Uuid;
 use wafer::clock::SystemClock;
 use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::TieredStore;
+use wafer::store::near::NearSettings;
 use wafer::store::postgres::Postgres;
 use wafer::store::tiered::{Intervals, VisitGranularity};
 
@@ -226,6 +227,12 @@ pub fn test_intervals() -> Intervals {
         repair: Duration::from_millis(100),
         // Every visit due: the tests check that each one reaches PostgreSQL.
         visit: VisitGranularity::Every(Duration::from_millis(1)),
+        // Slides reach Redis within 100 ms (sessions of a second or more
+        // are served from the near cache).
+        near: Some(NearSettings {
+            slide: Duration::from_millis(100),
+            ..NearSettings::DEFAULT
+        }),
         ..Intervals::default()
     }
 }
@@ -424,6 +431,11 @@ impl Proxy {
                         }
                         ProxyMode::Pass => {
                             if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                                // Without these, Nagle's algorithm holds
+                                // small writes (a pushed invalidation)
+                                // for up to 40 ms: the servers set them.
+                                let _ = inbound.set_nodelay(true);
+                                let _ = outbound.set_nodelay(true);
                                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
                                     .await;
                             }

@@ -20,6 +20,7 @@ mod instances;
 mod limits;
 mod loadtest_scripts;
 mod metrics_move;
+mod near_cache;
 mod original;
 mod original_sdk;
 mod phone;

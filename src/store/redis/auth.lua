@@ -1,11 +1,16 @@
 -- Checks a session and slides it, in one step on one key.
 -- KEYS[1] session key (a hash, fields as src/store/redis/layout.rs says)
 -- ARGV    app id, skey SHA-256 (hex), now_ms, login_ms, session_ms,
---         granularity_ms
+--         granularity_ms[, slide_ms]
+-- slide_ms (the near cache's fill; absent: 0): the caller slides the session
+-- in process and writes the slide later, so the visit is written here only
+-- when Redis' last visit is at least that old. A write tells every other
+-- instance's near cache to drop its copy; a read does not.
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
--- {due, open_id, union_id, user_info, phone}: due is 1 when this visit should be
--- written to PostgreSQL (none was sent for granularity_ms).
+-- {due, open_id, union_id, user_info, phone, created, visited}: due is 1 when
+-- this visit should be written to PostgreSQL (none was sent for
+-- granularity_ms); visited is the last visit Redis now holds.
 local ok, f = pcall(redis.call, 'HMGET', KEYS[1], 'app', 'skey_sha256',
   'created', 'visited', 'synced', 'removed', 'open_id', 'union_id', 'user_info',
   'phone')
@@ -28,14 +33,20 @@ local lm = tonumber(ARGV[4])
 local sm = tonumber(ARGV[5])
 if now - c >= lm or now - v >= sm then return 1 end
 local due = now - p >= tonumber(ARGV[6])
+local slide = tonumber(ARGV[7] or '0')
+local was = v
 if due then
   v = math.max(v, now)
   redis.call('HSET', KEYS[1], 'visited', v, 'synced', now)
-elseif now > v then
+elseif now > v and now - v >= slide then
   v = now
   redis.call('HSET', KEYS[1], 'visited', v)
 end
--- The key lives exactly as long as the session has left.
-local left = math.min(c + lm, v + sm) - now
-redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
-return {due and 1 or 0, f[7], f[8] or false, f[9] or false, f[10] or false}
+-- The key lives exactly as long as the session has left (unchanged when
+-- the visit is: its expiry was set with it).
+if v ~= was or due then
+  local left = math.min(c + lm, v + sm) - now
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
+end
+return {due and 1 or 0, f[7], f[8] or false, f[9] or false, f[10] or false,
+  c, v}

@@ -139,18 +139,35 @@ fn text(v: Value) -> Option<String> {
     }
 }
 
+/// What Redis says of an accepted session's times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visit {
+    /// This visit is due to be written to PostgreSQL.
+    pub due: bool,
+    /// Login time, ms.
+    pub created: i64,
+    /// The last visit Redis holds now, ms.
+    pub visited: i64,
+}
+
 /// Decodes an accepted auth's reply, `[due, open_id, union_id|nil,
-/// user_info|nil, phone|nil]`; `None` when it is not a reply `auth.lua`
-/// makes.
-pub fn decode_accepted(reply: Vec<Value>) -> Option<(bool, Profile)> {
+/// user_info|nil, phone|nil, created, visited]`; `None` when it is not a
+/// reply `auth.lua` makes.
+pub fn decode_accepted(reply: Vec<Value>) -> Option<(Visit, Profile)> {
     let mut it = reply.into_iter();
     let due = matches!(it.next()?, Value::Integer(1));
     let open_id = text(it.next()?)?;
     let union_id = it.next().and_then(text);
     let user_info = it.next().and_then(text);
     let phone_number = it.next().and_then(text);
+    let created = it.next()?.as_i64()?;
+    let visited = it.next()?.as_i64()?;
     Some((
-        due,
+        Visit {
+            due,
+            created,
+            visited,
+        },
         Profile {
             open_id: open_id.into(),
             union_id: union_id.map(Box::from),
@@ -269,14 +286,24 @@ mod tests {
 
     #[test]
     fn accepted_replies_decode_and_others_are_refused() {
-        let (due, p) = decode_accepted(vec![
+        let (visit, p) = decode_accepted(vec![
             Value::Integer(1),
             Value::from("o1"),
             Value::Null,
             Value::from(r#"{"n":1}"#),
+            Value::Null,
+            Value::Integer(5),
+            Value::Integer(9),
         ])
         .unwrap();
-        assert!(due);
+        assert_eq!(
+            visit,
+            Visit {
+                due: true,
+                created: 5,
+                visited: 9
+            }
+        );
         assert_eq!(&*p.open_id, "o1");
         assert!(p.union_id.is_none());
         assert_eq!(p.user_info.as_deref(), Some(r#"{"n":1}"#));

@@ -5,13 +5,15 @@
 //! writes are Lua scripts run by SHA, reloaded on `NOSCRIPT`.
 
 mod layout;
+mod tracking;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy, Value,
+    Builder, Client, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy,
+    Value,
 };
 use fred::types::scripts::Script;
 use uuid::Uuid;
@@ -39,9 +41,10 @@ const RECOMMENDED_LISTPACK_VALUE: u64 = 512;
 /// What Redis says of a session on auth.
 #[derive(Debug)]
 pub enum AuthOutcome {
-    /// Accepted and slid; `true` when this visit is due to be written to
-    /// PostgreSQL (none was for the visit granularity).
-    Accepted(Arc<Profile>, bool),
+    /// Accepted and slid, with the times Redis holds (and whether this
+    /// visit is due to be written to PostgreSQL: none was for the visit
+    /// granularity).
+    Accepted(Arc<Profile>, Visit),
     /// Known and refused (wrong app/skey, expired, removed).
     Refused,
     /// Not in Redis: read through to the record.
@@ -56,6 +59,9 @@ type TlsCheck = (Arc<rustls::ClientConfig>, Vec<(String, u16)>);
 #[derive(Clone)]
 pub struct Redis {
     pool: Pool,
+    /// What the pool was built from: the near cache's tracked connection
+    /// is built from it too.
+    config: Config,
     /// The TLS configuration wafer chose (a CA file), for the start-up
     /// check of the handshake; `None` without TLS or with fred's default.
     tls: Option<TlsCheck>,
@@ -143,18 +149,7 @@ impl Redis {
                 Some((client, hosts))
             }
         };
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout.max(Duration::from_millis(500));
-                c.internal_command_timeout = timeout.max(Duration::from_millis(500));
-                // A failed command falls back to PostgreSQL; retrying here
-                // would only hold the request longer.
-                c.max_command_attempts = 1;
-            })
-            // Retry forever, backing off to 2 s: Redis coming back must not
-            // need a restart.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        let pool = builder(config.clone(), timeout)
             .build_pool(size)
             .map_err(|_| ConnectError::Pool {
                 backend: Backend::Redis,
@@ -162,6 +157,7 @@ impl Redis {
         pool.connect();
         Ok(Redis {
             pool,
+            config,
             tls,
             prefix: prefix.into(),
             timeout,
@@ -254,7 +250,19 @@ impl Redis {
         key: String,
         args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
-        let client = self.pool.next_connected();
+        self.eval_on(self.pool.next_connected(), op, script, key, args)
+            .await
+    }
+
+    /// [`Redis::eval`] on `client`'s connection.
+    async fn eval_on(
+        &self,
+        client: &Client,
+        op: Op,
+        script: &Script,
+        key: String,
+        args: impl Fn() -> Vec<Value> + Sync,
+    ) -> StoreResult<Value> {
         // Boxed by `bounded`, as every command.
         let call = async {
             let first = client
@@ -281,16 +289,46 @@ impl Redis {
         granularity_ms: i64,
     ) -> StoreResult<AuthOutcome> {
         let args = || auth_args(creds, granularity_ms);
-        match self
+        let reply = self
             .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
-            .await?
-        {
-            Value::Integer(0) => Ok(AuthOutcome::Miss),
-            Value::Array(reply) => Ok(accepted(reply)),
-            _ => Ok(AuthOutcome::Refused),
-        }
+            .await?;
+        Ok(auth_outcome(reply))
     }
 
+    /// [`Redis::authenticate`] on `client`'s connection for a near cache
+    /// that slides in process: the visit is written only when Redis' copy
+    /// is `slide_ms` old.
+    async fn authenticate_on(
+        &self,
+        client: &Client,
+        creds: &Credentials,
+        granularity_ms: i64,
+        slide_ms: i64,
+    ) -> StoreResult<AuthOutcome> {
+        let args = || {
+            let mut a = auth_args(creds, granularity_ms);
+            a.push(Value::Integer(slide_ms));
+            a
+        };
+        let reply = self
+            .eval_on(client, Op::Auth, &self.auth, self.key(creds.uuid), args)
+            .await?;
+        Ok(auth_outcome(reply))
+    }
+}
+
+/// What the auth script's reply says.
+fn auth_outcome(reply: Value) -> AuthOutcome {
+    {
+        match reply {
+            Value::Integer(0) => AuthOutcome::Miss,
+            Value::Array(reply) => accepted(reply),
+            _ => AuthOutcome::Refused,
+        }
+    }
+}
+
+impl Redis {
     /// Caches `record` with a TTL of `ttl_ms` (and points the open_id index
     /// at it until its absolute limit, `index_ttl_ms`), unless Redis holds a
     /// newer generation of it or a tombstone. Returns whether it was
@@ -593,7 +631,7 @@ pub const AUTH_SCRIPT: &str = include_str!("auth.lua");
 /// (and logged) rather than trusted.
 fn accepted(reply: Vec<Value>) -> AuthOutcome {
     match layout::decode_accepted(reply) {
-        Some((due, p)) => AuthOutcome::Accepted(Arc::new(p), due),
+        Some((visit, p)) => AuthOutcome::Accepted(Arc::new(p), visit),
         None => {
             tracing::error!("redis holds a session wafer cannot read; refusing it");
             AuthOutcome::Refused
@@ -601,4 +639,27 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
     }
 }
 
-pub use layout::session_key;
+pub use layout::{Visit, session_key};
+pub use tracking::{Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
+
+/// The builder of every client of `config`: commands bounded by `timeout`,
+/// never retried (a failed one falls back to PostgreSQL), reconnecting
+/// forever (Redis coming back must not need a restart).
+fn builder(config: Config, timeout: Duration) -> Builder {
+    let mut b = Builder::from_config(config);
+    b.with_performance_config(|p| p.default_command_timeout = timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout.max(Duration::from_millis(500));
+            c.internal_command_timeout = timeout.max(Duration::from_millis(500));
+            c.max_command_attempts = 1;
+            // Small commands and pushed invalidations go out at once, not
+            // held by Nagle's algorithm.
+            c.tcp = fred::types::config::TcpConfig {
+                nodelay: Some(true),
+                ..Default::default()
+            };
+        })
+        // Backing off to 2 s.
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    b
+}

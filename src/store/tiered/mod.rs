@@ -10,6 +10,7 @@
 //!   eviction, so Redis never keeps serving a stale copy once it is back.
 
 mod granularity;
+mod near;
 mod unknown;
 mod write_behind;
 
@@ -32,12 +33,14 @@ use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
-use crate::store::redis::{self, AuthOutcome, Redis};
+use crate::store::near::{Lookup, NearCache, NearSettings};
+use crate::store::redis::{self, AuthOutcome, Redis, Tracked};
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
 pub use granularity::VisitGranularity;
 use unknown::MissGuard;
 pub use unknown::UNKNOWN_TTL;
+use near::Near;
 use write_behind::WriteBehind;
 
 /// Timing of the background work.
@@ -58,6 +61,8 @@ pub struct Intervals {
     /// PostgreSQL reads per second a Redis miss may cause (0: unbounded);
     /// past it a miss answers 503 (see `unknown.rs`).
     pub read_through_per_second: u32,
+    /// The near cache in front of Redis (`None`: every auth asks Redis).
+    pub near: Option<NearSettings>,
 }
 
 impl Default for Intervals {
@@ -69,6 +74,7 @@ impl Default for Intervals {
             repair: Duration::from_secs(1),
             visit: VisitGranularity::DEFAULT,
             read_through_per_second: DEFAULT_READ_THROUGH_PER_SECOND,
+            near: Some(NearSettings::DEFAULT),
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct TieredStore {
     // Keys whose Redis copy may be stale because a write to Redis failed.
     repairs: Mutex<HashSet<Uuid>>,
     misses: MissGuard,
+    near: Option<Near>,
 }
 
 impl TieredStore {
@@ -110,8 +117,18 @@ impl TieredStore {
         metrics: StoreMetrics,
     ) -> StoreResult<Arc<Self>> {
         let apps = pg.list_apps().await?;
+        let redis = redis.with_metrics(metrics.clone());
+        let near = match every.near {
+            Some(settings) => Some(Near::new(
+                Tracked::connect(&redis).map_err(|_| redis::not_connected())?,
+                settings,
+                &metrics,
+            )),
+            None => None,
+        };
         let store = Arc::new(TieredStore {
-            redis: redis.with_metrics(metrics.clone()),
+            redis,
+            near,
             pg: pg.with_metrics(metrics.clone()),
             metrics,
             every,
@@ -121,6 +138,7 @@ impl TieredStore {
             misses: MissGuard::new(every.read_through_per_second),
         });
         store.apps.store(AppTable::new(apps));
+        Near::spawn(&store);
         spawn_every(
             &store,
             every.flush,
@@ -137,6 +155,18 @@ impl TieredStore {
             async move { s.purge(now).await }
         });
         Ok(store)
+    }
+
+    /// The near cache, when it is on.
+    pub fn near_cache(&self) -> Option<&NearCache> {
+        self.near.as_ref().map(Near::cache)
+    }
+
+    /// Writes the near cache's held-back slides to Redis now.
+    pub async fn write_slides(&self) {
+        if let Some(near) = &self.near {
+            near.write_slides(self).await;
+        }
     }
 
     /// Sessions whose last visit is waiting to be written.
@@ -387,13 +417,26 @@ impl Store for TieredStore {
     }
 
     async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
+        let near = self.near.as_ref();
+        if let Some(near) = near {
+            match near.lookup(creds) {
+                Lookup::Accept(profile) => return Ok(Some(profile)),
+                Lookup::Refuse => return Ok(None),
+                Lookup::Ask => {}
+            }
+        }
         if !self.redis.is_connected() {
             return self.read_through(creds, false).await;
         }
         let granularity = self.every.visit.for_session_ms(creds.limits.session_ms);
-        match self.redis.authenticate(creds, granularity).await {
-            Ok(AuthOutcome::Accepted(profile, due)) => {
-                if due {
+        let outcome = match near {
+            // Asked on the tracked connection, so the answer can be kept.
+            Some(near) if near.cache().is_live() => near.ask(creds, granularity).await,
+            _ => self.redis.authenticate(creds, granularity).await,
+        };
+        match outcome {
+            Ok(AuthOutcome::Accepted(profile, visit)) => {
+                if visit.due {
                     self.visits.record(creds.uuid, creds.now);
                 }
                 Ok(Some(profile))
@@ -559,6 +602,9 @@ impl Store for TieredStore {
     }
 
     async fn close(&self) {
+        if let Some(near) = &self.near {
+            near.close(self).await;
+        }
         self.flush_visits().await;
         self.repair().await;
         self.redis.quit().await;

@@ -1,0 +1,103 @@
+//! Metrics of the near cache: hits, misses, invalidations, flushes,
+//! slides written, and its size.
+
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+use crate::metrics::register::{counter, gauge};
+use crate::store::near::flush_reason;
+
+struct Handles {
+    accepted: Counter,
+    refused: Counter,
+    misses: Counter,
+    invalidations: Counter,
+    flushes: Vec<(&'static str, Counter)>,
+    slides_ok: Counter,
+    slides_gone: Counter,
+    slides_error: Counter,
+    entries: Gauge,
+    bytes: Gauge,
+}
+
+/// Pre-registered handles for the near cache; the default records nothing.
+#[derive(Clone, Default)]
+pub struct NearMetrics(Option<Arc<Handles>>);
+
+impl NearMetrics {
+    /// Registers the series on `r`.
+    pub fn register(r: &PrometheusRecorder) -> Self {
+        let hits = |answer| counter(r, "wafer_near_cache_hits_total", &[("answer", answer)]);
+        let slides = |result| counter(r, "wafer_near_cache_slides_total", &[("result", result)]);
+        NearMetrics(Some(Arc::new(Handles {
+            accepted: hits("accepted"),
+            refused: hits("refused"),
+            misses: counter(r, "wafer_near_cache_misses_total", &[]),
+            invalidations: counter(r, "wafer_near_cache_invalidations_total", &[]),
+            flushes: flush_reason::ALL
+                .iter()
+                .map(|reason| {
+                    (
+                        *reason,
+                        counter(r, "wafer_near_cache_flushes_total", &[("reason", reason)]),
+                    )
+                })
+                .collect(),
+            slides_ok: slides("ok"),
+            slides_gone: slides("gone"),
+            slides_error: slides("error"),
+            entries: gauge(r, "wafer_near_cache_entries", &[]),
+            bytes: gauge(r, "wafer_near_cache_bytes", &[]),
+        })))
+    }
+
+    /// An auth answered by the cache: `accepted` or refused.
+    pub fn hit(&self, accepted: bool) {
+        if let Some(h) = &self.0 {
+            if accepted { &h.accepted } else { &h.refused }.increment(1);
+        }
+    }
+
+    /// An auth sent on to Redis.
+    pub fn miss(&self) {
+        if let Some(h) = &self.0 {
+            h.misses.increment(1);
+        }
+    }
+
+    /// A change reported by Redis.
+    pub fn invalidated(&self) {
+        if let Some(h) = &self.0 {
+            h.invalidations.increment(1);
+        }
+    }
+
+    /// The cache was emptied for `reason`.
+    pub fn flushed(&self, reason: &str) {
+        if let Some(h) = &self.0 {
+            if let Some((_, c)) = h.flushes.iter().find(|(r, _)| *r == reason) {
+                c.increment(1);
+            }
+        }
+    }
+
+    /// Slides written: `ok` written (or not needed), `gone` sessions Redis
+    /// no longer holds, `error` failed.
+    pub fn slides(&self, ok: u64, gone: u64, error: u64) {
+        if let Some(h) = &self.0 {
+            h.slides_ok.increment(ok);
+            h.slides_gone.increment(gone);
+            h.slides_error.increment(error);
+        }
+    }
+
+    /// The cache's size.
+    pub fn sizes(&self, entries: u64, bytes: i64) {
+        if let Some(h) = &self.0 {
+            h.entries.set(entries as f64);
+            h.bytes.set(bytes as f64);
+        }
+    }
+}

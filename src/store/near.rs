@@ -1,0 +1,633 @@
+//! The near cache: hot sessions in process, in front of Redis, so that an
+//! auth of a session seen a moment ago costs no round trip.
+//!
+//! It holds copies of what Redis answered, and Redis tells it what changed
+//! (see `redis/tracking.rs`: every session key is tracked, and any write to
+//! one by anyone but this instance drops the copy here). The rules that keep
+//! it from ever accepting what Redis would refuse:
+//!
+//! 1. **Serve only while listening.** Entries are served only while the
+//!    tracking connection is known to be up with tracking on (`live`).
+//!    Losing it, a reconnect, tracking found off, a missed invalidation
+//!    (the channel lagged) or a failed heartbeat empty the cache at once
+//!    ([`NearCache::go_dark`]); it fills again only once tracking is back.
+//! 2. **Fill only with what is still true.** A copy is made from a Redis
+//!    reply on the tracked connection, and only if no invalidation of that
+//!    session and no flush came between asking and answering (a ticket per
+//!    fill, [`NearCache::ticket`]): a write that raced the read can never
+//!    leave its old value behind.
+//! 3. **Accept only what Redis would accept.** Same app, same skey hash
+//!    (constant time), and alive by the copy's own times under the app's
+//!    current limits. A wrong app or skey against a copy is refused: Redis
+//!    holds the same, as far as it has said.
+//! 4. **Unsure goes to Redis.** An expiry seen only in the copy is a miss
+//!    (another instance may have slid the session), never a refusal; so is
+//!    a copy whose slides have not reached Redis for half a session (a
+//!    stuck slide writer must not let Redis' copy run out), and so is every
+//!    session of an app whose `session_duration` is under
+//!    [`MIN_SESSION_SLIDES`] slide intervals.
+//! 5. **Slides reach Redis.** A hit slides the copy in process and queues
+//!    it; the queue is written every slide interval, pipelined (so a
+//!    session is written at most once per interval, and its newest visit
+//!    always is). Redis' copy lags by at most an interval, a tenth of any
+//!    session served here, so no other instance sees it expire early.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::domain::app::AppId;
+use crate::domain::session::{Credentials, Profile};
+use crate::domain::skey::SkeyHash;
+use crate::metrics::NearMetrics;
+
+/// Sessions of an app are served from the near cache only when its
+/// `session_duration` is at least this many slide intervals: Redis' copy
+/// then lags a session by at most a tenth of it.
+pub const MIN_SESSION_SLIDES: i64 = 10;
+
+/// Size and timing of a near cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearSettings {
+    /// Most sessions held.
+    pub max_entries: u64,
+    /// Most bytes held (the sessions' sizes as estimated here).
+    pub max_bytes: u64,
+    /// A session's slides reach Redis at most once per this.
+    pub slide: Duration,
+}
+
+impl NearSettings {
+    /// Default: one million sessions, 256 MiB, slides every 5 s.
+    pub const DEFAULT: NearSettings = NearSettings {
+        max_entries: 1_000_000,
+        max_bytes: 256 * 1024 * 1024,
+        slide: Duration::from_secs(5),
+    };
+
+    /// The slide interval, ms.
+    pub fn slide_ms(&self) -> i64 {
+        i64::try_from(self.slide.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Default for NearSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A copy of a session as Redis answered it, slid here since.
+#[derive(Debug)]
+pub struct Entry {
+    /// The session.
+    pub uuid: Uuid,
+    /// Its app.
+    pub app: AppId,
+    /// SHA-256 of its skey.
+    pub skey_hash: SkeyHash,
+    /// Login time, ms.
+    pub created: i64,
+    /// Last visit accepted anywhere this instance knows of, ms.
+    visited: AtomicI64,
+    /// Last visit Redis holds (as far as this instance wrote or read), ms.
+    written: AtomicI64,
+    /// In the slide queue.
+    queued: AtomicBool,
+    /// What an auth answers.
+    pub profile: Arc<Profile>,
+    /// Bytes charged against the cache's bound.
+    weight: u32,
+}
+
+impl Entry {
+    /// A copy of session `uuid` as Redis holds it (`created`, `written`
+    /// its last visit there), visited here at `visited`.
+    pub fn new(
+        uuid: Uuid,
+        app: AppId,
+        skey_hash: SkeyHash,
+        created: i64,
+        written: i64,
+        visited: i64,
+        profile: Arc<Profile>,
+    ) -> Self {
+        let text = profile.open_id.len()
+            + profile.union_id.as_ref().map_or(0, |s| s.len())
+            + profile.user_info.as_ref().map_or(0, |s| s.len())
+            + profile.phone_number.as_ref().map_or(0, |s| s.len());
+        // The entry, the profile, the map's key and node: ~64 bytes more.
+        let bytes = std::mem::size_of::<Entry>() + std::mem::size_of::<Profile>() + text + 64;
+        Entry {
+            uuid,
+            app,
+            skey_hash,
+            created,
+            visited: AtomicI64::new(visited.max(written)),
+            written: AtomicI64::new(written),
+            queued: AtomicBool::new(false),
+            profile,
+            weight: u32::try_from(bytes).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The newest visit, ms.
+    pub fn visited(&self) -> i64 {
+        self.visited.load(Ordering::Acquire)
+    }
+}
+
+/// A slide to write to Redis: the session's copy and the visit to write.
+#[derive(Debug, Clone)]
+pub struct PendingSlide {
+    /// The copy.
+    pub entry: Arc<Entry>,
+    /// The visit to write, ms.
+    pub visited: i64,
+}
+
+/// What the near cache says of a check.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Accepted (and slid here).
+    Accept(Arc<Profile>),
+    /// Refused: the copy names another app or skey.
+    Refuse,
+    /// Ask Redis (no copy, not listening, or the copy is unsure).
+    Ask,
+}
+
+/// The right to fill one session's copy from one Redis answer; void if an
+/// invalidation of it or a flush comes first.
+#[derive(Debug)]
+pub struct Ticket {
+    uuid: Uuid,
+    id: u64,
+    epoch: u64,
+}
+
+/// Why the near cache was emptied (the `reason` of its flush metric).
+pub mod flush_reason {
+    /// The tracking connection failed or closed.
+    pub const LOST: &str = "connection_lost";
+    /// The tracking connection came back (invalidations may be missed).
+    pub const RECONNECT: &str = "reconnect";
+    /// The heartbeat found tracking off, or failed.
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// More invalidations came than were read in time.
+    pub const LAGGED: &str = "lagged";
+    /// Redis emptied a database (`FLUSHALL`, `FLUSHDB`).
+    pub const REDIS_FLUSH: &str = "redis_flush";
+    /// wafer is stopping.
+    pub const CLOSE: &str = "close";
+    /// Every reason, for registering the series.
+    pub const ALL: [&str; 6] = [LOST, RECONNECT, HEARTBEAT, LAGGED, REDIS_FLUSH, CLOSE];
+}
+
+/// The near cache of one instance. See the module documentation for its
+/// rules.
+pub struct NearCache {
+    entries: moka::sync::Cache<Uuid, Arc<Entry>>,
+    /// In-flight fills: the ticket that may fill each session.
+    fills: DashMap<Uuid, u64>,
+    next_ticket: AtomicU64,
+    /// Bumped by every flush: tickets from before it are void.
+    epoch: AtomicU64,
+    live: AtomicBool,
+    slides: Mutex<Vec<Arc<Entry>>>,
+    bytes: Arc<AtomicI64>,
+    settings: NearSettings,
+    metrics: NearMetrics,
+}
+
+impl NearCache {
+    /// An empty, dark near cache (it serves once [`NearCache::go_live`]).
+    pub fn new(settings: NearSettings, metrics: NearMetrics) -> Self {
+        let max_entries = settings.max_entries.max(1);
+        let max_bytes = settings.max_bytes.max(1);
+        // One bound of weight covers both: each entry weighs at least its
+        // share of the byte bound per entry allowed.
+        let floor = u32::try_from(max_bytes / max_entries).unwrap_or(u32::MAX);
+        let bytes = Arc::new(AtomicI64::new(0));
+        let freed = bytes.clone();
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(move |_: &Uuid, e: &Arc<Entry>| e.weight.max(floor))
+            .eviction_listener(move |_, e: Arc<Entry>, _| {
+                freed.fetch_sub(i64::from(e.weight), Ordering::Relaxed);
+            })
+            .build();
+        NearCache {
+            entries,
+            fills: DashMap::new(),
+            next_ticket: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            slides: Mutex::new(Vec::new()),
+            bytes,
+            settings,
+            metrics,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &NearSettings {
+        &self.settings
+    }
+
+    /// Whether sessions under these credentials' app may be served here.
+    fn covers(&self, creds: &Credentials) -> bool {
+        creds.limits.session_ms >= MIN_SESSION_SLIDES.saturating_mul(self.settings.slide_ms())
+    }
+
+    /// Whether the cache serves now.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Checks `creds` against the copy, sliding it on acceptance.
+    pub fn lookup(&self, creds: &Credentials) -> Lookup {
+        if !self.is_live() || !self.covers(creds) {
+            return Lookup::Ask;
+        }
+        let Some(e) = self.entries.get(&creds.uuid) else {
+            self.metrics.miss();
+            return Lookup::Ask;
+        };
+        let now = creds.now.0;
+        // Both compared, so the time taken does not say which failed.
+        let same_app = e.app == creds.app_id;
+        let same_key = creds.skey_hash.matches(&e.skey_hash);
+        if !(same_app & same_key) {
+            self.metrics.hit(false);
+            return Lookup::Refuse;
+        }
+        let visited = e.visited();
+        let limits = &creds.limits;
+        let behind = now - e.written.load(Ordering::Acquire) >= limits.session_ms / 2;
+        if !limits.alive(
+            crate::clock::Timestamp(e.created),
+            crate::clock::Timestamp(visited),
+            creds.now,
+        ) || behind
+        {
+            self.metrics.miss();
+            return Lookup::Ask;
+        }
+        e.visited.fetch_max(now, Ordering::AcqRel);
+        if now > e.written.load(Ordering::Acquire) {
+            self.queue_slide(&e);
+        }
+        self.metrics.hit(true);
+        Lookup::Accept(e.profile.clone())
+    }
+
+    fn queue_slide(&self, e: &Arc<Entry>) {
+        if !e.queued.swap(true, Ordering::AcqRel) {
+            if let Ok(mut q) = self.slides.lock() {
+                q.push(e.clone());
+            }
+        }
+    }
+
+    /// The right to fill `creds`' session from the Redis answer about to be
+    /// asked for; `None` when the cache would not serve it anyway.
+    pub fn ticket(&self, creds: &Credentials) -> Option<Ticket> {
+        if !self.is_live() || !self.covers(creds) {
+            return None;
+        }
+        // The epoch is read before the ticket is visible: a flush after
+        // this point voids it either way.
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.fills.insert(creds.uuid, id);
+        Some(Ticket {
+            uuid: creds.uuid,
+            id,
+            epoch,
+        })
+    }
+
+    /// Fills the copy under `ticket`, unless it was voided. The copy is
+    /// then queued to slide if it is ahead of Redis.
+    pub fn fill(&self, ticket: Ticket, entry: Entry) {
+        let entry = Arc::new(entry);
+        let mut filled = false;
+        // Under the ticket's shard lock: an invalidation removes the
+        // ticket under the same lock, so it either voids the ticket first
+        // or removes this copy after.
+        self.fills.remove_if(&ticket.uuid, |_, id| {
+            if *id != ticket.id || self.epoch.load(Ordering::SeqCst) != ticket.epoch {
+                return false;
+            }
+            self.entries.insert(ticket.uuid, entry.clone());
+            filled = true;
+            true
+        });
+        if !filled {
+            return;
+        }
+        self.bytes
+            .fetch_add(i64::from(entry.weight), Ordering::Relaxed);
+        // A flush that began after the check above bumped the epoch first:
+        // drop what may have landed after it emptied the cache.
+        if self.epoch.load(Ordering::SeqCst) != ticket.epoch || !self.is_live() {
+            self.entries.invalidate(&ticket.uuid);
+            return;
+        }
+        if entry.visited() > entry.written.load(Ordering::Acquire) {
+            self.queue_slide(&entry);
+        }
+    }
+
+    /// Gives a ticket back unused (Redis refused, missed or failed).
+    pub fn abandon(&self, ticket: Ticket) {
+        self.fills.remove_if(&ticket.uuid, |_, id| *id == ticket.id);
+    }
+
+    /// Drops the copy of `uuid`: Redis says it changed.
+    pub fn invalidate(&self, uuid: Uuid) {
+        self.fills.remove(&uuid);
+        self.entries.invalidate(&uuid);
+        self.metrics.invalidated();
+    }
+
+    /// Stops serving and empties the cache: it can no longer hear about
+    /// changes (`reason`, one of [`flush_reason`]).
+    pub fn go_dark(&self, reason: &'static str) {
+        self.live.store(false, Ordering::SeqCst);
+        self.flush(reason);
+    }
+
+    /// Serves again, empty: tracking is on, and nothing from before it
+    /// was turned on is kept.
+    pub fn go_live(&self) {
+        self.clear();
+        self.live.store(true, Ordering::SeqCst);
+    }
+
+    /// Empties the cache (for `reason`, one of [`flush_reason`]).
+    pub fn flush(&self, reason: &'static str) {
+        self.clear();
+        self.metrics.flushed(reason);
+    }
+
+    /// Empties the cache and voids every ticket.
+    fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.fills.clear();
+        self.entries.invalidate_all();
+    }
+
+    /// The metrics it records in.
+    pub fn metrics(&self) -> &NearMetrics {
+        &self.metrics
+    }
+
+    /// Takes the queued slides (the visits they write are read now, and a
+    /// hit after this queues the session again).
+    pub fn take_slides(&self) -> Vec<PendingSlide> {
+        let queued = match self.slides.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return Vec::new(),
+        };
+        queued
+            .into_iter()
+            .map(|entry| {
+                entry.queued.store(false, Ordering::Release);
+                let visited = entry.visited();
+                PendingSlide { entry, visited }
+            })
+            .collect()
+    }
+
+    /// Records that Redis holds `slide`'s visit.
+    pub fn slid(&self, slide: &PendingSlide) {
+        slide
+            .entry
+            .written
+            .fetch_max(slide.visited, Ordering::AcqRel);
+    }
+
+    /// Queues `slide` again (its write failed).
+    pub fn retry(&self, slide: PendingSlide) {
+        self.queue_slide(&slide.entry);
+    }
+
+    /// Drops the copy `slide` came from: Redis no longer holds that
+    /// session (only if the cache still holds that very copy).
+    pub fn gone(&self, slide: &PendingSlide) {
+        let uuid = slide.entry.uuid;
+        if let Some(e) = self.entries.get(&uuid) {
+            if Arc::ptr_eq(&e, &slide.entry) {
+                self.entries.invalidate(&uuid);
+            }
+        }
+    }
+
+    /// Sessions held (approximately: evictions are applied lazily) and the
+    /// bytes they weigh; also brings the gauges up to date.
+    pub fn sizes(&self) -> (u64, i64) {
+        self.entries.run_pending_tasks();
+        let entries = self.entries.entry_count();
+        let bytes = self.bytes.load(Ordering::Relaxed).max(0);
+        self.metrics.sizes(entries, bytes);
+        (entries, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::domain::session::Limits;
+
+    const DAY: u32 = 86_400;
+
+    fn creds(uuid: Uuid, skey: u8, now: i64) -> Credentials {
+        Credentials {
+            uuid,
+            skey_hash: SkeyHash([skey; 32]),
+            app_id: 7,
+            limits: Limits::new(30, DAY),
+            now: Timestamp(now),
+        }
+    }
+
+    fn profile() -> Arc<Profile> {
+        Arc::new(Profile {
+            open_id: "o1".into(),
+            union_id: None,
+            user_info: None,
+            phone_number: None,
+        })
+    }
+
+    fn live() -> NearCache {
+        let near = NearCache::new(NearSettings::DEFAULT, NearMetrics::default());
+        near.go_live();
+        near
+    }
+
+    /// Fills `uuid` (skey 1) as Redis answered at `now`.
+    fn filled(near: &NearCache, uuid: Uuid, now: i64) {
+        let t = near.ticket(&creds(uuid, 1, now)).expect("a ticket");
+        near.fill(
+            t,
+            Entry::new(uuid, 7, SkeyHash([1; 32]), now, now, now, profile()),
+        );
+    }
+
+    #[test]
+    fn a_copy_accepts_its_skey_and_refuses_another() {
+        let near = live();
+        let u = Uuid::new_v4();
+        filled(&near, u, 1_000);
+        assert!(matches!(
+            near.lookup(&creds(u, 1, 2_000)),
+            Lookup::Accept(_)
+        ));
+        assert!(matches!(near.lookup(&creds(u, 2, 2_000)), Lookup::Refuse));
+        let mut other_app = creds(u, 1, 2_000);
+        other_app.app_id = 8;
+        assert!(matches!(near.lookup(&other_app), Lookup::Refuse));
+        assert!(matches!(
+            near.lookup(&creds(Uuid::new_v4(), 1, 2_000)),
+            Lookup::Ask
+        ));
+    }
+
+    #[test]
+    fn an_expiry_seen_only_here_is_asked_of_redis() {
+        let near = live();
+        let u = Uuid::new_v4();
+        filled(&near, u, 0);
+        let day_ms = i64::from(DAY) * 1_000;
+        assert!(matches!(near.lookup(&creds(u, 1, day_ms)), Lookup::Ask));
+        // A wrong skey is still refused, expired or not.
+        assert!(matches!(near.lookup(&creds(u, 2, day_ms)), Lookup::Refuse));
+    }
+
+    #[test]
+    fn a_copy_whose_slides_lag_half_a_session_is_asked_of_redis() {
+        let near = live();
+        let u = Uuid::new_v4();
+        filled(&near, u, 0);
+        let half = i64::from(DAY) * 500;
+        // Slid here every hour, never written: accepted until half a
+        // session behind Redis, then asked.
+        let mut now = 0;
+        while now + 3_600_000 < half {
+            now += 3_600_000;
+            assert!(matches!(near.lookup(&creds(u, 1, now)), Lookup::Accept(_)));
+        }
+        assert!(matches!(near.lookup(&creds(u, 1, half)), Lookup::Ask));
+    }
+
+    #[test]
+    fn an_invalidation_during_a_fill_voids_it() {
+        let near = live();
+        let u = Uuid::new_v4();
+        let t = near.ticket(&creds(u, 1, 0)).unwrap();
+        near.invalidate(u);
+        near.fill(t, Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()));
+        assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
+    }
+
+    #[test]
+    fn a_flush_during_a_fill_voids_it_and_a_dark_cache_serves_nothing() {
+        let near = live();
+        let u = Uuid::new_v4();
+        let t = near.ticket(&creds(u, 1, 0)).unwrap();
+        near.go_dark(flush_reason::LOST);
+        near.go_live();
+        near.fill(t, Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()));
+        assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
+
+        filled(&near, u, 0);
+        near.go_dark(flush_reason::LOST);
+        assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
+        assert!(near.ticket(&creds(u, 1, 1)).is_none(), "no fills while dark");
+        near.go_live();
+        assert!(
+            matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask),
+            "emptied"
+        );
+    }
+
+    #[test]
+    fn a_later_ticket_wins_and_an_earlier_one_fills_nothing() {
+        let near = live();
+        let u = Uuid::new_v4();
+        let first = near.ticket(&creds(u, 1, 0)).unwrap();
+        let second = near.ticket(&creds(u, 2, 0)).unwrap();
+        near.fill(
+            second,
+            Entry::new(u, 7, SkeyHash([2; 32]), 0, 0, 0, profile()),
+        );
+        near.fill(
+            first,
+            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()),
+        );
+        assert!(matches!(near.lookup(&creds(u, 2, 1)), Lookup::Accept(_)));
+    }
+
+    #[test]
+    fn hits_queue_one_slide_per_session_with_the_newest_visit() {
+        let near = live();
+        let u = Uuid::new_v4();
+        filled(&near, u, 1_000);
+        for now in [2_000, 3_000, 4_000] {
+            assert!(matches!(near.lookup(&creds(u, 1, now)), Lookup::Accept(_)));
+        }
+        let slides = near.take_slides();
+        assert_eq!(slides.len(), 1);
+        assert_eq!(slides[0].visited, 4_000);
+        near.slid(&slides[0]);
+        assert!(near.take_slides().is_empty(), "written: nothing queued");
+        assert!(matches!(near.lookup(&creds(u, 1, 5_000)), Lookup::Accept(_)));
+        assert_eq!(near.take_slides()[0].visited, 5_000);
+    }
+
+    #[test]
+    fn short_sessions_are_never_served_here() {
+        let near = live();
+        let u = Uuid::new_v4();
+        let mut c = creds(u, 1, 0);
+        c.limits = Limits::new(30, 49); // under 10 slide intervals of 5 s
+        assert!(near.ticket(&c).is_none());
+        assert!(matches!(near.lookup(&c), Lookup::Ask));
+    }
+
+    #[test]
+    fn the_bounds_hold() {
+        let settings = NearSettings {
+            max_entries: 100,
+            max_bytes: 1 << 30,
+            slide: Duration::from_secs(5),
+        };
+        let near = NearCache::new(settings, NearMetrics::default());
+        near.go_live();
+        for _ in 0..1_000 {
+            filled(&near, Uuid::new_v4(), 0);
+        }
+        let (entries, _) = near.sizes();
+        assert!(entries <= 100, "{entries} entries");
+        let settings = NearSettings {
+            max_entries: 1_000_000,
+            max_bytes: 64 * 1024,
+            slide: Duration::from_secs(5),
+        };
+        let near = NearCache::new(settings, NearMetrics::default());
+        near.go_live();
+        for _ in 0..1_000 {
+            filled(&near, Uuid::new_v4(), 0);
+        }
+        let (entries, bytes) = near.sizes();
+        assert!(bytes <= 64 * 1024, "{bytes} bytes");
+        assert!(entries > 0 && entries < 1_000);
+    }
+}

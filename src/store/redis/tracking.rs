@@ -1,0 +1,290 @@
+//! The near cache's line to Redis: one RESP3 client (one connection per
+//! node) on which every session key is tracked in broadcast mode,
+//! `CLIENT TRACKING ON BCAST PREFIX {prefix}s: NOLOOP`, on every node.
+//!
+//! - Any write to a session key by any other connection (another
+//!   instance's login, logout, revoke, slide; this instance's own pool) is
+//!   pushed here as an invalidation. Broadcast mode needs no per-key state
+//!   in Redis and no reads on this connection to register interest.
+//! - This instance's near-cache fills and slides are sent on this same
+//!   connection, and `NOLOOP` keeps their own writes from invalidating the
+//!   copies they make. (Writes on the pool, such as a login's, still do.)
+//! - A cluster tracks per node: tracking is turned on on every primary
+//!   (fred's broadcast helper would turn it on for one).
+//!
+//! `FLUSHALL` is announced by Redis as an invalidation of no key, which fred
+//! drops; the copies it leaves are of sessions PostgreSQL still holds (a
+//! flush revokes nothing), and each is dropped when its next slide finds
+//! Redis without it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use fred::interfaces::{ClientInterface, ClusterInterface, EventInterface, TrackingInterface};
+use fred::clients::WithOptions;
+use fred::error::ErrorKind;
+use fred::prelude::{Client, ClientLike, Error as RedisError, Server, Value};
+use fred::types::RespVersion;
+use fred::types::client::Invalidation;
+use fred::types::scripts::Script;
+use tokio::sync::broadcast::Receiver as BroadcastReceiver;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::{AuthOutcome, Redis, builder, layout};
+use crate::domain::app::AppId;
+use crate::domain::session::{Credentials, Limits};
+use crate::domain::skey::SkeyHash;
+use crate::metrics::store::Op;
+use crate::store::near::flush_reason;
+use crate::store::{Backend, ConnectError, StoreResult};
+
+/// Invalidations fred may hold for the near cache before it lags (and
+/// flushes): enough for bursts of writes far above any login rate.
+const INVALIDATION_BUFFER: usize = 1 << 16;
+
+/// A connection to Redis on which the session keys are tracked.
+pub struct Tracked {
+    redis: Redis,
+    client: Client,
+    slide: Script,
+    /// The tracked prefix: `{prefix}s:`.
+    sessions: Arc<str>,
+}
+
+/// A slide the near cache held back, to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Slide<'a> {
+    /// The session.
+    pub uuid: Uuid,
+    /// Its app.
+    pub app: AppId,
+    /// Its skey hash (a slide never touches another login's session).
+    pub skey_hash: &'a SkeyHash,
+    /// The visit to write, ms.
+    pub visited: i64,
+    /// The app's limits.
+    pub limits: Limits,
+    /// The visit granularity for PostgreSQL, ms.
+    pub granularity_ms: i64,
+}
+
+/// What writing a slide did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slid {
+    /// Written (or Redis already held a later visit); `true` when the visit
+    /// is due for PostgreSQL.
+    Written(bool),
+    /// Redis no longer holds this session (removed, expired, re-logged in).
+    Gone,
+}
+
+/// What Redis tells the near cache.
+#[derive(Debug)]
+pub enum TrackingEvent {
+    /// These sessions changed.
+    Invalidated(Vec<Uuid>),
+    /// Changes may have been missed (a reason of
+    /// [`flush_reason`]): forget everything.
+    Lost(&'static str),
+}
+
+/// The stream of [`TrackingEvent`]s.
+pub struct TrackingEvents {
+    sessions: Arc<str>,
+    invalidations: BroadcastReceiver<Invalidation>,
+    errors: BroadcastReceiver<(RedisError, Option<Server>)>,
+    reconnects: BroadcastReceiver<Server>,
+    unresponsive: BroadcastReceiver<Server>,
+}
+
+impl TrackingEvents {
+    /// The next event; `None` once the client is gone.
+    pub async fn next(&mut self) -> Option<TrackingEvent> {
+        fn lost<T>(r: Result<T, RecvError>, reason: &'static str) -> Option<TrackingEvent> {
+            match r {
+                Err(RecvError::Closed) => None,
+                _ => Some(TrackingEvent::Lost(reason)),
+            }
+        }
+        tokio::select! {
+            biased;
+            r = self.errors.recv() => lost(r, flush_reason::LOST),
+            r = self.unresponsive.recv() => lost(r, flush_reason::LOST),
+            r = self.reconnects.recv() => lost(r, flush_reason::RECONNECT),
+            r = self.invalidations.recv() => match r {
+                Ok(inv) => Some(TrackingEvent::Invalidated(
+                    inv.keys
+                        .iter()
+                        .filter_map(|k| k.as_str().and_then(|k| session_of(&self.sessions, k)))
+                        .collect(),
+                )),
+                Err(RecvError::Lagged(_)) => Some(TrackingEvent::Lost(flush_reason::LAGGED)),
+                Err(RecvError::Closed) => None,
+            },
+        }
+    }
+}
+
+/// The session a tracked key names: `{prefix}s:{<uuid>}`.
+fn session_of(sessions: &str, key: &str) -> Option<Uuid> {
+    let braced = key.strip_prefix(sessions)?;
+    let inner = braced.strip_prefix('{')?.strip_suffix('}')?;
+    Uuid::try_parse(inner).ok()
+}
+
+impl Tracked {
+    /// A RESP3 client of `redis`' server(s), connecting in the background.
+    pub fn connect(redis: &Redis) -> Result<Self, ConnectError> {
+        let mut config = redis.config.clone();
+        config.version = RespVersion::RESP3;
+        let mut b = builder(config, redis.timeout);
+        b.with_performance_config(|p| p.broadcast_channel_capacity = INVALIDATION_BUFFER);
+        let client = b.build().map_err(|_| ConnectError::Pool {
+            backend: Backend::Redis,
+        })?;
+        client.connect();
+        Ok(Tracked {
+            sessions: format!("{}s:", redis.prefix).into(),
+            redis: redis.clone(),
+            client,
+            slide: Script::from_lua(include_str!("slide.lua")),
+        })
+    }
+
+    /// The events of this connection, from now on.
+    pub fn events(&self) -> TrackingEvents {
+        TrackingEvents {
+            sessions: self.sessions.clone(),
+            invalidations: self.client.invalidation_rx(),
+            errors: self.client.error_rx(),
+            reconnects: self.client.reconnect_rx(),
+            unresponsive: self.client.unresponsive_rx(),
+        }
+    }
+
+    /// A handle on each node that holds sessions: every primary of a
+    /// cluster, or the one server. Empty while a cluster's layout is not
+    /// known yet.
+    fn nodes(&self) -> Vec<WithOptions<Client>> {
+        if self.client.is_clustered() {
+            self.client
+                .cached_cluster_state()
+                .map(|s| s.unique_primary_nodes())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| self.client.with_cluster_node(n))
+                .collect()
+        } else {
+            vec![self.client.with_options(&Default::default())]
+        }
+    }
+
+    /// Turns tracking on (again: off first, so the command is the same
+    /// whatever state a connection was left in) on every node.
+    pub async fn enable(&self) -> StoreResult<()> {
+        let call = async {
+            let nodes = self.nodes();
+            if nodes.is_empty() {
+                return Err(RedisError::new(ErrorKind::Cluster, "no cluster layout yet"));
+            }
+            for node in nodes {
+                let _: Value = node
+                    .client_tracking("off", None, Vec::<String>::new(), false, false, false, false)
+                    .await?;
+                let _: Value = node
+                    .client_tracking("on", None, &*self.sessions, true, false, false, true)
+                    .await?;
+            }
+            Ok(())
+        };
+        self.redis.bounded(Op::Track, call).await
+    }
+
+    /// Whether tracking is on, in broadcast mode, on every node (the
+    /// heartbeat: a connection that came back without it, or a node that
+    /// joined, says no).
+    pub async fn check(&self) -> StoreResult<bool> {
+        let call = async {
+            let nodes = self.nodes();
+            if nodes.is_empty() {
+                return Ok(false);
+            }
+            for node in nodes {
+                let info: HashMap<String, Value> = node.client_trackinginfo().await?;
+                let flags: Vec<String> = info
+                    .get("flags")
+                    .cloned()
+                    .and_then(|f| f.convert().ok())
+                    .unwrap_or_default();
+                if !(flags.iter().any(|f| f == "on") && flags.iter().any(|f| f == "bcast")) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        self.redis.bounded(Op::Track, call).await
+    }
+
+    /// Checks and slides a session as [`Redis::authenticate`] does, on
+    /// this connection, for a near cache that writes slides itself: the
+    /// visit is written only when Redis' copy is `slide_ms` old.
+    pub async fn authenticate(
+        &self,
+        creds: &Credentials,
+        granularity_ms: i64,
+        slide_ms: i64,
+    ) -> StoreResult<AuthOutcome> {
+        self.redis
+            .authenticate_on(&self.client, creds, granularity_ms, slide_ms)
+            .await
+    }
+
+    /// Writes `slides`, all at once on this connection (fred pipelines
+    /// them): one result per slide.
+    pub async fn slide(&self, slides: &[Slide<'_>]) -> Vec<StoreResult<Slid>> {
+        futures::future::join_all(slides.iter().map(|s| self.slide_one(*s))).await
+    }
+
+    async fn slide_one(&self, s: Slide<'_>) -> StoreResult<Slid> {
+        let args = || {
+            vec![
+                Value::Integer(s.app),
+                Value::from(layout::hex(&s.skey_hash.0)),
+                Value::Integer(s.visited),
+                Value::Integer(s.limits.login_ms),
+                Value::Integer(s.limits.session_ms),
+                Value::Integer(s.granularity_ms),
+            ]
+        };
+        let reply = self
+            .redis
+            .eval_on(&self.client, Op::Slide, &self.slide, self.redis.key(s.uuid), args)
+            .await?;
+        Ok(match reply {
+            Value::Integer(1) => Slid::Written(true),
+            Value::Integer(0) => Slid::Written(false),
+            _ => Slid::Gone,
+        })
+    }
+
+    /// Closes the connection.
+    pub async fn quit(&self) {
+        let _ = tokio::time::timeout(self.redis.timeout, self.client.quit()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_session_keys_name_sessions() {
+        let u = Uuid::new_v4();
+        let key = layout::session_key("w:", u);
+        assert_eq!(session_of("w:s:", &key), Some(u));
+        assert_eq!(session_of("w:s:", "w:o:{7:o1}"), None);
+        assert_eq!(session_of("w:s:", "x:s:{not-a-uuid}"), None);
+        assert_eq!(session_of("w:s:", "w:s:{not-a-uuid}"), None);
+    }
+}
