@@ -130,7 +130,8 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         "wafer_near_cache_flushes_total",
         Kind::Counter,
         "Times the near cache was emptied, by reason (`connection_lost`, `reconnect`, \
-         `heartbeat`, `lagged`, `redis_flush`, `close`).",
+         `heartbeat`: tracking found off or not answering, `lagged`: invalidations came faster \
+         than they were read, `close`).",
     ),
     (
         "wafer_near_cache_slides_total",

@@ -15,7 +15,10 @@
 //!    reply on the tracked connection, and only if no invalidation of that
 //!    session and no flush came between asking and answering (a ticket per
 //!    fill, [`NearCache::ticket`]): a write that raced the read can never
-//!    leave its old value behind.
+//!    leave its old value behind. A copy in use that a change dropped is
+//!    fetched again the same way, without writing (most changes are
+//!    slides, which change nothing an auth answers; a removal fetches
+//!    nothing back).
 //! 3. **Accept only what Redis would accept.** Same app, same skey hash
 //!    (constant time), and alive by the copy's own times under the app's
 //!    current limits. A wrong app or skey against a copy is refused: Redis
@@ -97,6 +100,8 @@ pub struct Entry {
     written: AtomicI64,
     /// In the slide queue.
     queued: AtomicBool,
+    /// Accepted at least once since it was filled.
+    used: AtomicBool,
     /// What an auth answers.
     pub profile: Arc<Profile>,
     /// Bytes charged against the cache's bound.
@@ -129,6 +134,7 @@ impl Entry {
             visited: AtomicI64::new(visited.max(written)),
             written: AtomicI64::new(written),
             queued: AtomicBool::new(false),
+            used: AtomicBool::new(false),
             profile,
             weight: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
@@ -179,12 +185,10 @@ pub mod flush_reason {
     pub const HEARTBEAT: &str = "heartbeat";
     /// More invalidations came than were read in time.
     pub const LAGGED: &str = "lagged";
-    /// Redis emptied a database (`FLUSHALL`, `FLUSHDB`).
-    pub const REDIS_FLUSH: &str = "redis_flush";
     /// wafer is stopping.
     pub const CLOSE: &str = "close";
     /// Every reason, for registering the series.
-    pub const ALL: [&str; 6] = [LOST, RECONNECT, HEARTBEAT, LAGGED, REDIS_FLUSH, CLOSE];
+    pub const ALL: [&str; 5] = [LOST, RECONNECT, HEARTBEAT, LAGGED, CLOSE];
 }
 
 /// The near cache of one instance. See the module documentation for its
@@ -278,6 +282,9 @@ impl NearCache {
             return Lookup::Ask;
         }
         e.visited.fetch_max(now, Ordering::AcqRel);
+        if !e.used.load(Ordering::Relaxed) {
+            e.used.store(true, Ordering::Relaxed);
+        }
         if now > e.written.load(Ordering::Acquire) {
             self.queue_slide(&e);
         }
@@ -348,11 +355,15 @@ impl NearCache {
         self.fills.remove_if(&ticket.uuid, |_, id| *id == ticket.id);
     }
 
-    /// Drops the copy of `uuid`: Redis says it changed.
-    pub fn invalidate(&self, uuid: Uuid) {
+    /// Drops the copy of `uuid`: Redis says it changed. Answers the copy
+    /// when it was in use, so that it can be fetched again (most changes
+    /// are slides, this instance's own among them, which change nothing an
+    /// auth answers).
+    pub fn invalidate(&self, uuid: Uuid) -> Option<Arc<Entry>> {
         self.fills.remove(&uuid);
-        self.entries.invalidate(&uuid);
+        let dropped = self.entries.remove(&uuid);
         self.metrics.invalidated();
+        dropped.filter(|e| e.used.load(Ordering::Relaxed))
     }
 
     /// Stops serving and empties the cache: it can no longer hear about

@@ -206,7 +206,6 @@ async fn every_documented_series_moves_under_load() {
             && t.get("wafer_write_behind_pending").copied().unwrap_or(0.0) > 0.0
     })
     .await;
-    for l in app.metrics().await.lines().filter(|l| (l.contains("near_cache_flushes") || l.contains("op=\"track\"") || l.contains("op=\"slide\"") || l.contains("op=\"auth\"")) && !l.starts_with('#') && !l.contains("bucket")) { eprintln!("DBG {l}"); }
     // Redis down: auth is served from PostgreSQL (back now).
     proxy.set(ProxyMode::Pass);
     redis_proxy.set(ProxyMode::Down);

@@ -4,8 +4,9 @@
 --         granularity_ms[, slide_ms]
 -- slide_ms (the near cache's fill; absent: 0): the caller slides the session
 -- in process and writes the slide later, so the visit is written here only
--- when Redis' last visit is at least that old. A write tells every other
--- instance's near cache to drop its copy; a read does not.
+-- when Redis' last visit is at least that old; negative: nothing is written
+-- (a near cache fetching a copy again). Every write tells the near caches
+-- to drop their copies; a read does not.
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
 -- {due, open_id, union_id, user_info, phone, created, visited}: due is 1 when
@@ -32,10 +33,13 @@ local now = tonumber(ARGV[3])
 local lm = tonumber(ARGV[4])
 local sm = tonumber(ARGV[5])
 if now - c >= lm or now - v >= sm then return 1 end
-local due = now - p >= tonumber(ARGV[6])
 local slide = tonumber(ARGV[7] or '0')
+local peek = slide < 0
+local due = not peek and now - p >= tonumber(ARGV[6])
 local was = v
-if due then
+if peek then
+  -- Nothing written.
+elseif due then
   v = math.max(v, now)
   redis.call('HSET', KEYS[1], 'visited', v, 'synced', now)
 elseif now > v and now - v >= slide then

@@ -295,12 +295,11 @@ impl Redis {
         Ok(auth_outcome(reply))
     }
 
-    /// [`Redis::authenticate`] on `client`'s connection for a near cache
-    /// that slides in process: the visit is written only when Redis' copy
-    /// is `slide_ms` old.
-    async fn authenticate_on(
+    /// [`Redis::authenticate`] for a near cache that slides in process:
+    /// the visit is written only when Redis' copy is `slide_ms` old, and
+    /// nothing at all with a negative `slide_ms`.
+    async fn authenticate_near(
         &self,
-        client: &Client,
         creds: &Credentials,
         granularity_ms: i64,
         slide_ms: i64,
@@ -311,7 +310,7 @@ impl Redis {
             a
         };
         let reply = self
-            .eval_on(client, Op::Auth, &self.auth, self.key(creds.uuid), args)
+            .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
             .await?;
         Ok(auth_outcome(reply))
     }
@@ -640,7 +639,7 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
 }
 
 pub use layout::{Visit, session_key};
-pub use tracking::{Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
+pub use tracking::{Fetch, Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
 
 /// The builder of every client of `config`: commands bounded by `timeout`,
 /// never retried (a failed one falls back to PostgreSQL), reconnecting

@@ -1,14 +1,16 @@
 //! The near cache's line to Redis: one RESP3 client (one connection per
 //! node) on which every session key is tracked in broadcast mode,
-//! `CLIENT TRACKING ON BCAST PREFIX {prefix}s: NOLOOP`, on every node.
+//! `CLIENT TRACKING ON BCAST PREFIX {prefix}s:`, on every node.
 //!
-//! - Any write to a session key by any other connection (another
-//!   instance's login, logout, revoke, slide; this instance's own pool) is
-//!   pushed here as an invalidation. Broadcast mode needs no per-key state
-//!   in Redis and no reads on this connection to register interest.
-//! - This instance's near-cache fills and slides are sent on this same
-//!   connection, and `NOLOOP` keeps their own writes from invalidating the
-//!   copies they make. (Writes on the pool, such as a login's, still do.)
+//! - Any write to a session key by anyone (another instance's login,
+//!   logout, revoke or slide; this instance's own writes too) is pushed
+//!   here as an invalidation. Broadcast mode needs no per-key state in Redis
+//!   and no reads on this connection to register interest.
+//! - The near cache's own fills and slides go through the pool like every
+//!   other command. Their writes come back as invalidations too: Redis'
+//!   `NOLOOP` does not cover writes made inside scripts (Redis 7.0), and the
+//!   ticket of each fill, not the connection, keeps answers and changes in
+//!   order (see `store::near`).
 //! - A cluster tracks per node: tracking is turned on on every primary
 //!   (fred's broadcast helper would turn it on for one).
 //!
@@ -67,6 +69,15 @@ pub struct Slide<'a> {
     pub limits: Limits,
     /// The visit granularity for PostgreSQL, ms.
     pub granularity_ms: i64,
+}
+
+/// How a near-cache fill asks Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// An auth: the visit is written when Redis' copy is this many ms old.
+    Slide(i64),
+    /// A copy fetched again after a change: nothing is written.
+    Peek,
 }
 
 /// What writing a slide did.
@@ -193,7 +204,7 @@ impl Tracked {
                     .client_tracking("off", None, Vec::<String>::new(), false, false, false, false)
                     .await?;
                 let _: Value = node
-                    .client_tracking("on", None, &*self.sessions, true, false, false, true)
+                    .client_tracking("on", None, &*self.sessions, true, false, false, false)
                     .await?;
             }
             Ok(())
@@ -226,22 +237,27 @@ impl Tracked {
         self.redis.bounded(Op::Track, call).await
     }
 
-    /// Checks and slides a session as [`Redis::authenticate`] does, on
-    /// this connection, for a near cache that writes slides itself: the
-    /// visit is written only when Redis' copy is `slide_ms` old.
+    /// Checks and slides a session as [`Redis::authenticate`] does, for a
+    /// near cache that writes slides itself: the visit is written only when
+    /// Redis' copy is `slide_ms` old. With [`Fetch::Peek`] nothing is
+    /// written (a copy fetched again after a change).
     pub async fn authenticate(
         &self,
         creds: &Credentials,
         granularity_ms: i64,
-        slide_ms: i64,
+        fetch: Fetch,
     ) -> StoreResult<AuthOutcome> {
+        let slide_ms = match fetch {
+            Fetch::Slide(ms) => ms.max(0),
+            Fetch::Peek => -1,
+        };
         self.redis
-            .authenticate_on(&self.client, creds, granularity_ms, slide_ms)
+            .authenticate_near(creds, granularity_ms, slide_ms)
             .await
     }
 
-    /// Writes `slides`, all at once on this connection (fred pipelines
-    /// them): one result per slide.
+    /// Writes `slides`, all at once (fred pipelines them): one result per
+    /// slide.
     pub async fn slide(&self, slides: &[Slide<'_>]) -> Vec<StoreResult<Slid>> {
         futures::future::join_all(slides.iter().map(|s| self.slide_one(*s))).await
     }
@@ -259,7 +275,7 @@ impl Tracked {
         };
         let reply = self
             .redis
-            .eval_on(&self.client, Op::Slide, &self.slide, self.redis.key(s.uuid), args)
+            .eval(Op::Slide, &self.slide, self.redis.key(s.uuid), args)
             .await?;
         Ok(match reply {
             Value::Integer(1) => Slid::Written(true),

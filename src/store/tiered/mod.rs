@@ -104,6 +104,7 @@ pub struct TieredStore {
     repairs: Mutex<HashSet<Uuid>>,
     misses: MissGuard,
     near: Option<Near>,
+    clock: Arc<dyn Clock>,
 }
 
 impl TieredStore {
@@ -136,6 +137,7 @@ impl TieredStore {
             visits: WriteBehind::new(WRITE_BEHIND_CAP),
             repairs: Mutex::new(HashSet::new()),
             misses: MissGuard::new(every.read_through_per_second),
+            clock: clock.clone(),
         });
         store.apps.store(AppTable::new(apps));
         Near::spawn(&store);

@@ -7,13 +7,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::sync::mpsc::Receiver;
 
 use super::TieredStore;
 use crate::domain::app::AppRef;
 use crate::domain::session::Credentials;
 use crate::store::StoreResult;
 use crate::store::near::{Entry, Lookup, NearCache, NearSettings, PendingSlide, flush_reason};
-use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, TrackingEvent};
+use crate::store::redis::{AuthOutcome, Fetch, Slid, Slide, Tracked, TrackingEvent};
 
 /// How often tracking is proven on every node. A connection lost without a
 /// word (a partition) empties the cache at most this plus the Redis
@@ -22,6 +23,10 @@ pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
 /// Most slides sent at once.
 const SLIDE_BATCH: usize = 1_000;
+/// Dropped copies waiting to be fetched again; past it, they are not.
+const REFILL_QUEUE: usize = 16_384;
+/// Most copies fetched again at once.
+const REFILL_BATCH: usize = 256;
 
 /// The near cache and its line to Redis.
 pub struct Near {
@@ -55,15 +60,21 @@ impl Near {
         self.cache.lookup(creds)
     }
 
-    /// Asks Redis on the tracked connection, and fills the cache from an
-    /// acceptance (unless a change or a flush came in between).
+    /// Asks Redis, and fills the cache from an acceptance (unless a change
+    /// or a flush came in between).
     pub async fn ask(&self, creds: &Credentials, granularity_ms: i64) -> StoreResult<AuthOutcome> {
+        let slide = Fetch::Slide(self.cache.settings().slide_ms());
+        self.fetch(creds, granularity_ms, slide).await
+    }
+
+    async fn fetch(
+        &self,
+        creds: &Credentials,
+        granularity_ms: i64,
+        how: Fetch,
+    ) -> StoreResult<AuthOutcome> {
         let ticket = self.cache.ticket(creds);
-        let slide_ms = self.cache.settings().slide_ms();
-        let outcome = self
-            .tracked
-            .authenticate(creds, granularity_ms, slide_ms)
-            .await;
+        let outcome = self.tracked.authenticate(creds, granularity_ms, how).await;
         if let Some(ticket) = ticket {
             match &outcome {
                 Ok(AuthOutcome::Accepted(profile, visit)) => self.cache.fill(
@@ -74,7 +85,11 @@ impl Near {
                         creds.skey_hash,
                         visit.created,
                         visit.visited,
-                        creds.now.0,
+                        // A peek is no visit.
+                        match how {
+                            Fetch::Slide(_) => creds.now.0,
+                            Fetch::Peek => visit.visited,
+                        },
                         profile.clone(),
                     ),
                 ),
@@ -92,22 +107,30 @@ impl Near {
         let mut events = near.tracked.events();
         let cache = near.cache.clone();
         let wake = near.wake.clone();
+        let (refill, refills) = tokio::sync::mpsc::channel(REFILL_QUEUE);
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 match event {
                     TrackingEvent::Invalidated(uuids) => {
                         for uuid in uuids {
-                            cache.invalidate(uuid);
+                            if let Some(dropped) = cache.invalidate(uuid) {
+                                // Full: the next auth fills it instead.
+                                let _ = refill.try_send(dropped);
+                            }
                         }
                     }
                     TrackingEvent::Lost(reason) => {
-                        cache.go_dark(reason);
+                        // Dark already: nothing served to flush.
+                        if cache.is_live() {
+                            cache.go_dark(reason);
+                        }
                         wake.notify_one();
                     }
                 }
             }
         });
         let weak = Arc::downgrade(store);
+        tokio::spawn(refill_dropped(weak.clone(), refills));
         tokio::spawn(heartbeat(weak.clone(), near.wake.clone()));
         let period = near.cache.settings().slide;
         crate::store::periodic::spawn_every(store, period, |s| async move {
@@ -177,6 +200,35 @@ impl Near {
         self.cache.go_dark(flush_reason::CLOSE);
         self.write_slides(store).await;
         self.tracked.quit().await;
+    }
+}
+
+/// Fetches again (without writing) the copies in use that a change
+/// dropped, a batch at a time: the answer says what the change was (a
+/// slide changes nothing an auth answers; a removal or a new skey fills
+/// nothing).
+async fn refill_dropped(store: Weak<TieredStore>, mut dropped: Receiver<Arc<Entry>>) {
+    let mut batch = Vec::with_capacity(REFILL_BATCH);
+    while dropped.recv_many(&mut batch, REFILL_BATCH).await > 0 {
+        let Some(store) = store.upgrade() else { return };
+        let Some(near) = &store.near else { return };
+        let apps = store.apps.load();
+        let now = store.clock.now();
+        let fetches = batch.drain(..).filter_map(|e| {
+            let app = apps.get(&AppRef::Id(e.app))?;
+            let creds = Credentials {
+                uuid: e.uuid,
+                skey_hash: e.skey_hash,
+                app_id: e.app,
+                limits: app.limits(),
+                now,
+            };
+            let granularity = store.every.visit.for_session_ms(creds.limits.session_ms);
+            Some(async move {
+                let _ = near.fetch(&creds, granularity, Fetch::Peek).await;
+            })
+        });
+        futures::future::join_all(fetches).await;
     }
 }
 
