@@ -484,7 +484,11 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         "KiB" => 10,
         "MiB" => 20,
         "GiB" => 30,
-        _ => return Err(format!("`{s}` is not a size like 268435456, 256MiB or 1GiB")),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size like 268435456, 256MiB or 1GiB"
+            ));
+        }
     };
     let n: u64 = number
         .parse()

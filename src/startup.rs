@@ -233,5 +233,12 @@ pub(crate) async fn open_tiered(
         near: redis_settings.near(),
         ..Intervals::default()
     };
-    Ok(TieredStore::start(redis, pg, clock, every, metrics).await?)
+    let connected = redis.is_connected();
+    let store = TieredStore::start(redis, pg, clock, every, metrics).await?;
+    // Serve with the near cache from the first request when Redis is up
+    // (without it, auths go to Redis until tracking is on).
+    if connected && !store.wait_near_live(Duration::from_secs(2)).await {
+        tracing::warn!("the near cache is not serving yet; auths go to Redis until it does");
+    }
+    Ok(store)
 }

@@ -14,8 +14,8 @@ use metrics_exporter_prometheus::{
 
 use crate::error::ErrorCode;
 use crate::http::router::Route;
-use register::{counter, gauge, histogram};
 pub use near::NearMetrics;
+use register::{counter, gauge, histogram};
 pub use store::StoreMetrics;
 pub use wechat::{TokenMetrics, WechatMetrics};
 

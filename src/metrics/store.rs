@@ -19,7 +19,9 @@ impl Backend {
         use Op::*;
         match self {
             Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions, Phone],
-            Backend::Redis => &[Auth, Put, Bury, Evict, Index, Load, Ping, Token, Slide, Track],
+            Backend::Redis => &[
+                Auth, Put, Bury, Evict, Index, Load, Ping, Token, Slide, Track,
+            ],
             Backend::Postgres => &[
                 Login,
                 Phone,
@@ -83,6 +85,8 @@ crate::labels::labelled! {
         Audit => "audit",
         /// Write the near cache's held-back slides (one pipeline).
         Slide => "slide",
+        /// Fetch a near-cache copy again after a change (no write).
+        Peek => "peek",
         /// Turn on or check the near cache's tracking.
         Track => "track",
     }

@@ -110,14 +110,15 @@ pub struct Entry {
 
 impl Entry {
     /// A copy of session `uuid` as Redis holds it (`created`, `written`
-    /// its last visit there), visited here at `visited`.
+    /// its last visit there), made for an auth at `visit` (in use from the
+    /// start), or fetched again after a change (`None`).
     pub fn new(
         uuid: Uuid,
         app: AppId,
         skey_hash: SkeyHash,
         created: i64,
         written: i64,
-        visited: i64,
+        visit: Option<i64>,
         profile: Arc<Profile>,
     ) -> Self {
         let text = profile.open_id.len()
@@ -131,10 +132,10 @@ impl Entry {
             app,
             skey_hash,
             created,
-            visited: AtomicI64::new(visited.max(written)),
+            visited: AtomicI64::new(visit.unwrap_or(written).max(written)),
             written: AtomicI64::new(written),
             queued: AtomicBool::new(false),
-            used: AtomicBool::new(false),
+            used: AtomicBool::new(visit.is_some()),
             profile,
             weight: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
@@ -245,6 +246,11 @@ impl NearCache {
     /// Whether sessions under these credentials' app may be served here.
     fn covers(&self, creds: &Credentials) -> bool {
         creds.limits.session_ms >= MIN_SESSION_SLIDES.saturating_mul(self.settings.slide_ms())
+    }
+
+    /// Whether the cache holds a copy of session `uuid`.
+    pub fn holds(&self, uuid: Uuid) -> bool {
+        self.entries.contains_key(&uuid)
     }
 
     /// Whether the cache serves now.
@@ -488,7 +494,7 @@ mod tests {
         let t = near.ticket(&creds(uuid, 1, now)).expect("a ticket");
         near.fill(
             t,
-            Entry::new(uuid, 7, SkeyHash([1; 32]), now, now, now, profile()),
+            Entry::new(uuid, 7, SkeyHash([1; 32]), now, now, Some(now), profile()),
         );
     }
 
@@ -544,7 +550,10 @@ mod tests {
         let u = Uuid::new_v4();
         let t = near.ticket(&creds(u, 1, 0)).unwrap();
         near.invalidate(u);
-        near.fill(t, Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()));
+        near.fill(
+            t,
+            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
+        );
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
     }
 
@@ -555,13 +564,19 @@ mod tests {
         let t = near.ticket(&creds(u, 1, 0)).unwrap();
         near.go_dark(flush_reason::LOST);
         near.go_live();
-        near.fill(t, Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()));
+        near.fill(
+            t,
+            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
+        );
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
 
         filled(&near, u, 0);
         near.go_dark(flush_reason::LOST);
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
-        assert!(near.ticket(&creds(u, 1, 1)).is_none(), "no fills while dark");
+        assert!(
+            near.ticket(&creds(u, 1, 1)).is_none(),
+            "no fills while dark"
+        );
         near.go_live();
         assert!(
             matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask),
@@ -577,11 +592,11 @@ mod tests {
         let second = near.ticket(&creds(u, 2, 0)).unwrap();
         near.fill(
             second,
-            Entry::new(u, 7, SkeyHash([2; 32]), 0, 0, 0, profile()),
+            Entry::new(u, 7, SkeyHash([2; 32]), 0, 0, Some(0), profile()),
         );
         near.fill(
             first,
-            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, 0, profile()),
+            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
         );
         assert!(matches!(near.lookup(&creds(u, 2, 1)), Lookup::Accept(_)));
     }
@@ -599,7 +614,10 @@ mod tests {
         assert_eq!(slides[0].visited, 4_000);
         near.slid(&slides[0]);
         assert!(near.take_slides().is_empty(), "written: nothing queued");
-        assert!(matches!(near.lookup(&creds(u, 1, 5_000)), Lookup::Accept(_)));
+        assert!(matches!(
+            near.lookup(&creds(u, 1, 5_000)),
+            Lookup::Accept(_)
+        ));
         assert_eq!(near.take_slides()[0].visited, 5_000);
     }
 

@@ -261,10 +261,23 @@ pub async fn tiered_with(
     }
     .connect(&redis_url.into())
     .expect("redis config");
-    redis.wait_connected(Duration::from_secs(5)).await;
-    TieredStore::start(redis, pg, Arc::new(SystemClock), every, Default::default())
+    let connected = redis.wait_connected(Duration::from_secs(5)).await;
+    let store = TieredStore::start(redis, pg, Arc::new(SystemClock), every, Default::default())
         .await
-        .expect("tiered store starts")
+        .expect("tiered store starts");
+    if connected {
+        wait_near_live(&store).await;
+    }
+    store
+}
+
+/// Waits (up to 5 s) until the store's near cache, if it has one, serves:
+/// tests then run with it, not before it.
+pub async fn wait_near_live(store: &TieredStore) {
+    assert!(
+        store.wait_near_live(Duration::from_secs(5)).await,
+        "the near cache did not come live within 5 s"
+    );
 }
 
 /// A store with the guards of the database and key prefix it was made on:

@@ -54,3 +54,66 @@ async fn the_contract_holds_on_a_redis_cluster() {
         assert!(n > 0, "master on port {port} holds no session");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_near_cache_hears_every_master() {
+    wafer_testkit::require_servers!();
+    let cluster = RedisCluster::start();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let a = backends::tiered_at(&cluster.url(), &db, &prefix).await;
+    let b = backends::tiered_at(&cluster.url(), &db, &prefix).await;
+    // Tracking is on on every master, for this prefix's sessions.
+    for port in &cluster.ports {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "CLIENT", "LIST"])
+            .output()
+            .unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        let tracking = list
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .any(|f| f.starts_with("flags=") && f.contains('t'))
+            })
+            .count();
+        assert!(
+            tracking >= 2,
+            "port {port}: {tracking} tracking clients\n{list}"
+        );
+    }
+    let app = a.create_app(new_app("wxnearcluster"), T0).await.unwrap();
+    b.refresh_apps().await;
+    let near = b.near_cache().expect("on");
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let (n, skey) = login(&app, &format!("o-{i}"), None, T0);
+        let uuid = a.upsert_session(n).await.unwrap().uuid;
+        let c = creds(&app, uuid, &skey, T0.plus_millis(1));
+        // Filled (an auth's own write may drop the copy once; it is
+        // fetched again).
+        let mut held = false;
+        for _ in 0..1_000 {
+            assert!(b.authenticate(&c).await.unwrap().is_some());
+            if near.holds(uuid) {
+                held = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(held, "{uuid} never cached");
+        sessions.push(c);
+    }
+    // Revoked through A, wherever their key lives: refused by B.
+    for c in &sessions {
+        assert!(a.revoke(c.uuid).await.unwrap());
+        let started = std::time::Instant::now();
+        while b.authenticate(c).await.unwrap().is_some() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "a revoked session still accepted"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+}

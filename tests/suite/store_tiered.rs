@@ -21,6 +21,19 @@ async fn pg(db_url: &str) -> Postgres {
     backends::postgres(db_url)
 }
 
+/// Waits until the store's near cache no longer holds `uuid` (after a change
+/// made behind its back, which Redis tells it of).
+async fn forgotten(s: &TieredStore, uuid: uuid::Uuid) {
+    let near = s.near_cache().expect("the near cache is on");
+    for _ in 0..1_000 {
+        if !near.holds(uuid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the near cache still holds {uuid}");
+}
+
 fn redis_cli(url: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
         .args(["-u", url])
@@ -125,6 +138,8 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
         visit: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
         // No background flush: the test reads what is pending.
         flush: Duration::from_secs(3600),
+        // Every auth to Redis (the near cache's slides: near_cache.rs).
+        near: None,
         ..every
     };
     let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;
@@ -183,6 +198,7 @@ async fn last_visit_is_written_behind_and_checked_on_read_through() {
         &backends::redis_url(),
         &["DEL", &format!("{prefix}s:{{{uuid}}}")],
     );
+    forgotten(&s, uuid).await;
     let at = T0.plus_millis(6_000_000);
     assert!(
         s.authenticate(&creds(&app, uuid, &skey, at))
@@ -244,7 +260,12 @@ async fn auth_is_one_redis_round_trip() {
     let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let redis = PrivateRedis::start();
-    let s = backends::tiered_at(&redis.url(), &db, &prefix).await;
+    // Without the near cache: what it saves is measured in near_cache.rs.
+    let every = wafer::store::tiered::Intervals {
+        near: None,
+        ..backends::test_intervals()
+    };
+    let s = backends::tiered_with(&redis.url(), &db, &prefix, every).await;
     let app = app_in(&s, "wxrtt").await;
     let (n, skey) = login(&app, "o-rtt", None, T0);
     let uuid = s.upsert_session(n).await.unwrap().uuid;
@@ -685,6 +706,8 @@ async fn the_default_granularity_is_a_share_of_the_apps_session() {
         visit: wafer::store::tiered::VisitGranularity::DEFAULT,
         // No background flush: the test reads what is pending.
         flush: Duration::from_secs(3600),
+        // Every auth to Redis (the near cache's slides: near_cache.rs).
+        near: None,
         ..backends::test_intervals()
     };
     let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;

@@ -309,8 +309,9 @@ impl Redis {
             a.push(Value::Integer(slide_ms));
             a
         };
+        let op = if slide_ms < 0 { Op::Peek } else { Op::Auth };
         let reply = self
-            .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
+            .eval(op, &self.auth, self.key(creds.uuid), args)
             .await?;
         Ok(auth_outcome(reply))
     }

@@ -22,9 +22,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fred::interfaces::{ClientInterface, ClusterInterface, EventInterface, TrackingInterface};
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
+use fred::interfaces::{ClientInterface, ClusterInterface, EventInterface, TrackingInterface};
 use fred::prelude::{Client, ClientLike, Error as RedisError, Server, Value};
 use fred::types::RespVersion;
 use fred::types::client::Invalidation;
@@ -201,7 +201,15 @@ impl Tracked {
             }
             for node in nodes {
                 let _: Value = node
-                    .client_tracking("off", None, Vec::<String>::new(), false, false, false, false)
+                    .client_tracking(
+                        "off",
+                        None,
+                        Vec::<String>::new(),
+                        false,
+                        false,
+                        false,
+                        false,
+                    )
                     .await?;
                 let _: Value = node
                     .client_tracking("on", None, &*self.sessions, true, false, false, false)

@@ -30,17 +30,17 @@ use crate::domain::session::{
 use crate::domain::token::{AccessToken, TokenLease};
 use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::near::{Lookup, NearCache, NearSettings};
 use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
-use crate::store::near::{Lookup, NearCache, NearSettings};
 use crate::store::redis::{self, AuthOutcome, Redis, Tracked};
 use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
 
 pub use granularity::VisitGranularity;
+use near::Near;
 use unknown::MissGuard;
 pub use unknown::UNKNOWN_TTL;
-use near::Near;
 use write_behind::WriteBehind;
 
 /// Timing of the background work.
@@ -162,6 +162,22 @@ impl TieredStore {
     /// The near cache, when it is on.
     pub fn near_cache(&self) -> Option<&NearCache> {
         self.near.as_ref().map(Near::cache)
+    }
+
+    /// Waits up to `limit` until the near cache serves (tracking is on);
+    /// `true` at once without a near cache.
+    pub async fn wait_near_live(&self, limit: Duration) -> bool {
+        let Some(near) = self.near_cache() else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        while !near.is_live() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Writes the near cache's held-back slides to Redis now.

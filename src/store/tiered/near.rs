@@ -41,7 +41,11 @@ pub struct Near {
 impl Near {
     /// A near cache over `tracked`, dark until the heartbeat turns
     /// tracking on.
-    pub fn new(tracked: Tracked, settings: NearSettings, store: &crate::metrics::StoreMetrics) -> Self {
+    pub fn new(
+        tracked: Tracked,
+        settings: NearSettings,
+        store: &crate::metrics::StoreMetrics,
+    ) -> Self {
         Near {
             cache: Arc::new(NearCache::new(settings, store.near())),
             tracked,
@@ -87,8 +91,8 @@ impl Near {
                         visit.visited,
                         // A peek is no visit.
                         match how {
-                            Fetch::Slide(_) => creds.now.0,
-                            Fetch::Peek => visit.visited,
+                            Fetch::Slide(_) => Some(creds.now.0),
+                            Fetch::Peek => None,
                         },
                         profile.clone(),
                     ),
@@ -176,7 +180,9 @@ impl Near {
                         ok += 1;
                         self.cache.slid(p);
                         if due {
-                            store.visits.record(p.entry.uuid, crate::clock::Timestamp(p.visited));
+                            store
+                                .visits
+                                .record(p.entry.uuid, crate::clock::Timestamp(p.visited));
                         }
                     }
                     Ok(Slid::Gone) => {
@@ -185,7 +191,9 @@ impl Near {
                     }
                     Err(_) => {
                         failed += 1;
-                        store.visits.record(p.entry.uuid, crate::clock::Timestamp(p.visited));
+                        store
+                            .visits
+                            .record(p.entry.uuid, crate::clock::Timestamp(p.visited));
                         self.cache.retry(p.clone());
                     }
                 }
