@@ -1,7 +1,9 @@
 //! Checks every session of a `uuid,skey` file once (`POST /mina/auth`) and
 //! says how many were valid, refused (401: a session lost, if the file
 //! holds only acknowledged logins) and failed otherwise (5xx, no answer).
-//! Used by loadtest/faults.sh. Exits 1 when any session was refused.
+//! Used by loadtest/faults.sh. Exits 1 when any session was refused, or,
+//! with `--expect refused` (sessions revoked or logged out), when any was
+//! accepted.
 //!
 //! cargo run --release --example check_sessions -- --url http://127.0.0.1:8080 --file sessions.csv
 
@@ -24,6 +26,9 @@ struct Cli {
     /// Checks in flight.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// What every session must be: `valid`, or `refused` (ended).
+    #[arg(long, default_value = "valid", value_parser = ["valid", "refused"])]
+    expect: String,
 }
 
 #[tokio::main]
@@ -72,6 +77,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ok += o;
         refused += r;
         failed += f;
+    }
+    if cli.expect == "refused" {
+        println!(
+            "checked {} ended sessions: {refused} refused, {ok} accepted (stale), {failed} failed otherwise",
+            sessions.len()
+        );
+        if ok > 0 {
+            return Err(format!("{ok} ended sessions were accepted").into());
+        }
+        return Ok(());
     }
     println!(
         "checked {} sessions: {ok} valid, {refused} refused (lost), {failed} failed otherwise",

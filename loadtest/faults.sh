@@ -128,6 +128,36 @@ report redis_killed
 redis-cli -p "$REDIS_PORT" flushall >/dev/null
 "$BIN/examples/check_sessions" --url "$URL" --file "$WORK/redis_killed.csv" | tail -n 1 | sed 's/^/after FLUSHALL: /' | tee -a "$RESULTS" || true
 
+# 1b. The near cache: sessions wafer holds in process are ended (logged out
+# with Redis up; revoked with Redis killed), and must be refused from then on,
+# while Redis is away and after it restarts empty; the others stay valid.
+head -n 300 "$WORK/redis_killed.csv" >"$WORK/near.all"
+sed -n '1,100p' "$WORK/near.all" >"$WORK/near.logout"
+sed -n '101,200p' "$WORK/near.all" >"$WORK/near.revoke"
+sed -n '201,300p' "$WORK/near.all" >"$WORK/near.keep"
+for _ in 1 2; do "$BIN/examples/check_sessions" --url "$URL" --file "$WORK/near.all" >/dev/null; done
+while IFS=, read -r uuid skey; do
+  curl -fs -H 'Content-Type: application/json' \
+    -d "{\"app_id\":1,\"uuid\":\"$uuid\",\"skey\":\"$skey\"}" "$URL/mina/logout" >/dev/null
+done <"$WORK/near.logout"
+near_check() { # label file expectation
+  local out
+  out=$("$BIN/examples/check_sessions" --url "$URL" --file "$2" --expect "$3" 2>&1 | tail -n 1) || true
+  say "near_cache $1: $out"
+}
+near_check "logged out, Redis up" "$WORK/near.logout" refused
+kill -9 "$REDIS_PID"; sleep 0.5
+while IFS=, read -r uuid _; do
+  curl -fs -X DELETE -H 'Authorization: Bearer faults' "$URL/admin/sessions/$uuid" >/dev/null || true
+done <"$WORK/near.revoke"
+near_check "revoked while Redis is down" "$WORK/near.revoke" refused
+near_check "logged out, Redis down" "$WORK/near.logout" refused
+start_redis; sleep 1
+near_check "revoked, after Redis restarted empty" "$WORK/near.revoke" refused
+near_check "logged out, after Redis restarted empty" "$WORK/near.logout" refused
+near_check "untouched, after Redis restarted empty" "$WORK/near.keep" valid
+say "near_cache flushes: $(curl -fs "$URL/metrics" | awk '/^wafer_near_cache_flushes_total/ {printf "%s ", $0}')"
+
 # 2. PostgreSQL away for 3 s mid-logins (auth goes on from Redis).
 seed postgres_away
 sleep 1; kill -9 "$RELAY_PID"; sleep 3; start_relay
@@ -163,6 +193,7 @@ say "idle_flood: $(head -n 1 "$WORK/idle.log")"
 kill "$IDLE_PID" 2>/dev/null || true
 
 # Everything acknowledged in the whole drill, once more at the end.
-cat "$WORK"/*.csv >"$WORK/all.sessions"
+# (less the sessions step 1b ended on purpose)
+cat "$WORK"/*.csv | grep -vxFf <(cat "$WORK/near.logout" "$WORK/near.revoke") >"$WORK/all.sessions" || true
 "$BIN/examples/check_sessions" --url "$URL" --file "$WORK/all.sessions" | tail -n 1 | sed 's/^/all faults, at the end: /' | tee -a "$RESULTS" || true
 echo "results written to $RESULTS"
