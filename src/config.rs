@@ -67,7 +67,7 @@ mod defaults {
     pub const DATABASE_POOL: u16 = 16;
     pub const DATABASE_TIMEOUT: &str = "2s";
     pub const VISIT_GRANULARITY: &str = "1%";
-    pub const NEAR_CACHE_SLIDE: &str = "5s";
+    pub const NEAR_CACHE_SLIDE: &str = "30s";
     pub const NEAR_CACHE_BYTES: &str = "256MiB";
     pub const WECHAT_TIMEOUT: &str = "5s";
     pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";

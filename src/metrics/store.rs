@@ -85,7 +85,7 @@ crate::labels::labelled! {
         Audit => "audit",
         /// Write the near cache's held-back slides (one pipeline).
         Slide => "slide",
-        /// Fetch a near-cache copy again after a change (no write).
+        /// Fetch a near-cache copy in use again after a change (no write).
         Peek => "peek",
         /// Turn on or check the near cache's tracking.
         Track => "track",

@@ -30,11 +30,21 @@
 //!    session of an app whose `session_duration` is under
 //!    [`MIN_SESSION_SLIDES`] slide intervals.
 //! 5. **Slides reach Redis.** A hit slides the copy in process and queues
-//!    it; the queue is written every slide interval, pipelined (so a
-//!    session is written at most once per interval, and its newest visit
-//!    always is). Redis' copy lags by at most an interval, a tenth of any
-//!    session served here, so no other instance sees it expire early.
+//!    it (one pending slide per session); the queue is written every slide
+//!    interval, pipelined, so a session is written at most once per
+//!    interval and its newest visit always is. Redis' copy lags by at most
+//!    an interval, a tenth of any session served here, so no other instance
+//!    sees it expire early. A fill never writes (its visit is slid like a
+//!    hit's). Before Redis is asked about a session, its pending slide is
+//!    written: Redis never judges by a visit this instance has held back.
+//!
+//! Every write to a session comes back as an invalidation, this instance's
+//! own slides too (Redis' `NOLOOP` does not cover writes made in scripts, and
+//! broadcast mode merges pushes of one key, so an echo cannot be told from
+//! another writer's change): each drops the copy, and a copy in use is
+//! fetched again (rule 2). That costs one read per slide.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,11 +74,13 @@ pub struct NearSettings {
 }
 
 impl NearSettings {
-    /// Default: one million sessions, 256 MiB, slides every 5 s.
+    /// Default: one million sessions, 256 MiB, slides every 30 s (sessions
+    /// of 5 minutes or more are served from the cache; a 30-day session's
+    /// copy in Redis lags its last visit by at most 30 s).
     pub const DEFAULT: NearSettings = NearSettings {
         max_entries: 1_000_000,
         max_bytes: 256 * 1024 * 1024,
-        slide: Duration::from_secs(5),
+        slide: Duration::from_secs(30),
     };
 
     /// The slide interval, ms.
@@ -102,6 +114,8 @@ pub struct Entry {
     queued: AtomicBool,
     /// Accepted at least once since it was filled.
     used: AtomicBool,
+    /// The session's generation in Redis when copied.
+    pub generation: i64,
     /// What an auth answers.
     pub profile: Arc<Profile>,
     /// Bytes charged against the cache's bound.
@@ -112,10 +126,12 @@ impl Entry {
     /// A copy of session `uuid` as Redis holds it (`created`, `written`
     /// its last visit there), made for an auth at `visit` (in use from the
     /// start), or fetched again after a change (`None`).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         uuid: Uuid,
         app: AppId,
         skey_hash: SkeyHash,
+        generation: i64,
         created: i64,
         written: i64,
         visit: Option<i64>,
@@ -136,6 +152,7 @@ impl Entry {
             written: AtomicI64::new(written),
             queued: AtomicBool::new(false),
             used: AtomicBool::new(visit.is_some()),
+            generation,
             profile,
             weight: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
@@ -145,6 +162,19 @@ impl Entry {
     pub fn visited(&self) -> i64 {
         self.visited.load(Ordering::Acquire)
     }
+}
+
+/// How writing a slide ended, as the near cache needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlideEnd {
+    /// Redis wrote it.
+    Written,
+    /// Redis wrote nothing: it held a later visit.
+    Unchanged,
+    /// Redis no longer holds the session as copied.
+    Gone,
+    /// The write failed; whether it was applied is unknown.
+    Failed,
 }
 
 /// A slide to write to Redis: the session's copy and the visit to write.
@@ -163,7 +193,8 @@ pub enum Lookup {
     Accept(Arc<Profile>),
     /// Refused: the copy names another app or skey.
     Refuse,
-    /// Ask Redis (no copy, not listening, or the copy is unsure).
+    /// Ask Redis (no copy, not listening, or the copy is unsure), after
+    /// writing the session's pending slide.
     Ask,
 }
 
@@ -202,7 +233,8 @@ pub struct NearCache {
     /// Bumped by every flush: tickets from before it are void.
     epoch: AtomicU64,
     live: AtomicBool,
-    slides: Mutex<Vec<Arc<Entry>>>,
+    /// Pending slides, one per session: the copy whose visit to write.
+    slides: Mutex<HashMap<Uuid, Arc<Entry>>>,
     bytes: Arc<AtomicI64>,
     settings: NearSettings,
     metrics: NearMetrics,
@@ -231,7 +263,7 @@ impl NearCache {
             next_ticket: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
-            slides: Mutex::new(Vec::new()),
+            slides: Mutex::new(HashMap::new()),
             bytes,
             settings,
             metrics,
@@ -246,6 +278,12 @@ impl NearCache {
     /// Whether sessions under these credentials' app may be served here.
     fn covers(&self, creds: &Credentials) -> bool {
         creds.limits.session_ms >= MIN_SESSION_SLIDES.saturating_mul(self.settings.slide_ms())
+    }
+
+    /// The newest visit of session `uuid` this instance knows of and may
+    /// not have written to Redis yet, if it holds a copy.
+    pub fn visit_of(&self, uuid: Uuid) -> Option<i64> {
+        self.entries.get(&uuid).map(|e| e.visited())
     }
 
     /// Whether the cache holds a copy of session `uuid`.
@@ -275,15 +313,16 @@ impl NearCache {
             self.metrics.hit(false);
             return Lookup::Refuse;
         }
-        let visited = e.visited();
         let limits = &creds.limits;
-        let behind = now - e.written.load(Ordering::Acquire) >= limits.session_ms / 2;
-        if !limits.alive(
+        let alive = limits.alive(
             crate::clock::Timestamp(e.created),
-            crate::clock::Timestamp(visited),
+            crate::clock::Timestamp(e.visited()),
             creds.now,
-        ) || behind
-        {
+        );
+        // Slides half a session behind: the writer is stuck (or time runs
+        // faster than the slide interval); Redis answers, once caught up.
+        let behind = now - e.written.load(Ordering::Acquire) >= limits.session_ms / 2;
+        if !alive || behind {
             self.metrics.miss();
             return Lookup::Ask;
         }
@@ -301,7 +340,8 @@ impl NearCache {
     fn queue_slide(&self, e: &Arc<Entry>) {
         if !e.queued.swap(true, Ordering::AcqRel) {
             if let Ok(mut q) = self.slides.lock() {
-                q.push(e.clone());
+                // A later copy's visit is the later one.
+                q.insert(e.uuid, e.clone());
             }
         }
     }
@@ -325,9 +365,13 @@ impl NearCache {
     }
 
     /// Fills the copy under `ticket`, unless it was voided. The copy is
-    /// then queued to slide if it is ahead of Redis.
+    /// then queued to slide if it is ahead of Redis; so is a visit whose
+    /// copy was voided (the auth was accepted: its visit must reach Redis).
     pub fn fill(&self, ticket: Ticket, entry: Entry) {
         let entry = Arc::new(entry);
+        if entry.visited() > entry.written.load(Ordering::Acquire) {
+            self.queue_slide(&entry);
+        }
         let mut filled = false;
         // Under the ticket's shard lock: an invalidation removes the
         // ticket under the same lock, so it either voids the ticket first
@@ -349,10 +393,6 @@ impl NearCache {
         // drop what may have landed after it emptied the cache.
         if self.epoch.load(Ordering::SeqCst) != ticket.epoch || !self.is_live() {
             self.entries.invalidate(&ticket.uuid);
-            return;
-        }
-        if entry.visited() > entry.written.load(Ordering::Acquire) {
-            self.queue_slide(&entry);
         }
     }
 
@@ -366,10 +406,35 @@ impl NearCache {
     /// are slides, this instance's own among them, which change nothing an
     /// auth answers).
     pub fn invalidate(&self, uuid: Uuid) -> Option<Arc<Entry>> {
+        // Tickets first: a fill asked before this change fills nothing.
         self.fills.remove(&uuid);
-        let dropped = self.entries.remove(&uuid);
         self.metrics.invalidated();
+        let dropped = self.entries.remove(&uuid);
         dropped.filter(|e| e.used.load(Ordering::Relaxed))
+    }
+
+    /// Settles a written slide: Redis holds its visit, or no longer holds
+    /// the session as copied (the copy is dropped).
+    pub fn slid(&self, slide: &PendingSlide, end: SlideEnd) {
+        match end {
+            SlideEnd::Written | SlideEnd::Unchanged => {
+                slide
+                    .entry
+                    .written
+                    .fetch_max(slide.visited, Ordering::AcqRel);
+            }
+            SlideEnd::Gone => self.drop_copy(&slide.entry),
+            SlideEnd::Failed => {}
+        }
+    }
+
+    /// Drops `entry` if the cache still holds that very copy.
+    fn drop_copy(&self, entry: &Arc<Entry>) {
+        if let Some(e) = self.entries.get(&entry.uuid) {
+            if Arc::ptr_eq(&e, entry) {
+                self.entries.invalidate(&entry.uuid);
+            }
+        }
     }
 
     /// Stops serving and empties the cache: it can no longer hear about
@@ -411,38 +476,24 @@ impl NearCache {
             Ok(mut q) => std::mem::take(&mut *q),
             Err(_) => return Vec::new(),
         };
-        queued
-            .into_iter()
-            .map(|entry| {
-                entry.queued.store(false, Ordering::Release);
-                let visited = entry.visited();
-                PendingSlide { entry, visited }
-            })
-            .collect()
+        queued.into_values().map(Self::pending).collect()
     }
 
-    /// Records that Redis holds `slide`'s visit.
-    pub fn slid(&self, slide: &PendingSlide) {
-        slide
-            .entry
-            .written
-            .fetch_max(slide.visited, Ordering::AcqRel);
+    /// Takes the pending slide of session `uuid`, if any.
+    pub fn take_slide(&self, uuid: Uuid) -> Option<PendingSlide> {
+        let entry = self.slides.lock().ok()?.remove(&uuid)?;
+        Some(Self::pending(entry))
+    }
+
+    fn pending(entry: Arc<Entry>) -> PendingSlide {
+        entry.queued.store(false, Ordering::Release);
+        let visited = entry.visited();
+        PendingSlide { entry, visited }
     }
 
     /// Queues `slide` again (its write failed).
     pub fn retry(&self, slide: PendingSlide) {
         self.queue_slide(&slide.entry);
-    }
-
-    /// Drops the copy `slide` came from: Redis no longer holds that
-    /// session (only if the cache still holds that very copy).
-    pub fn gone(&self, slide: &PendingSlide) {
-        let uuid = slide.entry.uuid;
-        if let Some(e) = self.entries.get(&uuid) {
-            if Arc::ptr_eq(&e, &slide.entry) {
-                self.entries.invalidate(&uuid);
-            }
-        }
     }
 
     /// Sessions held (approximately: evictions are applied lazily) and the
@@ -494,7 +545,16 @@ mod tests {
         let t = near.ticket(&creds(uuid, 1, now)).expect("a ticket");
         near.fill(
             t,
-            Entry::new(uuid, 7, SkeyHash([1; 32]), now, now, Some(now), profile()),
+            Entry::new(
+                uuid,
+                7,
+                SkeyHash([1; 32]),
+                1,
+                now,
+                now,
+                Some(now),
+                profile(),
+            ),
         );
     }
 
@@ -542,6 +602,12 @@ mod tests {
             assert!(matches!(near.lookup(&creds(u, 1, now)), Lookup::Accept(_)));
         }
         assert!(matches!(near.lookup(&creds(u, 1, half)), Lookup::Ask));
+        let slide = near
+            .take_slide(u)
+            .expect("its pending slide, written first");
+        assert_eq!(slide.visited, now, "the newest visit");
+        near.slid(&slide, SlideEnd::Written);
+        assert!(matches!(near.lookup(&creds(u, 1, half)), Lookup::Accept(_)));
     }
 
     #[test]
@@ -552,7 +618,7 @@ mod tests {
         near.invalidate(u);
         near.fill(
             t,
-            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
+            Entry::new(u, 7, SkeyHash([1; 32]), 1, 0, 0, Some(0), profile()),
         );
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
     }
@@ -566,7 +632,7 @@ mod tests {
         near.go_live();
         near.fill(
             t,
-            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
+            Entry::new(u, 7, SkeyHash([1; 32]), 1, 0, 0, Some(0), profile()),
         );
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
 
@@ -592,11 +658,11 @@ mod tests {
         let second = near.ticket(&creds(u, 2, 0)).unwrap();
         near.fill(
             second,
-            Entry::new(u, 7, SkeyHash([2; 32]), 0, 0, Some(0), profile()),
+            Entry::new(u, 7, SkeyHash([2; 32]), 1, 0, 0, Some(0), profile()),
         );
         near.fill(
             first,
-            Entry::new(u, 7, SkeyHash([1; 32]), 0, 0, Some(0), profile()),
+            Entry::new(u, 7, SkeyHash([1; 32]), 1, 0, 0, Some(0), profile()),
         );
         assert!(matches!(near.lookup(&creds(u, 2, 1)), Lookup::Accept(_)));
     }
@@ -612,7 +678,7 @@ mod tests {
         let slides = near.take_slides();
         assert_eq!(slides.len(), 1);
         assert_eq!(slides[0].visited, 4_000);
-        near.slid(&slides[0]);
+        near.slid(&slides[0], SlideEnd::Written);
         assert!(near.take_slides().is_empty(), "written: nothing queued");
         assert!(matches!(
             near.lookup(&creds(u, 1, 5_000)),
@@ -626,9 +692,40 @@ mod tests {
         let near = live();
         let u = Uuid::new_v4();
         let mut c = creds(u, 1, 0);
-        c.limits = Limits::new(30, 49); // under 10 slide intervals of 5 s
+        c.limits = Limits::new(30, 299); // under 10 slide intervals of 30 s
         assert!(near.ticket(&c).is_none());
         assert!(matches!(near.lookup(&c), Lookup::Ask));
+    }
+
+    #[test]
+    fn a_slide_that_finds_the_session_changed_drops_the_copy() {
+        let near = live();
+        let u = Uuid::new_v4();
+        filled(&near, u, 1_000);
+        assert!(matches!(
+            near.lookup(&creds(u, 1, 2_000)),
+            Lookup::Accept(_)
+        ));
+        let slide = near.take_slide(u).expect("queued by the hit");
+        assert!(near.take_slide(u).is_none(), "one per session");
+        near.slid(&slide, SlideEnd::Gone);
+        assert!(!near.holds(u));
+    }
+
+    #[test]
+    fn every_push_drops_the_copy_and_answers_it_when_in_use() {
+        let near = live();
+        let u = Uuid::new_v4();
+        let t = near.ticket(&creds(u, 1, 0)).unwrap();
+        // Fetched again after a change: not in use until an auth uses it.
+        near.fill(
+            t,
+            Entry::new(u, 7, SkeyHash([1; 32]), 1, 0, 0, None, profile()),
+        );
+        assert!(near.invalidate(u).is_none());
+        filled(&near, u, 0);
+        assert!(near.invalidate(u).is_some(), "in use: fetched again");
+        assert!(!near.holds(u));
     }
 
     #[test]
@@ -636,7 +733,7 @@ mod tests {
         let settings = NearSettings {
             max_entries: 100,
             max_bytes: 1 << 30,
-            slide: Duration::from_secs(5),
+            slide: Duration::from_secs(30),
         };
         let near = NearCache::new(settings, NearMetrics::default());
         near.go_live();
@@ -648,7 +745,7 @@ mod tests {
         let settings = NearSettings {
             max_entries: 1_000_000,
             max_bytes: 64 * 1024,
-            slide: Duration::from_secs(5),
+            slide: Duration::from_secs(30),
         };
         let near = NearCache::new(settings, NearMetrics::default());
         near.go_live();

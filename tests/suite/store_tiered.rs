@@ -189,6 +189,9 @@ async fn last_visit_is_written_behind_and_checked_on_read_through() {
             .unwrap()
             .is_some()
     );
+    // The near cache's slide reaches Redis (within its interval), the
+    // write-behind PostgreSQL (within a second); here, at once.
+    s.write_slides().await;
     s.flush_visits().await;
     let record = pg(&db).await.session(uuid).await.unwrap().unwrap();
     assert_eq!(record.last_visit, slid);

@@ -9,12 +9,13 @@
 -- to drop their copies; a read does not.
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
--- {due, open_id, union_id, user_info, phone, created, visited}: due is 1 when
--- this visit should be written to PostgreSQL (none was sent for
--- granularity_ms); visited is the last visit Redis now holds.
+-- {due, open_id, union_id, user_info, phone, created, visited, gen}: due is 1
+-- when this visit should be written to PostgreSQL (none was sent for
+-- granularity_ms); visited is the last visit Redis now holds, gen the
+-- session's generation (bumped by every login or change of it).
 local ok, f = pcall(redis.call, 'HMGET', KEYS[1], 'app', 'skey_sha256',
   'created', 'visited', 'synced', 'removed', 'open_id', 'union_id', 'user_info',
-  'phone')
+  'phone', 'gen')
 if not ok then
   -- Not a hash: a session in the layout of an earlier version (one
   -- string). Drop it; the caller reads the session through from
@@ -53,4 +54,4 @@ if v ~= was or due then
   redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
 end
 return {due and 1 or 0, f[7], f[8] or false, f[9] or false, f[10] or false,
-  c, v}
+  c, v, tonumber(f[11] or '0')}

@@ -148,11 +148,13 @@ pub struct Visit {
     pub created: i64,
     /// The last visit Redis holds now, ms.
     pub visited: i64,
+    /// The session's generation (every login or change of it bumps it).
+    pub generation: i64,
 }
 
 /// Decodes an accepted auth's reply, `[due, open_id, union_id|nil,
-/// user_info|nil, phone|nil, created, visited]`; `None` when it is not a
-/// reply `auth.lua` makes.
+/// user_info|nil, phone|nil, created, visited, gen]`; `None` when it is not
+/// a reply `auth.lua` makes.
 pub fn decode_accepted(reply: Vec<Value>) -> Option<(Visit, Profile)> {
     let mut it = reply.into_iter();
     let due = matches!(it.next()?, Value::Integer(1));
@@ -162,11 +164,13 @@ pub fn decode_accepted(reply: Vec<Value>) -> Option<(Visit, Profile)> {
     let phone_number = it.next().and_then(text);
     let created = it.next()?.as_i64()?;
     let visited = it.next()?.as_i64()?;
+    let generation = it.next()?.as_i64()?;
     Some((
         Visit {
             due,
             created,
             visited,
+            generation,
         },
         Profile {
             open_id: open_id.into(),
@@ -294,6 +298,7 @@ mod tests {
             Value::Null,
             Value::Integer(5),
             Value::Integer(9),
+            Value::Integer(3),
         ])
         .unwrap();
         assert_eq!(
@@ -301,7 +306,8 @@ mod tests {
             Visit {
                 due: true,
                 created: 5,
-                visited: 9
+                visited: 9,
+                generation: 3,
             }
         );
         assert_eq!(&*p.open_id, "o1");

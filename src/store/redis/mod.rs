@@ -223,6 +223,11 @@ impl Redis {
         }
     }
 
+    /// The time one command may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Waits up to `limit` for the first connection.
     pub async fn wait_connected(&self, limit: Duration) -> bool {
         tokio::time::timeout(limit, self.pool.wait_for_connect())
@@ -300,6 +305,7 @@ impl Redis {
     /// nothing at all with a negative `slide_ms`.
     async fn authenticate_near(
         &self,
+        op: Op,
         creds: &Credentials,
         granularity_ms: i64,
         slide_ms: i64,
@@ -309,7 +315,6 @@ impl Redis {
             a.push(Value::Integer(slide_ms));
             a
         };
-        let op = if slide_ms < 0 { Op::Peek } else { Op::Auth };
         let reply = self
             .eval(op, &self.auth, self.key(creds.uuid), args)
             .await?;
@@ -640,7 +645,7 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
 }
 
 pub use layout::{Visit, session_key};
-pub use tracking::{Fetch, Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
+pub use tracking::{Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
 
 /// The builder of every client of `config`: commands bounded by `timeout`,
 /// never retried (a failed one falls back to PostgreSQL), reconnecting

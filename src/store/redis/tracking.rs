@@ -6,11 +6,10 @@
 //!   logout, revoke or slide; this instance's own writes too) is pushed
 //!   here as an invalidation. Broadcast mode needs no per-key state in Redis
 //!   and no reads on this connection to register interest.
-//! - The near cache's own fills and slides go through the pool like every
-//!   other command. Their writes come back as invalidations too: Redis'
-//!   `NOLOOP` does not cover writes made inside scripts (Redis 7.0), and the
-//!   ticket of each fill, not the connection, keeps answers and changes in
-//!   order (see `store::near`).
+//! - The near cache's fills read and never write; its slides go through the
+//!   pool like every other command, and their writes come back as
+//!   invalidations too (Redis' `NOLOOP` does not cover writes made inside
+//!   scripts, Redis 7.0): `store::near` recognises its own slide's echo.
 //! - A cluster tracks per node: tracking is turned on on every primary
 //!   (fred's broadcast helper would turn it on for one).
 //!
@@ -63,6 +62,8 @@ pub struct Slide<'a> {
     pub app: AppId,
     /// Its skey hash (a slide never touches another login's session).
     pub skey_hash: &'a SkeyHash,
+    /// The generation copied (a slide never touches a changed session).
+    pub generation: i64,
     /// The visit to write, ms.
     pub visited: i64,
     /// The app's limits.
@@ -71,22 +72,16 @@ pub struct Slide<'a> {
     pub granularity_ms: i64,
 }
 
-/// How a near-cache fill asks Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetch {
-    /// An auth: the visit is written when Redis' copy is this many ms old.
-    Slide(i64),
-    /// A copy fetched again after a change: nothing is written.
-    Peek,
-}
-
 /// What writing a slide did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slid {
-    /// Written (or Redis already held a later visit); `true` when the visit
-    /// is due for PostgreSQL.
+    /// Written; `true` when the visit is due for PostgreSQL. Redis pushes
+    /// this write back as an invalidation, like any other.
     Written(bool),
-    /// Redis no longer holds this session (removed, expired, re-logged in).
+    /// Nothing written: Redis held a later visit.
+    Unchanged,
+    /// Redis no longer holds this session as copied (removed, expired,
+    /// another generation).
     Gone,
 }
 
@@ -245,22 +240,20 @@ impl Tracked {
         self.redis.bounded(Op::Track, call).await
     }
 
-    /// Checks and slides a session as [`Redis::authenticate`] does, for a
-    /// near cache that writes slides itself: the visit is written only when
-    /// Redis' copy is `slide_ms` old. With [`Fetch::Peek`] nothing is
-    /// written (a copy fetched again after a change).
-    pub async fn authenticate(
+    /// Checks a session as [`Redis::authenticate`] does, writing nothing:
+    /// the near cache slides it in process and writes the slide later (a
+    /// write here would come back as an invalidation of the copy it makes).
+    /// `again`: a copy fetched again after a change (recorded as `peek`),
+    /// not an auth (recorded as `auth`).
+    pub async fn fetch(
         &self,
         creds: &Credentials,
         granularity_ms: i64,
-        fetch: Fetch,
+        again: bool,
     ) -> StoreResult<AuthOutcome> {
-        let slide_ms = match fetch {
-            Fetch::Slide(ms) => ms.max(0),
-            Fetch::Peek => -1,
-        };
+        let op = if again { Op::Peek } else { Op::Auth };
         self.redis
-            .authenticate_near(creds, granularity_ms, slide_ms)
+            .authenticate_near(op, creds, granularity_ms, -1)
             .await
     }
 
@@ -279,6 +272,7 @@ impl Tracked {
                 Value::Integer(s.limits.login_ms),
                 Value::Integer(s.limits.session_ms),
                 Value::Integer(s.granularity_ms),
+                Value::Integer(s.generation),
             ]
         };
         let reply = self
@@ -286,8 +280,9 @@ impl Tracked {
             .eval(Op::Slide, &self.slide, self.redis.key(s.uuid), args)
             .await?;
         Ok(match reply {
-            Value::Integer(1) => Slid::Written(true),
-            Value::Integer(0) => Slid::Written(false),
+            Value::Integer(2) => Slid::Written(true),
+            Value::Integer(1) => Slid::Written(false),
+            Value::Integer(0) => Slid::Unchanged,
             _ => Slid::Gone,
         })
     }

@@ -164,6 +164,17 @@ impl TieredStore {
         self.near.as_ref().map(Near::cache)
     }
 
+    /// The newest visit of session `uuid` this instance knows of: `stored`,
+    /// or one still waiting for PostgreSQL or held back by the near cache.
+    fn newest_visit(&self, uuid: Uuid, stored: Timestamp) -> Timestamp {
+        let pending = self.visits.pending_visit(uuid).unwrap_or(stored);
+        let held = self
+            .near_cache()
+            .and_then(|n| n.visit_of(uuid))
+            .map_or(stored, Timestamp);
+        stored.max(pending).max(held)
+    }
+
     /// Waits up to `limit` until the near cache serves (tracking is on);
     /// `true` at once without a near cache.
     pub async fn wait_near_live(&self, limit: Duration) -> bool {
@@ -440,7 +451,7 @@ impl Store for TieredStore {
             match near.lookup(creds) {
                 Lookup::Accept(profile) => return Ok(Some(profile)),
                 Lookup::Refuse => return Ok(None),
-                Lookup::Ask => {}
+                Lookup::Ask => near.catch_up(self, creds).await,
             }
         }
         if !self.redis.is_connected() {
@@ -449,7 +460,7 @@ impl Store for TieredStore {
         let granularity = self.every.visit.for_session_ms(creds.limits.session_ms);
         let outcome = match near {
             // Asked on the tracked connection, so the answer can be kept.
-            Some(near) if near.cache().is_live() => near.ask(creds, granularity).await,
+            Some(near) if near.cache().is_live() => near.ask(self, creds, granularity).await,
             _ => self.redis.authenticate(creds, granularity).await,
         };
         match outcome {
@@ -563,9 +574,7 @@ impl Store for TieredStore {
     async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
         let mut page = self.pg.list_sessions(app, query).await?;
         for s in &mut page.sessions {
-            if let Some(pending) = self.visits.pending_visit(s.uuid) {
-                s.last_visit_time = s.last_visit_time.max(pending);
-            }
+            s.last_visit_time = self.newest_visit(s.uuid, s.last_visit_time);
         }
         Ok(page)
     }
@@ -580,7 +589,7 @@ impl Store for TieredStore {
                     open_id: s.open_id,
                     union_id: s.union_id,
                     create_time: Timestamp(s.created),
-                    last_visit_time: Timestamp(s.visited),
+                    last_visit_time: self.newest_visit(uuid, Timestamp(s.visited)),
                     phone_number: s.phone,
                 }));
             }

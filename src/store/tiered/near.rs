@@ -2,19 +2,23 @@
 //! true by Redis' invalidations (`redis::tracking`), a heartbeat that
 //! proves tracking is on, and the writer of held-back slides.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Receiver;
+use uuid::Uuid;
 
 use super::TieredStore;
 use crate::domain::app::AppRef;
 use crate::domain::session::Credentials;
 use crate::store::StoreResult;
-use crate::store::near::{Entry, Lookup, NearCache, NearSettings, PendingSlide, flush_reason};
-use crate::store::redis::{AuthOutcome, Fetch, Slid, Slide, Tracked, TrackingEvent};
+use crate::store::near::{
+    Entry, Lookup, NearCache, NearSettings, PendingSlide, SlideEnd, Ticket, flush_reason,
+};
+use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, TrackingEvent};
 
 /// How often tracking is proven on every node. A connection lost without a
 /// word (a partition) empties the cache at most this plus the Redis
@@ -36,6 +40,9 @@ pub struct Near {
     wake: Arc<Notify>,
     /// Closed: the heartbeat no longer turns tracking on.
     closed: AtomicBool,
+    /// Sessions whose slide is being written, and a signal when one is.
+    writing: Mutex<HashSet<Uuid>>,
+    wrote: Notify,
 }
 
 impl Near {
@@ -51,6 +58,8 @@ impl Near {
             tracked,
             wake: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
+            writing: Mutex::new(HashSet::new()),
+            wrote: Notify::new(),
         }
     }
 
@@ -64,41 +73,48 @@ impl Near {
         self.cache.lookup(creds)
     }
 
-    /// Asks Redis, and fills the cache from an acceptance (unless a change
-    /// or a flush came in between).
-    pub async fn ask(&self, creds: &Credentials, granularity_ms: i64) -> StoreResult<AuthOutcome> {
-        let slide = Fetch::Slide(self.cache.settings().slide_ms());
-        self.fetch(creds, granularity_ms, slide).await
-    }
-
-    async fn fetch(
+    /// Asks Redis about a session the cache could not answer, and fills
+    /// the cache from an acceptance (unless a change or a flush came in
+    /// between). A session the cache would not hold is asked the usual way
+    /// (the auth slides it in Redis).
+    pub async fn ask(
         &self,
+        store: &TieredStore,
         creds: &Credentials,
         granularity_ms: i64,
-        how: Fetch,
     ) -> StoreResult<AuthOutcome> {
-        let ticket = self.cache.ticket(creds);
-        let outcome = self.tracked.authenticate(creds, granularity_ms, how).await;
-        if let Some(ticket) = ticket {
-            match &outcome {
-                Ok(AuthOutcome::Accepted(profile, visit)) => self.cache.fill(
-                    ticket,
-                    Entry::new(
-                        creds.uuid,
-                        creds.app_id,
-                        creds.skey_hash,
-                        visit.created,
-                        visit.visited,
-                        // A peek is no visit.
-                        match how {
-                            Fetch::Slide(_) => Some(creds.now.0),
-                            Fetch::Peek => None,
-                        },
-                        profile.clone(),
-                    ),
+        match self.cache.ticket(creds) {
+            Some(ticket) => self.fetch(ticket, creds, granularity_ms, true).await,
+            None => store.redis.authenticate(creds, granularity_ms).await,
+        }
+    }
+
+    /// Reads the session (writing nothing) and fills the copy under
+    /// `ticket`; `visit`: the copy is made for an auth now (in use, and
+    /// slid), not fetched again after a change.
+    async fn fetch(
+        &self,
+        ticket: Ticket,
+        creds: &Credentials,
+        granularity_ms: i64,
+        visit: bool,
+    ) -> StoreResult<AuthOutcome> {
+        let outcome = self.tracked.fetch(creds, granularity_ms, !visit).await;
+        match &outcome {
+            Ok(AuthOutcome::Accepted(profile, v)) => self.cache.fill(
+                ticket,
+                Entry::new(
+                    creds.uuid,
+                    creds.app_id,
+                    creds.skey_hash,
+                    v.generation,
+                    v.created,
+                    v.visited,
+                    visit.then_some(creds.now.0),
+                    profile.clone(),
                 ),
-                _ => self.cache.abandon(ticket),
-            }
+            ),
+            _ => self.cache.abandon(ticket),
         }
         outcome
     }
@@ -144,62 +160,103 @@ impl Near {
         });
     }
 
+    /// Writes session `creds.uuid`'s pending slide now, if it has one:
+    /// Redis is about to be asked about it, and must not judge by a visit
+    /// this instance held back.
+    pub async fn catch_up(&self, store: &TieredStore, creds: &Credentials) {
+        let give_up = tokio::time::Instant::now() + store.redis.timeout();
+        loop {
+            if let Some(slide) = self.cache.take_slide(creds.uuid) {
+                self.write(store, vec![slide]).await;
+                return;
+            }
+            // Being written by the slide writer: wait for it (a write
+            // takes at most the Redis timeout).
+            let wrote = self.wrote.notified();
+            let busy = self
+                .writing
+                .lock()
+                .map(|w| w.contains(&creds.uuid))
+                .unwrap_or(false);
+            if !busy || tokio::time::timeout_at(give_up, wrote).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Writes the held-back slides to Redis. A visit due for PostgreSQL
     /// goes to the write-behind; a slide that fails is kept for the next
     /// round and its visit handed to the write-behind (PostgreSQL then has
     /// it even if Redis never does).
     pub async fn write_slides(&self, store: &TieredStore) {
         let pending = self.cache.take_slides();
-        let apps = store.apps.load();
         for batch in pending.chunks(SLIDE_BATCH) {
-            let mut todo: Vec<(&PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
-            for p in batch {
-                // An app deleted since: its sessions are gone.
-                let Some(app) = apps.get(&AppRef::Id(p.entry.app)) else {
-                    continue;
-                };
-                let limits = app.limits();
-                todo.push((
-                    p,
-                    Slide {
-                        uuid: p.entry.uuid,
-                        app: p.entry.app,
-                        skey_hash: &p.entry.skey_hash,
-                        visited: p.visited,
-                        limits,
-                        granularity_ms: store.every.visit.for_session_ms(limits.session_ms),
-                    },
-                ));
-            }
-            let slides: Vec<Slide<'_>> = todo.iter().map(|(_, s)| *s).collect();
-            let results = self.tracked.slide(&slides).await;
-            let (mut ok, mut gone, mut failed) = (0, 0, 0);
-            for ((p, _), result) in todo.into_iter().zip(results) {
-                match result {
-                    Ok(Slid::Written(due)) => {
-                        ok += 1;
-                        self.cache.slid(p);
-                        if due {
-                            store
-                                .visits
-                                .record(p.entry.uuid, crate::clock::Timestamp(p.visited));
-                        }
-                    }
-                    Ok(Slid::Gone) => {
-                        gone += 1;
-                        self.cache.gone(p);
-                    }
-                    Err(_) => {
-                        failed += 1;
-                        store
-                            .visits
-                            .record(p.entry.uuid, crate::clock::Timestamp(p.visited));
-                        self.cache.retry(p.clone());
-                    }
-                }
-            }
-            self.cache.metrics().slides(ok, gone, failed);
+            self.write(store, batch.to_vec()).await;
         }
+    }
+
+    async fn write(&self, store: &TieredStore, batch: Vec<PendingSlide>) {
+        let apps = store.apps.load();
+        let mut todo: Vec<(PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
+        for p in &batch {
+            // An app deleted since: its sessions are gone.
+            let Some(app) = apps.get(&AppRef::Id(p.entry.app)) else {
+                continue;
+            };
+            let limits = app.limits();
+            todo.push((
+                p.clone(),
+                Slide {
+                    uuid: p.entry.uuid,
+                    app: p.entry.app,
+                    skey_hash: &p.entry.skey_hash,
+                    generation: p.entry.generation,
+                    visited: p.visited,
+                    limits,
+                    granularity_ms: store.every.visit.for_session_ms(limits.session_ms),
+                },
+            ));
+        }
+        let slides: Vec<Slide<'_>> = todo.iter().map(|(_, s)| *s).collect();
+        if let Ok(mut w) = self.writing.lock() {
+            w.extend(slides.iter().map(|s| s.uuid));
+        }
+        let results = self.tracked.slide(&slides).await;
+        let (mut ok, mut gone, mut failed) = (0, 0, 0);
+        for ((p, _), result) in todo.iter().zip(results) {
+            let visit = crate::clock::Timestamp(p.visited);
+            let end = match result {
+                Ok(Slid::Written(due)) => {
+                    ok += 1;
+                    if due {
+                        store.visits.record(p.entry.uuid, visit);
+                    }
+                    SlideEnd::Written
+                }
+                Ok(Slid::Unchanged) => {
+                    ok += 1;
+                    SlideEnd::Unchanged
+                }
+                Ok(Slid::Gone) => {
+                    gone += 1;
+                    SlideEnd::Gone
+                }
+                Err(_) => {
+                    failed += 1;
+                    store.visits.record(p.entry.uuid, visit);
+                    self.cache.retry(p.clone());
+                    SlideEnd::Failed
+                }
+            };
+            self.cache.slid(p, end);
+        }
+        if let Ok(mut w) = self.writing.lock() {
+            for s in &slides {
+                w.remove(&s.uuid);
+            }
+        }
+        self.wrote.notify_waiters();
+        self.cache.metrics().slides(ok, gone, failed);
     }
 
     /// Stops serving, writes what is held back, closes the connection.
@@ -232,8 +289,9 @@ async fn refill_dropped(store: Weak<TieredStore>, mut dropped: Receiver<Arc<Entr
                 now,
             };
             let granularity = store.every.visit.for_session_ms(creds.limits.session_ms);
+            let ticket = near.cache.ticket(&creds)?;
             Some(async move {
-                let _ = near.fetch(&creds, granularity, Fetch::Peek).await;
+                let _ = near.fetch(ticket, &creds, granularity, false).await;
             })
         });
         futures::future::join_all(fetches).await;
