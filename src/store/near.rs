@@ -44,7 +44,8 @@
 //! another writer's change): each drops the copy, and a copy in use is
 //! fetched again (rule 2). That costs one read per slide.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -164,6 +165,15 @@ impl Entry {
     }
 }
 
+/// Pending slides: the copy whose visit to write, per session, and the
+/// order they became pending in (each is written one slide interval after,
+/// so the writes spread over the interval instead of coming in bursts).
+#[derive(Default)]
+struct SlideQueue {
+    pending: HashMap<Uuid, Arc<Entry>>,
+    order: VecDeque<(Instant, Uuid)>,
+}
+
 /// How writing a slide ended, as the near cache needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlideEnd {
@@ -233,8 +243,8 @@ pub struct NearCache {
     /// Bumped by every flush: tickets from before it are void.
     epoch: AtomicU64,
     live: AtomicBool,
-    /// Pending slides, one per session: the copy whose visit to write.
-    slides: Mutex<HashMap<Uuid, Arc<Entry>>>,
+    /// Pending slides, one per session, oldest first.
+    slides: Mutex<SlideQueue>,
     bytes: Arc<AtomicI64>,
     settings: NearSettings,
     metrics: NearMetrics,
@@ -263,7 +273,7 @@ impl NearCache {
             next_ticket: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
-            slides: Mutex::new(HashMap::new()),
+            slides: Mutex::new(SlideQueue::default()),
             bytes,
             settings,
             metrics,
@@ -326,7 +336,9 @@ impl NearCache {
             self.metrics.miss();
             return Lookup::Ask;
         }
-        e.visited.fetch_max(now, Ordering::AcqRel);
+        if now > e.visited.load(Ordering::Relaxed) {
+            e.visited.fetch_max(now, Ordering::AcqRel);
+        }
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
         }
@@ -338,10 +350,15 @@ impl NearCache {
     }
 
     fn queue_slide(&self, e: &Arc<Entry>) {
-        if !e.queued.swap(true, Ordering::AcqRel) {
+        // A load first: most hits find it queued, and a swap on every hit
+        // would bounce the entry's cache line between cores.
+        if !e.queued.load(Ordering::Acquire) && !e.queued.swap(true, Ordering::AcqRel) {
             if let Ok(mut q) = self.slides.lock() {
-                // A later copy's visit is the later one.
-                q.insert(e.uuid, e.clone());
+                // A later copy's visit is the later one; the session keeps
+                // its place.
+                if q.pending.insert(e.uuid, e.clone()).is_none() {
+                    q.order.push_back((Instant::now(), e.uuid));
+                }
             }
         }
     }
@@ -469,19 +486,40 @@ impl NearCache {
         &self.metrics
     }
 
-    /// Takes the queued slides (the visits they write are read now, and a
-    /// hit after this queues the session again).
+    /// Takes every pending slide (the visits they write are read now, and
+    /// a hit after this queues the session again).
     pub fn take_slides(&self) -> Vec<PendingSlide> {
         let queued = match self.slides.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
+            Ok(mut q) => {
+                q.order.clear();
+                std::mem::take(&mut q.pending)
+            }
             Err(_) => return Vec::new(),
         };
         queued.into_values().map(Self::pending).collect()
     }
 
+    /// Takes the slides pending for a slide interval or more at `now`.
+    pub fn take_due_slides(&self, now: Instant) -> Vec<PendingSlide> {
+        let mut due = Vec::new();
+        if let Ok(mut q) = self.slides.lock() {
+            while let Some(&(at, uuid)) = q.order.front() {
+                if now.saturating_duration_since(at) < self.settings.slide {
+                    break;
+                }
+                q.order.pop_front();
+                // Absent when written early (before Redis was asked).
+                if let Some(entry) = q.pending.remove(&uuid) {
+                    due.push(entry);
+                }
+            }
+        }
+        due.into_iter().map(Self::pending).collect()
+    }
+
     /// Takes the pending slide of session `uuid`, if any.
     pub fn take_slide(&self, uuid: Uuid) -> Option<PendingSlide> {
-        let entry = self.slides.lock().ok()?.remove(&uuid)?;
+        let entry = self.slides.lock().ok()?.pending.remove(&uuid)?;
         Some(Self::pending(entry))
     }
 
@@ -695,6 +733,26 @@ mod tests {
         c.limits = Limits::new(30, 299); // under 10 slide intervals of 30 s
         assert!(near.ticket(&c).is_none());
         assert!(matches!(near.lookup(&c), Lookup::Ask));
+    }
+
+    #[test]
+    fn each_slide_is_due_one_interval_after_it_became_pending() {
+        let near = live();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        filled(&near, a, 1_000);
+        filled(&near, b, 1_000);
+        let start = Instant::now();
+        assert!(matches!(near.lookup(&creds(a, 1, 2_000)), Lookup::Accept(_)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(matches!(near.lookup(&creds(b, 1, 2_000)), Lookup::Accept(_)));
+        let slide = NearSettings::DEFAULT.slide;
+        assert!(near.take_due_slides(start).is_empty());
+        let first = near.take_due_slides(start + slide + Duration::from_millis(10));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].entry.uuid, a);
+        let second = near.take_due_slides(start + slide + Duration::from_secs(1));
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].entry.uuid, b);
     }
 
     #[test]

@@ -152,10 +152,12 @@ impl Near {
         let weak = Arc::downgrade(store);
         tokio::spawn(refill_dropped(weak.clone(), refills));
         tokio::spawn(heartbeat(weak.clone(), near.wake.clone()));
-        let period = near.cache.settings().slide;
+        // Each slide is written one interval after it became pending: a
+        // tenth of the interval between rounds spreads the writes.
+        let period = (near.cache.settings().slide / 10).max(Duration::from_millis(10));
         crate::store::periodic::spawn_every(store, period, |s| async move {
             if let Some(near) = &s.near {
-                near.write_slides(&s).await;
+                near.write_due_slides(&s).await;
             }
         });
     }
@@ -189,7 +191,16 @@ impl Near {
     /// round and its visit handed to the write-behind (PostgreSQL then has
     /// it even if Redis never does).
     pub async fn write_slides(&self, store: &TieredStore) {
-        let pending = self.cache.take_slides();
+        self.write_all(store, self.cache.take_slides()).await;
+    }
+
+    /// [`Near::write_slides`] for the slides pending an interval or more.
+    async fn write_due_slides(&self, store: &TieredStore) {
+        let due = self.cache.take_due_slides(std::time::Instant::now());
+        self.write_all(store, due).await;
+    }
+
+    async fn write_all(&self, store: &TieredStore, pending: Vec<PendingSlide>) {
         for batch in pending.chunks(SLIDE_BATCH) {
             self.write(store, batch.to_vec()).await;
         }
