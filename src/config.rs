@@ -67,7 +67,7 @@ mod defaults {
     pub const DATABASE_POOL: u16 = 16;
     pub const DATABASE_TIMEOUT: &str = "2s";
     pub const VISIT_GRANULARITY: &str = "1%";
-    pub const NEAR_CACHE_SLIDE: &str = "30s";
+    pub const NEAR_CACHE_SLIDE: &str = "1%";
     pub const NEAR_CACHE_BYTES: &str = "256MiB";
     pub const WECHAT_TIMEOUT: &str = "5s";
     pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";
@@ -197,12 +197,13 @@ pub struct RedisSettings {
     #[arg(long, env = "WAFER_NEAR_CACHE_BYTES", default_value = defaults::NEAR_CACHE_BYTES, value_parser = parse_bytes)]
     pub near_cache_bytes: u64,
 
-    /// A session's slides (its last visit, moved in process by near-cache
-    /// hits) reach Redis at most once per this. Apps whose
-    /// `session_duration` is under ten times this are never served from
-    /// the near cache.
-    #[arg(long, env = "WAFER_NEAR_CACHE_SLIDE", default_value = defaults::NEAR_CACHE_SLIDE, value_parser = parse_duration)]
-    pub near_cache_slide: Duration,
+    /// How often a session's last visit, slid in process by near-cache
+    /// hits, reaches Redis: a share of its app's `session_duration`
+    /// (`1%`, between 1 s and 5 min) or a fixed duration (`30s`). Apps whose
+    /// `session_duration` is under ten times it are never served from the
+    /// near cache.
+    #[arg(long, env = "WAFER_NEAR_CACHE_SLIDE", default_value = defaults::NEAR_CACHE_SLIDE)]
+    pub near_cache_slide: VisitGranularity,
 }
 
 impl Default for RedisSettings {
@@ -216,7 +217,9 @@ impl Default for RedisSettings {
             near_cache: true,
             near_cache_entries: crate::store::near::NearSettings::DEFAULT.max_entries,
             near_cache_bytes: parse_bytes(defaults::NEAR_CACHE_BYTES).unwrap_or(256 << 20),
-            near_cache_slide: default_duration(defaults::NEAR_CACHE_SLIDE),
+            near_cache_slide: defaults::NEAR_CACHE_SLIDE
+                .parse()
+                .unwrap_or(crate::store::near::NearSettings::DEFAULT.slide),
         }
     }
 }

@@ -47,10 +47,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::time::Instant;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -59,6 +59,7 @@ use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
 use crate::domain::skey::SkeyHash;
 use crate::metrics::NearMetrics;
+use crate::store::tiered::VisitGranularity;
 
 /// Sessions of an app are served from the near cache only when its
 /// `session_duration` is at least this many slide intervals: Redis' copy
@@ -66,29 +67,49 @@ use crate::metrics::NearMetrics;
 pub const MIN_SESSION_SLIDES: i64 = 10;
 
 /// Size and timing of a near cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NearSettings {
     /// Most sessions held.
     pub max_entries: u64,
     /// Most bytes held (the sessions' sizes as estimated here).
     pub max_bytes: u64,
-    /// A session's slides reach Redis at most once per this.
-    pub slide: Duration,
+    /// A session's slides reach Redis at most once per this (its half,
+    /// spread) and at least once per this: a share of its app's
+    /// `session_duration` (between [`SLIDE_FLOOR`] and [`SLIDE_CAP`]) or a
+    /// fixed duration.
+    pub slide: VisitGranularity,
 }
 
+/// Shortest slide interval of a share.
+pub const SLIDE_FLOOR: Duration = Duration::from_secs(1);
+/// Longest slide interval of a share: what a `kill -9` may cost a
+/// session's sliding in Redis, and how far behind another instance (or the
+/// console) may see its last visit.
+pub const SLIDE_CAP: Duration = Duration::from_secs(300);
+
 impl NearSettings {
-    /// Default: one million sessions, 256 MiB, slides every 30 s (sessions
-    /// of 5 minutes or more are served from the cache; a 30-day session's
-    /// copy in Redis lags its last visit by at most 30 s).
+    /// Default: one million sessions, 256 MiB, slides every 1% of the app's
+    /// `session_duration`, between 1 s and 5 min (a 30-day session's copy
+    /// in Redis lags its last visit by at most 5 minutes, a one-hour
+    /// session's by 36 s).
     pub const DEFAULT: NearSettings = NearSettings {
         max_entries: 1_000_000,
         max_bytes: 256 * 1024 * 1024,
-        slide: Duration::from_secs(30),
+        slide: VisitGranularity::ShareOfSession(0.01),
     };
 
-    /// The slide interval, ms.
-    pub fn slide_ms(&self) -> i64 {
-        i64::try_from(self.slide.as_millis()).unwrap_or(i64::MAX)
+    /// The slide interval of sessions of `session_ms`, ms.
+    pub fn slide_ms(&self, session_ms: i64) -> i64 {
+        self.slide
+            .for_session_ms_within(session_ms, SLIDE_FLOOR, SLIDE_CAP)
+    }
+
+    /// How often the slide writer looks for due slides.
+    pub fn writer_period(&self) -> Duration {
+        match self.slide {
+            VisitGranularity::Every(d) => (d / 10).max(Duration::from_millis(10)),
+            VisitGranularity::ShareOfSession(_) => SLIDE_FLOOR / 2,
+        }
     }
 }
 
@@ -119,6 +140,8 @@ pub struct Entry {
     used: AtomicBool,
     /// The session's generation in Redis when copied.
     pub generation: i64,
+    /// Its slide interval, ms (set when it is filled).
+    slide_ms: AtomicI64,
     /// What an auth answers.
     pub profile: Arc<Profile>,
     /// Bytes charged against the cache's bound.
@@ -156,6 +179,7 @@ impl Entry {
             queued: AtomicBool::new(false),
             used: AtomicBool::new(visit.is_some()),
             generation,
+            slide_ms: AtomicI64::new(0),
             profile,
             weight: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
@@ -216,6 +240,7 @@ pub struct Ticket {
     uuid: Uuid,
     id: u64,
     epoch: u64,
+    slide_ms: i64,
 }
 
 /// Why the near cache was emptied (the `reason` of its flush metric).
@@ -288,7 +313,8 @@ impl NearCache {
 
     /// Whether sessions under these credentials' app may be served here.
     fn covers(&self, creds: &Credentials) -> bool {
-        creds.limits.session_ms >= MIN_SESSION_SLIDES.saturating_mul(self.settings.slide_ms())
+        let session_ms = creds.limits.session_ms;
+        session_ms >= MIN_SESSION_SLIDES.saturating_mul(self.settings.slide_ms(session_ms))
     }
 
     /// The newest visit of session `uuid` this instance knows of and may
@@ -362,7 +388,8 @@ impl NearCache {
                     // by a share fixed per session (its uuid is random): the
                     // sessions first seen together, as after a restart, are
                     // not written in one burst every interval.
-                    let half = self.settings.slide / 2;
+                    let slide = e.slide_ms.load(Ordering::Relaxed).max(2);
+                    let half = Duration::from_millis(u64::try_from(slide / 2).unwrap_or(0));
                     let share = f64::from(e.uuid.as_u128() as u16) / f64::from(u16::MAX);
                     let at = Instant::now() + half + half.mul_f64(share);
                     q.order.push(Reverse((at, e.uuid)));
@@ -386,6 +413,7 @@ impl NearCache {
             uuid: creds.uuid,
             id,
             epoch,
+            slide_ms: self.settings.slide_ms(creds.limits.session_ms),
         })
     }
 
@@ -393,6 +421,7 @@ impl NearCache {
     /// then queued to slide if it is ahead of Redis; so is a visit whose
     /// copy was voided (the auth was accepted: its visit must reach Redis).
     pub fn fill(&self, ticket: Ticket, entry: Entry) {
+        entry.slide_ms.store(ticket.slide_ms, Ordering::Relaxed);
         let entry = Arc::new(entry);
         if entry.visited() > entry.written.load(Ordering::Acquire) {
             self.queue_slide(&entry);
@@ -738,7 +767,7 @@ mod tests {
         let near = live();
         let u = Uuid::new_v4();
         let mut c = creds(u, 1, 0);
-        c.limits = Limits::new(30, 299); // under 10 slide intervals of 30 s
+        c.limits = Limits::new(30, 9); // under 10 slide intervals of 1 s (the floor)
         assert!(near.ticket(&c).is_none());
         assert!(matches!(near.lookup(&c), Lookup::Ask));
     }
@@ -750,14 +779,23 @@ mod tests {
         let sessions: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
         for u in &sessions {
             filled(&near, *u, 1_000);
-            assert!(matches!(near.lookup(&creds(*u, 1, 2_000)), Lookup::Accept(_)));
+            assert!(matches!(
+                near.lookup(&creds(*u, 1, 2_000)),
+                Lookup::Accept(_)
+            ));
         }
-        let slide = NearSettings::DEFAULT.slide;
-        assert!(near.take_due_slides(start + slide / 2 - Duration::from_millis(100)).is_empty());
+        // A one-day session: 1% is 864 s, capped at 5 min.
+        let slide = SLIDE_CAP;
+        assert!(
+            near.take_due_slides(start + slide / 2 - Duration::from_millis(100))
+                .is_empty()
+        );
         // Spread: some due by three quarters of the interval, not all.
         let early = near.take_due_slides(start + slide * 3 / 4).len();
         assert!(early > 20 && early < 180, "{early} of 200");
-        let rest = near.take_due_slides(start + slide + Duration::from_secs(1)).len();
+        let rest = near
+            .take_due_slides(start + slide + Duration::from_secs(1))
+            .len();
         assert_eq!(early + rest, 200, "all within an interval");
     }
 
@@ -797,7 +835,7 @@ mod tests {
         let settings = NearSettings {
             max_entries: 100,
             max_bytes: 1 << 30,
-            slide: Duration::from_secs(30),
+            slide: NearSettings::DEFAULT.slide,
         };
         let near = NearCache::new(settings, NearMetrics::default());
         near.go_live();
@@ -809,7 +847,7 @@ mod tests {
         let settings = NearSettings {
             max_entries: 1_000_000,
             max_bytes: 64 * 1024,
-            slide: Duration::from_secs(30),
+            slide: NearSettings::DEFAULT.slide,
         };
         let near = NearCache::new(settings, NearMetrics::default());
         near.go_live();

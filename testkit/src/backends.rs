@@ -230,7 +230,7 @@ pub fn test_intervals() -> Intervals {
         // Slides reach Redis within 100 ms (sessions of a second or more
         // are served from the near cache).
         near: Some(NearSettings {
-            slide: Duration::from_millis(100),
+            slide: VisitGranularity::Every(Duration::from_millis(100)),
             ..NearSettings::DEFAULT
         }),
         ..Intervals::default()

@@ -37,11 +37,17 @@ impl VisitGranularity {
 
     /// The granularity, in ms, for sessions of `session_ms`.
     pub fn for_session_ms(self, session_ms: i64) -> i64 {
+        self.for_session_ms_within(session_ms, FLOOR, CAP)
+    }
+
+    /// [`VisitGranularity::for_session_ms`] with a share kept between
+    /// `floor` and `cap` (a fixed duration is kept as it is).
+    pub fn for_session_ms_within(self, session_ms: i64, floor: Duration, cap: Duration) -> i64 {
         match self {
             VisitGranularity::Every(d) => millis(d),
             VisitGranularity::ShareOfSession(share) => {
                 let ms = (session_ms as f64 * share) as i64;
-                ms.clamp(millis(FLOOR), millis(CAP))
+                ms.clamp(millis(floor), millis(cap))
             }
         }
     }

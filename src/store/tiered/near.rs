@@ -152,9 +152,9 @@ impl Near {
         let weak = Arc::downgrade(store);
         tokio::spawn(refill_dropped(weak.clone(), refills));
         tokio::spawn(heartbeat(weak.clone(), near.wake.clone()));
-        // Each slide is written one interval after it became pending: a
-        // tenth of the interval between rounds spreads the writes.
-        let period = (near.cache.settings().slide / 10).max(Duration::from_millis(10));
+        // Each slide is due within its interval after it became pending;
+        // rounds often enough to write it then.
+        let period = near.cache.settings().writer_period();
         crate::store::periodic::spawn_every(store, period, |s| async move {
             if let Some(near) = &s.near {
                 near.write_due_slides(&s).await;
