@@ -95,7 +95,8 @@ async fn every_documented_series_moves_under_load() {
         s.database.visit_granularity =
             wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(1));
         // Near-cache slides written within the test.
-        s.redis.near_cache_slide = Duration::from_millis(100);
+        s.redis.near_cache_slide =
+            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(100));
     })
     .await;
     let first_page = app.metrics().await;
