@@ -126,8 +126,11 @@ async function post(path, body) {
   // by typing its appid.
   await page.click('nav [data-view=apps]');
   await page.waitForSelector('#app-rows tr');
-  const buttons = await page.$$('#app-rows tr td:last-child button');
-  await buttons[1].click(); // Edit
+  // Clicked in the page, in one step: the table is redrawn when the apps
+  // are polled, and a handle taken before a redraw is detached after it.
+  const clickRowButton = (i) =>
+    page.evaluate((n) => document.querySelectorAll('#app-rows tr td:last-child button')[n].click(), i);
+  await clickRowButton(1); // Edit
   const secretField = await page.$eval('#app-secret', (e) => e.value);
   if (secretField !== '') fail('the secret is shown in the edit form');
   await page.$eval('#app-title', (e) => { e.value = ''; });
@@ -137,8 +140,7 @@ async function post(path, body) {
     () => [...document.querySelectorAll('#app-rows td')].some((td) => td.textContent === 'Renamed'),
   );
   confirmWith = 'wxconsole';
-  const again = await page.$$('#app-rows tr td:last-child button');
-  await again[3].click(); // Delete
+  await clickRowButton(3); // Delete
   await page.waitForFunction(() => document.querySelectorAll('#app-rows tr').length === 0);
   confirmWith = null;
 

@@ -3,7 +3,7 @@
 //! proves tracking is on, and the writer of held-back slides.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -40,6 +40,10 @@ pub struct Near {
     wake: Arc<Notify>,
     /// Closed: the heartbeat no longer turns tracking on.
     closed: AtomicBool,
+    /// Losses of the tracking connection heard so far: tracking turned on
+    /// across one (the connection may be a new one, without it) does not
+    /// count.
+    losses: Arc<AtomicU64>,
     /// Sessions whose slide is being written, and a signal when one is.
     writing: Mutex<HashSet<Uuid>>,
     wrote: Notify,
@@ -58,6 +62,7 @@ impl Near {
             tracked,
             wake: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
+            losses: Arc::new(AtomicU64::new(0)),
             writing: Mutex::new(HashSet::new()),
             wrote: Notify::new(),
         }
@@ -127,6 +132,7 @@ impl Near {
         let mut events = near.tracked.events();
         let cache = near.cache.clone();
         let wake = near.wake.clone();
+        let losses = near.losses.clone();
         let (refill, refills) = tokio::sync::mpsc::channel(REFILL_QUEUE);
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
@@ -140,6 +146,7 @@ impl Near {
                         }
                     }
                     TrackingEvent::Lost(reason) => {
+                        losses.fetch_add(1, Ordering::SeqCst);
                         // Dark already: nothing served to flush.
                         if cache.is_live() {
                             cache.go_dark(reason);
@@ -329,9 +336,14 @@ async fn heartbeat(store: Weak<TieredStore>, wake: Arc<Notify>) {
             if !matches!(near.tracked.check().await, Ok(true)) {
                 cache.go_dark(flush_reason::HEARTBEAT);
             }
-        } else if near.tracked.enable().await.is_ok() {
-            // Everything from before tracking was (re)enabled is dropped.
-            cache.go_live();
+        } else {
+            let losses = near.losses.load(Ordering::SeqCst);
+            // Live only if no loss came while tracking was turned on (the
+            // next heartbeat would catch it, but not at once).
+            if near.tracked.enable().await.is_ok() && near.losses.load(Ordering::SeqCst) == losses {
+                // Everything from before tracking was (re)enabled is dropped.
+                cache.go_live();
+            }
         }
         cache.sizes();
     }
