@@ -150,6 +150,11 @@ impl Near {
                         // Dark already: nothing served to flush.
                         if cache.is_live() {
                             cache.go_dark(reason);
+                            tracing::warn!(
+                                reason,
+                                "near cache emptied: Redis' tracking of sessions was lost; \
+                                 auths go to Redis until it is back"
+                            );
                         }
                         wake.notify_one();
                     }
@@ -335,6 +340,10 @@ async fn heartbeat(store: Weak<TieredStore>, wake: Arc<Notify>) {
         if cache.is_live() {
             if !matches!(near.tracked.check().await, Ok(true)) {
                 cache.go_dark(flush_reason::HEARTBEAT);
+                tracing::warn!(
+                    "near cache emptied: the heartbeat found Redis' tracking of sessions off \
+                     or not answering; auths go to Redis until it is back"
+                );
             }
         } else {
             let losses = near.losses.load(Ordering::SeqCst);
@@ -343,6 +352,7 @@ async fn heartbeat(store: Weak<TieredStore>, wake: Arc<Notify>) {
             if near.tracked.enable().await.is_ok() && near.losses.load(Ordering::SeqCst) == losses {
                 // Everything from before tracking was (re)enabled is dropped.
                 cache.go_live();
+                tracing::info!("near cache serving: Redis tracks the sessions' keys");
             }
         }
         cache.sizes();
