@@ -633,15 +633,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_copy_accepts_its_skey_and_refuses_another() {
-        let near = live();
-        let u = Uuid::new_v4();
-        filled(&near, u, 1_000);
+    /// Fills `u` at 1 s and accepts it at 2 s (a hit, so a slide is pending).
+    fn in_use(near: &NearCache, u: Uuid) {
+        filled(near, u, 1_000);
         assert!(matches!(
             near.lookup(&creds(u, 1, 2_000)),
             Lookup::Accept(_)
         ));
+    }
+
+    #[test]
+    fn a_copy_accepts_its_skey_and_refuses_another() {
+        let near = live();
+        let u = Uuid::new_v4();
+        in_use(&near, u);
         assert!(matches!(near.lookup(&creds(u, 2, 2_000)), Lookup::Refuse));
         let mut other_app = creds(u, 1, 2_000);
         other_app.app_id = 8;
@@ -803,11 +808,7 @@ mod tests {
     fn a_slide_that_finds_the_session_changed_drops_the_copy() {
         let near = live();
         let u = Uuid::new_v4();
-        filled(&near, u, 1_000);
-        assert!(matches!(
-            near.lookup(&creds(u, 1, 2_000)),
-            Lookup::Accept(_)
-        ));
+        in_use(&near, u);
         let slide = near.take_slide(u).expect("queued by the hit");
         assert!(near.take_slide(u).is_none(), "one per session");
         near.slid(&slide, SlideEnd::Gone);
