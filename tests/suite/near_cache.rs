@@ -339,3 +339,39 @@ async fn revocation_latency_under_auth_load() {
     assert_eq!(all.len(), n);
     assert!(auths > 0, "the load ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_a_held_back_visit_reaches_postgres() {
+    wafer_testkit::require_servers!();
+    // Slides held for an hour: none is written during the test.
+    let mut redis = PrivateRedis::start();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let every = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings {
+            slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(3600)),
+            ..wafer::store::near::NearSettings::DEFAULT
+        }),
+        ..backends::test_intervals()
+    };
+    let s = backends::tiered_with(&redis.url(), &db, &prefix, every).await;
+    let mut spec = new_app("wxheld");
+    spec.session_duration = 36_000; // ten slide intervals
+    let app = s.create_app(spec, T0).await.unwrap();
+    let (n, skey) = login(&app, "o-held", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    // Accepted at T0 + 30,000 s: the visit is held in the near cache only.
+    assert!(accepts(&s, &creds(&app, uuid, &skey, T0.plus_millis(30_000_000))).await);
+    redis.stop();
+    let near = s.near_cache().unwrap();
+    let started = Instant::now();
+    while near.is_live() {
+        assert!(started.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // At T0 + 40,000 s PostgreSQL's own copy (T0) is past the sliding
+    // limit; the visit held back keeps the session alive.
+    assert!(accepts(&s, &creds(&app, uuid, &skey, T0.plus_millis(40_000_000))).await);
+    // And past that visit's limit it is refused.
+    assert!(!accepts(&s, &creds(&app, uuid, &skey, T0.plus_millis(80_000_000))).await);
+}

@@ -451,7 +451,11 @@ impl Store for TieredStore {
             match near.lookup(creds) {
                 Lookup::Accept(profile) => return Ok(Some(profile)),
                 Lookup::Refuse => return Ok(None),
-                Lookup::Ask => near.catch_up(self, creds).await,
+                // Redis judges (or, while it is away, PostgreSQL) with
+                // this instance's held-back visit; without waiting for a
+                // Redis that is not there.
+                Lookup::Ask if self.redis.is_connected() => near.catch_up(self, creds).await,
+                Lookup::Ask => near.hand_to_postgres(self, creds),
             }
         }
         if !self.redis.is_connected() {

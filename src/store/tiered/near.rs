@@ -174,6 +174,18 @@ impl Near {
         });
     }
 
+    /// With Redis away: hands session `creds.uuid`'s pending visit to
+    /// PostgreSQL's write-behind (what the auth then reads), keeping the
+    /// slide for Redis' return.
+    pub fn hand_to_postgres(&self, store: &TieredStore, creds: &Credentials) {
+        if let Some(slide) = self.cache.take_slide(creds.uuid) {
+            store
+                .visits
+                .record(creds.uuid, crate::clock::Timestamp(slide.visited));
+            self.cache.retry(slide);
+        }
+    }
+
     /// Writes session `creds.uuid`'s pending slide now, if it has one:
     /// Redis is about to be asked about it, and must not judge by a visit
     /// this instance held back.
