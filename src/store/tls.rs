@@ -158,26 +158,33 @@ pub fn pg_client_config(mode: PgSslMode, ca: Option<&Path>) -> Result<ClientConf
     if !verify_chain {
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::Anything(provider)))
+            .with_custom_certificate_verifier(Arc::new(verify::Lenient {
+                chain: None,
+                provider,
+            }))
             .with_no_client_auth());
     }
     let roots = Arc::new(roots(SETTING, ca)?);
-    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-        .build()
-        .map_err(|_| ConnectError::Tls {
-            setting: SETTING,
-            why: "the CA certificates cannot verify servers".into(),
-        })?;
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|_| ConnectError::Tls {
+                setting: SETTING,
+                why: "the CA certificates cannot verify servers".into(),
+            })?;
     if mode == PgSslMode::VerifyFull {
         return Ok(builder.with_webpki_verifier(webpki).with_no_client_auth());
     }
     Ok(builder
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verify::ChainOnly(webpki)))
+        .with_custom_certificate_verifier(Arc::new(verify::Lenient {
+            chain: Some(webpki),
+            provider,
+        }))
         .with_no_client_auth())
 }
 
-/// The two verifiers libpq's modes need beyond the standard one.
+/// The verifier libpq's lenient modes need beyond the standard one.
 mod verify {
     use std::sync::Arc;
 
@@ -187,61 +194,16 @@ mod verify {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
-    /// `sslmode=require` without a CA: any certificate (the handshake's
-    /// signatures are still checked).
+    /// `sslmode=verify-ca` (`chain`: the chain must verify, the name need
+    /// not match) or `sslmode=require` without a CA (no `chain`: any
+    /// certificate). The handshake's signatures are checked either way.
     #[derive(Debug)]
-    pub struct Anything(pub Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for Anything {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+    pub struct Lenient {
+        pub chain: Option<Arc<WebPkiServerVerifier>>,
+        pub provider: Arc<CryptoProvider>,
     }
 
-    /// `sslmode=verify-ca`: the chain must verify; the name need not match.
-    #[derive(Debug)]
-    pub struct ChainOnly(pub Arc<WebPkiServerVerifier>);
-
-    impl ServerCertVerifier for ChainOnly {
+    impl ServerCertVerifier for Lenient {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -250,10 +212,10 @@ mod verify {
             ocsp: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, Error> {
-            match self
-                .0
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
+            let Some(chain) = &self.chain else {
+                return Ok(ServerCertVerified::assertion());
+            };
+            match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Err(Error::InvalidCertificate(CertificateError::NotValidForName))
                 | Err(Error::InvalidCertificate(CertificateError::NotValidForNameContext {
                     ..
@@ -268,7 +230,8 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            verify_tls12_signature(message, cert, dss, algorithms)
         }
 
         fn verify_tls13_signature(
@@ -277,11 +240,14 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            verify_tls13_signature(message, cert, dss, algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 }
