@@ -144,15 +144,23 @@ impl Drop for TlsRedis {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_over_tls_with_the_right_ca_only() {
-    wafer_testkit::require_servers!();
-    let dir = std::env::temp_dir().join(format!("wafer-tls-{}", uuid::Uuid::new_v4().simple()));
+/// A fresh directory with two CAs (`ca`, `other`) and two server
+/// certificates of `ca`: `good` (for 127.0.0.1 and localhost) and
+/// `elsewhere` (another host name). Answers the directory and both CA files.
+fn certificates(prefix: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_pem = ca(&dir, "ca");
     let other_ca = ca(&dir, "other");
     server_cert(&dir, "ca", "good", "IP:127.0.0.1,DNS:localhost");
     server_cert(&dir, "ca", "elsewhere", "DNS:elsewhere.example");
+    (dir, ca_pem, other_ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_the_right_ca_only() {
+    wafer_testkit::require_servers!();
+    let (dir, ca_pem, other_ca) = certificates("wafer-tls-");
     let good = TlsRedis::start(&dir, "good");
     let (url, ca_path) = (good.url(), ca_pem.clone());
     let app = spawn_tiered_with(move |s| {
@@ -390,12 +398,7 @@ impl Drop for TlsPostgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_over_tls_in_every_sslmode() {
     wafer_testkit::require_servers!();
-    let dir = std::env::temp_dir().join(format!("wafer-pgtls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_pem = ca(&dir, "ca");
-    let other_ca = ca(&dir, "other");
-    server_cert(&dir, "ca", "good", "IP:127.0.0.1,DNS:localhost");
-    server_cert(&dir, "ca", "elsewhere", "DNS:elsewhere.example");
+    let (dir, ca_pem, other_ca) = certificates("wafer-pgtls-");
     let good = TlsPostgres::start(&dir, "good");
     let (url, ca_path) = (good.url("verify-full"), ca_pem.clone());
     let app = spawn_tiered_with(move |s| {
