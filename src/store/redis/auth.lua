@@ -1,12 +1,10 @@
 -- Checks a session and slides it, in one step on one key.
 -- KEYS[1] session key (a hash, fields as src/store/redis/layout.rs says)
 -- ARGV    app id, skey SHA-256 (hex), now_ms, login_ms, session_ms,
---         granularity_ms[, slide_ms]
--- slide_ms (the near cache's fill; absent: 0): the caller slides the session
--- in process and writes the slide later, so the visit is written here only
--- when Redis' last visit is at least that old; negative: nothing is written
--- (a near cache fetching a copy again). Every write tells the near caches
--- to drop their copies; a read does not.
+--         granularity_ms[, peek]
+-- peek '1' (a near cache's fill): check only, write nothing; the near cache
+-- slides the session in process and writes the slide later (slide.lua).
+-- Every write tells the near caches to drop their copies; a read does not.
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
 -- {due, open_id, union_id, user_info, phone, created, visited, gen}: due is 1
@@ -34,24 +32,19 @@ local now = tonumber(ARGV[3])
 local lm = tonumber(ARGV[4])
 local sm = tonumber(ARGV[5])
 if now - c >= lm or now - v >= sm then return 1 end
-local slide = tonumber(ARGV[7] or '0')
-local peek = slide < 0
-local due = not peek and now - p >= tonumber(ARGV[6])
-local was = v
-if peek then
-  -- Nothing written.
-elseif due then
+local reply = {0, f[7], f[8] or false, f[9] or false, f[10] or false, c, v,
+  tonumber(f[11] or '0')}
+if ARGV[7] == '1' then return reply end
+local due = now - p >= tonumber(ARGV[6])
+if due then
   v = math.max(v, now)
   redis.call('HSET', KEYS[1], 'visited', v, 'synced', now)
-elseif now > v and now - v >= slide then
+elseif now > v then
   v = now
   redis.call('HSET', KEYS[1], 'visited', v)
 end
--- The key lives exactly as long as the session has left (unchanged when
--- the visit is: its expiry was set with it).
-if v ~= was or due then
-  local left = math.min(c + lm, v + sm) - now
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
-end
-return {due and 1 or 0, f[7], f[8] or false, f[9] or false, f[10] or false,
-  c, v, tonumber(f[11] or '0')}
+-- The key lives exactly as long as the session has left.
+local left = math.min(c + lm, v + sm) - now
+redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
+reply[1], reply[7] = due and 1 or 0, v
+return reply

@@ -300,19 +300,17 @@ impl Redis {
         Ok(auth_outcome(reply))
     }
 
-    /// [`Redis::authenticate`] for a near cache that slides in process:
-    /// the visit is written only when Redis' copy is `slide_ms` old, and
-    /// nothing at all with a negative `slide_ms`.
-    async fn authenticate_near(
+    /// [`Redis::authenticate`] writing nothing (the near cache slides the
+    /// session in process), recorded as `op`.
+    async fn peek(
         &self,
         op: Op,
         creds: &Credentials,
         granularity_ms: i64,
-        slide_ms: i64,
     ) -> StoreResult<AuthOutcome> {
         let args = || {
             let mut a = auth_args(creds, granularity_ms);
-            a.push(Value::Integer(slide_ms));
+            a.push(Value::from_static_str("1"));
             a
         };
         let reply = self
@@ -320,20 +318,7 @@ impl Redis {
             .await?;
         Ok(auth_outcome(reply))
     }
-}
 
-/// What the auth script's reply says.
-fn auth_outcome(reply: Value) -> AuthOutcome {
-    {
-        match reply {
-            Value::Integer(0) => AuthOutcome::Miss,
-            Value::Array(reply) => accepted(reply),
-            _ => AuthOutcome::Refused,
-        }
-    }
-}
-
-impl Redis {
     /// Caches `record` with a TTL of `ttl_ms` (and points the open_id index
     /// at it until its absolute limit, `index_ttl_ms`), unless Redis holds a
     /// newer generation of it or a tombstone. Returns whether it was
@@ -631,6 +616,15 @@ impl From<SharedToken> for AccessToken {
 
 /// The auth script: a reply of bytes or a string is an accepted session.
 pub const AUTH_SCRIPT: &str = include_str!("auth.lua");
+
+/// What the auth script's reply says.
+fn auth_outcome(reply: Value) -> AuthOutcome {
+    match reply {
+        Value::Integer(0) => AuthOutcome::Miss,
+        Value::Array(reply) => accepted(reply),
+        _ => AuthOutcome::Refused,
+    }
+}
 
 /// An accepted auth's reply; a reply this version did not write is refused
 /// (and logged) rather than trusted.

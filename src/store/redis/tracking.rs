@@ -252,9 +252,7 @@ impl Tracked {
         again: bool,
     ) -> StoreResult<AuthOutcome> {
         let op = if again { Op::Peek } else { Op::Auth };
-        self.redis
-            .authenticate_near(op, creds, granularity_ms, -1)
-            .await
+        self.redis.peek(op, creds, granularity_ms).await
     }
 
     /// Writes `slides`, all at once (fred pipelines them): one result per
