@@ -55,10 +55,10 @@ impl Near {
     pub fn new(
         tracked: Tracked,
         settings: NearSettings,
-        store: &crate::metrics::StoreMetrics,
+        metrics: &crate::metrics::StoreMetrics,
     ) -> Self {
         Near {
-            cache: Arc::new(NearCache::new(settings, store.near())),
+            cache: Arc::new(NearCache::new(settings, metrics.near())),
             tracked,
             wake: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
@@ -193,7 +193,7 @@ impl Near {
         let give_up = tokio::time::Instant::now() + store.redis.timeout();
         loop {
             if let Some(slide) = self.cache.take_slide(creds.uuid) {
-                self.write(store, vec![slide]).await;
+                self.write(store, std::slice::from_ref(&slide)).await;
                 return;
             }
             // Being written by the slide writer: wait for it (a write
@@ -226,21 +226,21 @@ impl Near {
 
     async fn write_all(&self, store: &TieredStore, pending: Vec<PendingSlide>) {
         for batch in pending.chunks(SLIDE_BATCH) {
-            self.write(store, batch.to_vec()).await;
+            self.write(store, batch).await;
         }
     }
 
-    async fn write(&self, store: &TieredStore, batch: Vec<PendingSlide>) {
+    async fn write(&self, store: &TieredStore, batch: &[PendingSlide]) {
         let apps = store.apps.load();
-        let mut todo: Vec<(PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
-        for p in &batch {
+        let mut todo: Vec<(&PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
+        for p in batch {
             // An app deleted since: its sessions are gone.
             let Some(app) = apps.get(&AppRef::Id(p.entry.app)) else {
                 continue;
             };
             let limits = app.limits();
             todo.push((
-                p.clone(),
+                p,
                 Slide {
                     uuid: p.entry.uuid,
                     app: p.entry.app,
@@ -258,7 +258,7 @@ impl Near {
         }
         let results = self.tracked.slide(&slides).await;
         let (mut ok, mut gone, mut failed) = (0, 0, 0);
-        for ((p, _), result) in todo.iter().zip(results) {
+        for (&(p, _), result) in todo.iter().zip(results) {
             let visit = crate::clock::Timestamp(p.visited);
             let end = match result {
                 Ok(Slid::Written(due)) => {
