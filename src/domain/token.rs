@@ -179,16 +179,23 @@ impl Tokens {
         let lock = self.lock(app.id);
         let _one_at_a_time = lock.lock().await;
         let give_up = tokio::time::Instant::now() + self.wait_limit();
+        let fresh = |t: &AccessToken| self.clock.now() < t.renew_at;
         loop {
             let cached = self.cached(store, app, &tag).await;
-            if let Some(t) = cached.as_ref().filter(|t| self.clock.now() < t.renew_at) {
+            if let Some(t) = cached.as_ref().filter(|t| fresh(t)) {
                 return Ok(self.served(app, t.clone()));
             }
             if self
                 .lease(store, app, TokenLease::Fetch, self.lease_ttl)
                 .await
             {
-                let fetched = self.fetch(store, app, &tag, false).await;
+                // Another instance may have fetched and given the lease back
+                // since the look above: its token is as good.
+                let shared = self.cached(store, app, &tag).await;
+                let fetched = match shared.filter(|t| fresh(t)) {
+                    Some(t) => Ok(t),
+                    None => self.fetch(store, app, &tag, false).await,
+                };
                 // Given back either way: after a failure the next caller
                 // should try at once, not wait for the lease to time out.
                 let _ = store
