@@ -271,7 +271,8 @@ pub struct DatabaseSettings {
 
     /// How often at most a session's last visit is written to PostgreSQL:
     /// a share of each app's session duration (`1%`, between 1 s and 6 h)
-    /// or a fixed duration (`60s`). Sessions slide in Redis on every auth;
+    /// or a fixed duration (`60s`). Sessions slide in Redis (on every auth,
+    /// or on every near-cache slide);
     /// PostgreSQL's copy (what a Redis loss falls back on) lags by at most
     /// this plus one second.
     #[arg(long, env = "WAFER_VISIT_GRANULARITY", default_value = defaults::VISIT_GRANULARITY)]
