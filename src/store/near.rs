@@ -192,11 +192,27 @@ impl Entry {
 }
 
 /// Pending slides: the copy whose visit to write, per session, and when
-/// each is due (soonest first).
+/// each is due (soonest first). A slide taken early (before Redis was
+/// asked) leaves its place in `order` behind; such places are skipped when
+/// they come up, and `order` is rebuilt when they outnumber the live ones,
+/// so it never grows past twice the pending slides.
 #[derive(Default)]
 struct SlideQueue {
-    pending: HashMap<Uuid, Arc<Entry>>,
+    pending: HashMap<Uuid, (Arc<Entry>, Instant)>,
     order: BinaryHeap<Reverse<(Instant, Uuid)>>,
+}
+
+impl SlideQueue {
+    /// Drops the places of slides taken early once they are most of `order`.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.pending.len() + 1_024 {
+            self.order = self
+                .pending
+                .iter()
+                .map(|(u, (_, at))| Reverse((*at, *u)))
+                .collect();
+        }
+    }
 }
 
 /// How writing a slide ended, as the near cache needs to know it.
@@ -234,13 +250,24 @@ pub enum Lookup {
 }
 
 /// The right to fill one session's copy from one Redis answer; void if an
-/// invalidation of it or a flush comes first.
-#[derive(Debug)]
-pub struct Ticket {
+/// invalidation of it or a flush comes first. Dropped unused (Redis
+/// refused, failed, or the request was cancelled while it asked), it gives
+/// itself back: tickets never outlive their request.
+pub struct Ticket<'a> {
+    cache: &'a NearCache,
     uuid: Uuid,
     id: u64,
     epoch: u64,
     slide_ms: i64,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        // A later ticket of the same session is left alone.
+        self.cache
+            .fills
+            .remove_if(&self.uuid, |_, id| *id == self.id);
+    }
 }
 
 /// Why the near cache was emptied (the `reason` of its flush metric).
@@ -255,8 +282,23 @@ pub mod flush_reason {
     pub const LAGGED: &str = "lagged";
     /// wafer is stopping.
     pub const CLOSE: &str = "close";
+    /// A write of this instance to Redis failed (Redis may keep what it
+    /// replaced), or the pool that writes is down: copies could outlive a
+    /// change this instance acknowledged.
+    pub const WRITE_FAILED: &str = "write_failed";
+    /// The Redis Cluster's layout changed (a primary joined, left or
+    /// took slots): tracking must be proven on the new layout.
+    pub const LAYOUT: &str = "layout";
     /// Every reason, for registering the series.
-    pub const ALL: [&str; 5] = [LOST, RECONNECT, HEARTBEAT, LAGGED, CLOSE];
+    pub const ALL: [&str; 7] = [
+        LOST,
+        RECONNECT,
+        HEARTBEAT,
+        LAGGED,
+        CLOSE,
+        WRITE_FAILED,
+        LAYOUT,
+    ];
 }
 
 /// The near cache of one instance. See the module documentation for its
@@ -366,42 +408,66 @@ impl NearCache {
         if now > e.visited.load(Ordering::Relaxed) {
             e.visited.fetch_max(now, Ordering::AcqRel);
         }
+        // No room for its slide: Redis answers (and slides) it instead.
+        if now > e.written.load(Ordering::Acquire) && !self.queue_slide(&e) {
+            self.metrics.miss();
+            return Lookup::Ask;
+        }
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
-        }
-        if now > e.written.load(Ordering::Acquire) {
-            self.queue_slide(&e);
         }
         self.metrics.hit(true);
         Lookup::Accept(e.profile.clone())
     }
 
-    fn queue_slide(&self, e: &Arc<Entry>) {
+    /// Queues `e`'s slide (one per session); `false` when the queue is
+    /// full. Pending slides count against the cache's entry bound: each
+    /// holds its copy, which may have been evicted since.
+    fn queue_slide(&self, e: &Arc<Entry>) -> bool {
         // A load first: most hits find it queued, and a swap on every hit
         // would bounce the entry's cache line between cores.
-        if !e.queued.load(Ordering::Acquire) && !e.queued.swap(true, Ordering::AcqRel) {
-            if let Ok(mut q) = self.slides.lock() {
-                // A later copy's visit is the later one; the session keeps
-                // its place.
-                if q.pending.insert(e.uuid, e.clone()).is_none() {
-                    // Due between one and one and a half intervals from
-                    // now, by a share fixed per session (its uuid is
-                    // random): the sessions first seen together, as after a
-                    // restart, are not written in one burst every interval.
-                    let slide = e.slide_ms.load(Ordering::Relaxed).max(2);
-                    let slide = Duration::from_millis(u64::try_from(slide).unwrap_or(0));
-                    let share = f64::from(e.uuid.as_u128() as u16) / f64::from(u16::MAX);
-                    let at = Instant::now() + slide + (slide / 2).mul_f64(share);
-                    q.order.push(Reverse((at, e.uuid)));
-                }
-            }
+        if e.queued.load(Ordering::Acquire) || e.queued.swap(true, Ordering::AcqRel) {
+            return true;
         }
+        let Ok(mut q) = self.slides.lock() else {
+            e.queued.store(false, Ordering::Release);
+            return false;
+        };
+        if let Some((queued, _)) = q.pending.get_mut(&e.uuid) {
+            // A later copy's visit is the later one; the session keeps its
+            // place.
+            *queued = e.clone();
+            return true;
+        }
+        if q.pending.len() as u64 >= self.settings.max_entries.max(1) {
+            e.queued.store(false, Ordering::Release);
+            return false;
+        }
+        // Due between one and one and a half intervals from now, by a
+        // share fixed per session (its uuid is random): the sessions first
+        // seen together, as after a restart, are not written in one burst
+        // every interval.
+        let slide = e.slide_ms.load(Ordering::Relaxed).max(2);
+        let slide = Duration::from_millis(u64::try_from(slide).unwrap_or(0));
+        let share = f64::from(e.uuid.as_u128() as u16) / f64::from(u16::MAX);
+        let at = Instant::now() + slide + (slide / 2).mul_f64(share);
+        q.pending.insert(e.uuid, (e.clone(), at));
+        q.order.push(Reverse((at, e.uuid)));
+        true
+    }
+
+    /// Whether the slide queue has room for another session.
+    fn slides_have_room(&self) -> bool {
+        self.slides
+            .lock()
+            .is_ok_and(|q| (q.pending.len() as u64) < self.settings.max_entries.max(1))
     }
 
     /// The right to fill `creds`' session from the Redis answer about to be
-    /// asked for; `None` when the cache would not serve it anyway.
-    pub fn ticket(&self, creds: &Credentials) -> Option<Ticket> {
-        if !self.is_live() || !self.covers(creds) {
+    /// asked for; `None` when the cache would not serve it anyway (or could
+    /// not hold its slide).
+    pub fn ticket(&self, creds: &Credentials) -> Option<Ticket<'_>> {
+        if !self.is_live() || !self.covers(creds) || !self.slides_have_room() {
             return None;
         }
         // The epoch is read before the ticket is visible: a flush after
@@ -410,6 +476,7 @@ impl NearCache {
         let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         self.fills.insert(creds.uuid, id);
         Some(Ticket {
+            cache: self,
             uuid: creds.uuid,
             id,
             epoch,
@@ -420,11 +487,16 @@ impl NearCache {
     /// Fills the copy under `ticket`, unless it was voided. The copy is
     /// then queued to slide if it is ahead of Redis; so is a visit whose
     /// copy was voided (the auth was accepted: its visit must reach Redis).
-    pub fn fill(&self, ticket: Ticket, entry: Entry) {
+    /// Answers the slide to write at once when the queue had no room for it.
+    pub fn fill(&self, ticket: Ticket<'_>, entry: Entry) -> Option<PendingSlide> {
         entry.slide_ms.store(ticket.slide_ms, Ordering::Relaxed);
         let entry = Arc::new(entry);
-        if entry.visited() > entry.written.load(Ordering::Acquire) {
-            self.queue_slide(&entry);
+        let mut unqueued = None;
+        if entry.visited() > entry.written.load(Ordering::Acquire) && !self.queue_slide(&entry) {
+            unqueued = Some(PendingSlide {
+                visited: entry.visited(),
+                entry: entry.clone(),
+            });
         }
         let mut filled = false;
         // Under the ticket's shard lock: an invalidation removes the
@@ -438,21 +510,24 @@ impl NearCache {
             filled = true;
             true
         });
-        if !filled {
-            return;
+        if filled {
+            self.bytes
+                .fetch_add(i64::from(entry.weight), Ordering::Relaxed);
+            // A flush that began after the check above bumped the epoch
+            // first: drop what may have landed after it emptied the cache.
+            if self.epoch.load(Ordering::SeqCst) != ticket.epoch || !self.is_live() {
+                self.entries.invalidate(&ticket.uuid);
+            }
         }
-        self.bytes
-            .fetch_add(i64::from(entry.weight), Ordering::Relaxed);
-        // A flush that began after the check above bumped the epoch first:
-        // drop what may have landed after it emptied the cache.
-        if self.epoch.load(Ordering::SeqCst) != ticket.epoch || !self.is_live() {
-            self.entries.invalidate(&ticket.uuid);
-        }
+        unqueued
     }
 
-    /// Gives a ticket back unused (Redis refused, missed or failed).
-    pub fn abandon(&self, ticket: Ticket) {
-        self.fills.remove_if(&ticket.uuid, |_, id| *id == ticket.id);
+    /// Drops the copy of `uuid` and voids its fills: this instance has just
+    /// changed the session (login, logout, revoke, phone number) and
+    /// answers only once its own copy is gone, not when Redis' push comes.
+    pub fn forget(&self, uuid: Uuid) {
+        self.fills.remove(&uuid);
+        self.entries.invalidate(&uuid);
     }
 
     /// Drops the copy of `uuid`: Redis says it changed. Answers the copy
@@ -477,6 +552,7 @@ impl NearCache {
                     .written
                     .fetch_max(slide.visited, Ordering::AcqRel);
             }
+            // Its visit went to PostgreSQL (see the slide writer).
             SlideEnd::Gone => self.drop_copy(&slide.entry),
             SlideEnd::Failed => {}
         }
@@ -533,7 +609,10 @@ impl NearCache {
             }
             Err(_) => return Vec::new(),
         };
-        queued.into_values().map(Self::pending).collect()
+        queued
+            .into_values()
+            .map(|(e, _)| Self::pending(e))
+            .collect()
     }
 
     /// Takes the slides due at `now`.
@@ -545,9 +624,12 @@ impl NearCache {
                     break;
                 }
                 q.order.pop();
-                // Absent when written early (before Redis was asked).
-                if let Some(entry) = q.pending.remove(&uuid) {
-                    due.push(entry);
+                // Absent, or queued again since, when written early
+                // (before Redis was asked): that place is stale.
+                if q.pending.get(&uuid).is_some_and(|(_, due)| *due == at) {
+                    if let Some((entry, _)) = q.pending.remove(&uuid) {
+                        due.push(entry);
+                    }
                 }
             }
         }
@@ -556,8 +638,28 @@ impl NearCache {
 
     /// Takes the pending slide of session `uuid`, if any.
     pub fn take_slide(&self, uuid: Uuid) -> Option<PendingSlide> {
-        let entry = self.slides.lock().ok()?.pending.remove(&uuid)?;
+        let mut q = self.slides.lock().ok()?;
+        let (entry, _) = q.pending.remove(&uuid)?;
+        q.compact();
+        drop(q);
         Some(Self::pending(entry))
+    }
+
+    /// The visit session `uuid`'s pending slide would write, leaving it
+    /// queued (for PostgreSQL while Redis is away: the slide still goes to
+    /// Redis when it is back).
+    pub fn pending_visit(&self, uuid: Uuid) -> Option<i64> {
+        let q = self.slides.lock().ok()?;
+        q.pending.get(&uuid).map(|(e, _)| e.visited())
+    }
+
+    /// Pending slides, and the places in their queue (at most twice as
+    /// many, plus a constant).
+    pub fn slide_backlog(&self) -> (usize, usize) {
+        self.slides
+            .lock()
+            .map(|q| (q.pending.len(), q.order.len()))
+            .unwrap_or_default()
     }
 
     fn pending(entry: Arc<Entry>) -> PendingSlide {
@@ -566,9 +668,10 @@ impl NearCache {
         PendingSlide { entry, visited }
     }
 
-    /// Queues `slide` again (its write failed).
-    pub fn retry(&self, slide: PendingSlide) {
-        self.queue_slide(&slide.entry);
+    /// Queues `slide` again (its write failed or was cancelled); `false`
+    /// when the queue had no room (the caller hands its visit on).
+    pub fn retry(&self, slide: &PendingSlide) -> bool {
+        self.queue_slide(&slide.entry)
     }
 
     /// Sessions held (approximately: evictions are applied lazily) and the

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::clients::WithOptions;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy,
     Value,
@@ -268,17 +269,28 @@ impl Redis {
         key: String,
         args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
+        let send = || client.evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args());
+        self.eval_by(client, op, script, send).await
+    }
+
+    /// Runs `script` by `send`ing its SHA; on `NOSCRIPT` loads it through
+    /// `loader` (every node of a cluster) and sends it again.
+    async fn eval_by<F>(
+        &self,
+        loader: &Client,
+        op: Op,
+        script: &Script,
+        send: impl Fn() -> F + Send + Sync,
+    ) -> StoreResult<Value>
+    where
+        F: Future<Output = Result<Value, RedisError>> + Send,
+    {
         // Boxed by `bounded`, as every command.
         let call = async {
-            let first = client
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args())
-                .await;
-            match first {
+            match send().await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    script.load(client).await?;
-                    client
-                        .evalsha(script.sha1().clone(), key.as_str(), args())
-                        .await
+                    script.load(loader).await?;
+                    send().await
                 }
                 other => other,
             }
@@ -301,21 +313,25 @@ impl Redis {
     }
 
     /// [`Redis::authenticate`] writing nothing (the near cache slides the
-    /// session in process), recorded as `op`.
-    async fn peek(
+    /// session in process), sent on `node` (a view of `loader` bound to one
+    /// node, following no redirection), recorded as `op`.
+    async fn peek_on(
         &self,
+        node: &WithOptions<Client>,
+        loader: &Client,
         op: Op,
         creds: &Credentials,
         granularity_ms: i64,
     ) -> StoreResult<AuthOutcome> {
-        let args = || {
-            let mut a = auth_args(creds, granularity_ms);
-            a.push(Value::from_static_str("1"));
-            a
+        let sha = Value::from(self.auth.sha1().clone());
+        let key = Value::from(self.key(creds.uuid));
+        let send = || {
+            let mut args = vec![sha.clone(), Value::Integer(1), key.clone()];
+            args.extend(auth_args(creds, granularity_ms));
+            args.push(Value::from_static_str("1"));
+            node.custom::<Value, Value>(fred::cmd!("EVALSHA"), args)
         };
-        let reply = self
-            .eval(op, &self.auth, self.key(creds.uuid), args)
-            .await?;
+        let reply = self.eval_by(loader, op, &self.auth, send).await?;
         Ok(auth_outcome(reply))
     }
 
@@ -639,7 +655,7 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
 }
 
 pub use layout::{Visit, session_key};
-pub use tracking::{Slid, Slide, Tracked, TrackingEvent, TrackingEvents};
+pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
 
 /// The builder of every client of `config`: commands bounded by `timeout`,
 /// never retried (a failed one falls back to PostgreSQL), reconnecting

@@ -6,12 +6,22 @@
 //!   logout, revoke or slide; this instance's own writes too) is pushed
 //!   here as an invalidation. Broadcast mode needs no per-key state in Redis
 //!   and no reads on this connection to register interest.
-//! - The near cache's fills read and never write; its slides go through the
-//!   pool like every other command, and their writes come back as
-//!   invalidations too (Redis' `NOLOOP` does not cover writes made inside
-//!   scripts, Redis 7.0): `store::near` recognises its own slide's echo.
+//! - The near cache's fills read and never write, and they read here, on
+//!   a node this connection tracks, without following a redirection: a
+//!   copy is only ever made from a node whose changes reach this instance.
+//!   A session whose slot moved (or is moving) is answered through the
+//!   pool instead, and the layout change makes the cache go dark until
+//!   tracking is on on the new layout. Its slides go through the pool like
+//!   every other command, and their writes come back as invalidations too
+//!   (Redis' `NOLOOP` does not cover writes made inside scripts, Redis
+//!   7.0).
 //! - A cluster tracks per node: tracking is turned on on every primary
-//!   (fred's broadcast helper would turn it on for one).
+//!   (fred's broadcast helper would turn it on for one). The heartbeat
+//!   refreshes the layout and compares its primaries with the ones tracked:
+//!   a primary that joined, left or took slots is a new layout.
+//! - Without a cluster, the heartbeat also checks that the node is a
+//!   primary: a connection that came back to a demoted node would track a
+//!   replica while the pool writes elsewhere.
 //!
 //! `FLUSHALL` is announced by Redis as an invalidation of no key, which fred
 //! drops; the copies it leaves are of sessions PostgreSQL still holds (a
@@ -19,7 +29,7 @@
 //! Redis without it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
@@ -27,6 +37,7 @@ use fred::interfaces::{ClientInterface, ClusterInterface, EventInterface, Tracki
 use fred::prelude::{Client, ClientLike, Error as RedisError, Server, Value};
 use fred::types::RespVersion;
 use fred::types::client::Invalidation;
+use fred::types::config::Options;
 use fred::types::scripts::Script;
 use tokio::sync::broadcast::Receiver as BroadcastReceiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -51,6 +62,22 @@ pub struct Tracked {
     slide: Script,
     /// The tracked prefix: `{prefix}s:`.
     sessions: Arc<str>,
+    /// The primaries tracking was last turned on on (a cluster's; empty
+    /// for one server).
+    tracked: Mutex<Vec<Server>>,
+}
+
+/// What the heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    /// On, in broadcast mode, on every primary of the layout it was turned
+    /// on for.
+    On,
+    /// Off somewhere, or not provable (a node did not answer, or is a
+    /// replica).
+    Off,
+    /// The cluster's primaries are no longer those tracked.
+    Moved,
 }
 
 /// A slide the near cache held back, to write.
@@ -155,6 +182,7 @@ impl Tracked {
             redis: redis.clone(),
             client,
             slide: Script::from_lua(include_str!("slide.lua")),
+            tracked: Mutex::new(Vec::new()),
         })
     }
 
@@ -169,17 +197,32 @@ impl Tracked {
         }
     }
 
-    /// A handle on each node that holds sessions: every primary of a
-    /// cluster, or the one server. Empty while a cluster's layout is not
-    /// known yet.
-    fn nodes(&self) -> Vec<WithOptions<Client>> {
+    /// A cluster's primaries as the cluster says now (the layout is asked
+    /// again: this connection sends no keyed command that would tell it of
+    /// a move), sorted; empty for one server.
+    async fn primaries(&self) -> Result<Vec<Server>, RedisError> {
+        if !self.client.is_clustered() {
+            return Ok(Vec::new());
+        }
+        self.client.sync_cluster().await?;
+        let mut nodes = self
+            .client
+            .cached_cluster_state()
+            .map(|s| s.unique_primary_nodes())
+            .unwrap_or_default();
+        if nodes.is_empty() {
+            return Err(RedisError::new(ErrorKind::Cluster, "no cluster layout yet"));
+        }
+        nodes.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        Ok(nodes)
+    }
+
+    /// A handle on each of `primaries`, or on the one server.
+    fn handles(&self, primaries: &[Server]) -> Vec<WithOptions<Client>> {
         if self.client.is_clustered() {
-            self.client
-                .cached_cluster_state()
-                .map(|s| s.unique_primary_nodes())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| self.client.with_cluster_node(n))
+            primaries
+                .iter()
+                .map(|n| self.client.with_cluster_node(n.clone()))
                 .collect()
         } else {
             vec![self.client.with_options(&Default::default())]
@@ -187,14 +230,11 @@ impl Tracked {
     }
 
     /// Turns tracking on (again: off first, so the command is the same
-    /// whatever state a connection was left in) on every node.
+    /// whatever state a connection was left in) on every primary.
     pub async fn enable(&self) -> StoreResult<()> {
         let call = async {
-            let nodes = self.nodes();
-            if nodes.is_empty() {
-                return Err(RedisError::new(ErrorKind::Cluster, "no cluster layout yet"));
-            }
-            for node in nodes {
+            let primaries = self.primaries().await?;
+            for node in self.handles(&primaries) {
                 let _: Value = node
                     .client_tracking(
                         "off",
@@ -210,21 +250,34 @@ impl Tracked {
                     .client_tracking("on", None, &*self.sessions, true, false, false, false)
                     .await?;
             }
+            if let Ok(mut t) = self.tracked.lock() {
+                *t = primaries;
+            }
             Ok(())
         };
         self.redis.bounded(Op::Track, call).await
     }
 
-    /// Whether tracking is on, in broadcast mode, on every node (the
-    /// heartbeat: a connection that came back without it, or a node that
-    /// joined, says no).
-    pub async fn check(&self) -> StoreResult<bool> {
+    /// Whether tracking is on, in broadcast mode, on every primary, and
+    /// the primaries are those it was turned on on (the heartbeat: a
+    /// connection that came back without it, a demoted node, or a primary
+    /// that joined or took slots, says no).
+    pub async fn check(&self) -> StoreResult<Tracking> {
         let call = async {
-            let nodes = self.nodes();
-            if nodes.is_empty() {
-                return Ok(false);
+            let primaries = self.primaries().await?;
+            let same = self.tracked.lock().is_ok_and(|t| *t == primaries);
+            if !same {
+                return Ok(Tracking::Moved);
             }
-            for node in nodes {
+            let clustered = self.client.is_clustered();
+            for node in self.handles(&primaries) {
+                if !clustered {
+                    let role: Vec<Value> =
+                        node.custom(fred::cmd!("ROLE"), Vec::<Value>::new()).await?;
+                    if role.first().and_then(|r| r.as_str()).as_deref() != Some("master") {
+                        return Ok(Tracking::Off);
+                    }
+                }
                 let info: HashMap<String, Value> = node.client_trackinginfo().await?;
                 let flags: Vec<String> = info
                     .get("flags")
@@ -232,10 +285,10 @@ impl Tracked {
                     .and_then(|f| f.convert().ok())
                     .unwrap_or_default();
                 if !(flags.iter().any(|f| f == "on") && flags.iter().any(|f| f == "bcast")) {
-                    return Ok(false);
+                    return Ok(Tracking::Off);
                 }
             }
-            Ok(true)
+            Ok(Tracking::On)
         };
         self.redis.bounded(Op::Track, call).await
     }
@@ -245,6 +298,11 @@ impl Tracked {
     /// write here would come back as an invalidation of the copy it makes).
     /// `again`: a copy fetched again after a change (recorded as `peek`),
     /// not an auth (recorded as `auth`).
+    ///
+    /// Read on this connection, from the tracked primary that owns the
+    /// session's slot, following no redirection: an answer comes only from
+    /// a node whose changes are pushed here. A slot this connection does not
+    /// know on a tracked primary fails (and the caller asks the pool).
     pub async fn fetch(
         &self,
         creds: &Credentials,
@@ -252,7 +310,28 @@ impl Tracked {
         again: bool,
     ) -> StoreResult<AuthOutcome> {
         let op = if again { Op::Peek } else { Op::Auth };
-        self.redis.peek(op, creds, granularity_ms).await
+        let mut options = Options {
+            max_redirections: Some(0),
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        if self.client.is_clustered() {
+            let key = self.redis.key(creds.uuid);
+            let slot = fred::util::redis_keyslot(key.as_bytes());
+            let owner = self.client.cached_cluster_state().and_then(|state| {
+                let owner = state.get_server(slot)?.clone();
+                let tracked = self.tracked.lock().ok()?.contains(&owner);
+                tracked.then_some(owner)
+            });
+            let Some(owner) = owner else {
+                return Err(super::not_connected());
+            };
+            options.cluster_node = Some(owner);
+        }
+        let node = self.client.with_options(&options);
+        self.redis
+            .peek_on(&node, &self.client, op, creds, granularity_ms)
+            .await
     }
 
     /// Writes `slides`, all at once (fred pipelines them): one result per

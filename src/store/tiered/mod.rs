@@ -267,6 +267,23 @@ impl TieredStore {
         if let Ok(mut r) = self.repairs.lock() {
             r.insert(uuid);
         }
+        // Redis may hold what this write replaced: no copies of it here.
+        if let Some(near) = &self.near {
+            near.write_failed();
+        }
+    }
+
+    /// Whether evictions of failed Redis writes are waiting.
+    fn repairs_pending(&self) -> bool {
+        self.repairs.lock().map_or(true, |r| !r.is_empty())
+    }
+
+    /// Drops this instance's copy of session `uuid` once its change is in
+    /// Redis: the reply to the change must not race Redis' push.
+    fn forget_near(&self, uuid: Uuid) {
+        if let Some(near) = self.near_cache() {
+            near.forget(uuid);
+        }
     }
 
     /// Evicts the keys queued by failed Redis writes, once Redis answers.
@@ -313,6 +330,7 @@ impl TieredStore {
         if written.is_err() {
             self.queue_repair(record.uuid);
         }
+        self.forget_near(record.uuid);
     }
 
     /// Replaces a removed session by a tombstone in Redis.
@@ -326,6 +344,7 @@ impl TieredStore {
         if buried.is_err() {
             self.queue_repair(uuid);
         }
+        self.forget_near(uuid);
     }
 
     /// Auth from the record: on a Redis miss (then `repopulate`) or with
@@ -436,6 +455,7 @@ impl Store for TieredStore {
             self.cache(&record, &app.limits(), new.now).await;
         } else {
             self.queue_repair(record.uuid);
+            self.forget_near(record.uuid);
         }
         Ok(StoredLogin {
             // The first login of a (app, open_id) row: generation 1.

@@ -18,7 +18,7 @@ use crate::store::StoreResult;
 use crate::store::near::{
     Entry, Lookup, NearCache, NearSettings, PendingSlide, SlideEnd, Ticket, flush_reason,
 };
-use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, TrackingEvent};
+use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, Tracking, TrackingEvent, Visit};
 
 /// How often tracking is proven on every node. A connection lost without a
 /// word (a partition) empties the cache at most this plus the Redis
@@ -88,24 +88,55 @@ impl Near {
         creds: &Credentials,
         granularity_ms: i64,
     ) -> StoreResult<AuthOutcome> {
-        match self.cache.ticket(creds) {
-            Some(ticket) => self.fetch(ticket, creds, granularity_ms, true).await,
-            None => store.redis.authenticate(creds, granularity_ms).await,
+        let Some(ticket) = self.cache.ticket(creds) else {
+            return store.redis.authenticate(creds, granularity_ms).await;
+        };
+        let (outcome, unqueued) = self.fetch(ticket, creds, granularity_ms, true).await;
+        if outcome.is_err() {
+            // Not answered on a tracked node (its slot moved, or is
+            // moving): the pool answers, and the heartbeat looks at the
+            // layout now.
+            self.wake.notify_one();
+            return store.redis.authenticate(creds, granularity_ms).await;
         }
+        if let Ok(AuthOutcome::Accepted(_, v)) = &outcome {
+            if let Some(slide) = unqueued {
+                self.write_all(store, vec![slide]).await;
+            } else if self.expires_before_its_slide(creds, v) {
+                // Redis' copy would run out before the visit reached it.
+                self.catch_up(store, creds).await;
+            }
+        }
+        outcome
+    }
+
+    /// Whether Redis' copy of a session it answered as `v` runs out by its
+    /// sliding limit before a slide queued now is surely written: the
+    /// visit must then be written at once, or it is lost with the key.
+    fn expires_before_its_slide(&self, creds: &Credentials, v: &Visit) -> bool {
+        let limits = &creds.limits;
+        let sliding = v.visited.saturating_add(limits.session_ms);
+        let absolute = v.created.saturating_add(limits.login_ms);
+        // A slide is due within one and a half intervals; half more for
+        // the writer's round and the write itself.
+        let delay = self.cache.settings().slide_ms(limits.session_ms) * 2;
+        sliding < absolute && sliding - creds.now.0 < delay
     }
 
     /// Reads the session (writing nothing) and fills the copy under
     /// `ticket`; `visit`: the copy is made for an auth now (in use, and
-    /// slid), not fetched again after a change.
+    /// slid), not fetched again after a change. Answers, beside the
+    /// outcome, a slide the queue had no room for (to write at once).
     async fn fetch(
         &self,
-        ticket: Ticket,
+        ticket: Ticket<'_>,
         creds: &Credentials,
         granularity_ms: i64,
         visit: bool,
-    ) -> StoreResult<AuthOutcome> {
+    ) -> (StoreResult<AuthOutcome>, Option<PendingSlide>) {
         let outcome = self.tracked.fetch(creds, granularity_ms, !visit).await;
-        match &outcome {
+        // Any other answer drops the ticket, which gives it back.
+        let unqueued = match &outcome {
             Ok(AuthOutcome::Accepted(profile, v)) => self.cache.fill(
                 ticket,
                 Entry::new(
@@ -119,9 +150,9 @@ impl Near {
                     profile.clone(),
                 ),
             ),
-            _ => self.cache.abandon(ticket),
-        }
-        outcome
+            _ => None,
+        };
+        (outcome, unqueued)
     }
 
     /// Starts the work that keeps the cache true: the events (changes,
@@ -175,14 +206,13 @@ impl Near {
     }
 
     /// With Redis away: hands session `creds.uuid`'s pending visit to
-    /// PostgreSQL's write-behind (what the auth then reads), keeping the
-    /// slide for Redis' return.
+    /// PostgreSQL's write-behind (what the auth then reads), leaving the
+    /// slide queued, in its place, for Redis' return.
     pub fn hand_to_postgres(&self, store: &TieredStore, creds: &Credentials) {
-        if let Some(slide) = self.cache.take_slide(creds.uuid) {
+        if let Some(visited) = self.cache.pending_visit(creds.uuid) {
             store
                 .visits
-                .record(creds.uuid, crate::clock::Timestamp(slide.visited));
-            self.cache.retry(slide);
+                .record(creds.uuid, crate::clock::Timestamp(visited));
         }
     }
 
@@ -193,7 +223,7 @@ impl Near {
         let give_up = tokio::time::Instant::now() + store.redis.timeout();
         loop {
             if let Some(slide) = self.cache.take_slide(creds.uuid) {
-                self.write(store, std::slice::from_ref(&slide)).await;
+                self.write_all(store, vec![slide]).await;
                 return;
             }
             // Being written by the slide writer: wait for it (a write
@@ -224,9 +254,18 @@ impl Near {
         self.write_all(store, due).await;
     }
 
+    /// Writes `pending`, a batch at a time. All of them are marked as
+    /// being written from the start (a request about to ask Redis waits
+    /// for its session's slide, whichever batch holds it), and whatever a
+    /// cancellation leaves unwritten is queued again.
     async fn write_all(&self, store: &TieredStore, pending: Vec<PendingSlide>) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut in_flight = InFlight::new(self, store, &pending);
         for batch in pending.chunks(SLIDE_BATCH) {
             self.write(store, batch).await;
+            in_flight.settled(batch.len());
         }
     }
 
@@ -253,9 +292,6 @@ impl Near {
             ));
         }
         let slides: Vec<Slide<'_>> = todo.iter().map(|(_, s)| *s).collect();
-        if let Ok(mut w) = self.writing.lock() {
-            w.extend(slides.iter().map(|s| s.uuid));
-        }
         let results = self.tracked.slide(&slides).await;
         let (mut ok, mut gone, mut failed) = (0, 0, 0);
         for (&(p, _), result) in todo.iter().zip(results) {
@@ -273,25 +309,37 @@ impl Near {
                     SlideEnd::Unchanged
                 }
                 Ok(Slid::Gone) => {
+                    // Expired in Redis before the slide came, or Redis came
+                    // back empty: the visit was accepted, so PostgreSQL
+                    // keeps it (it only ever raises a last visit; a removed
+                    // session has no row to raise).
                     gone += 1;
+                    store.visits.record(p.entry.uuid, visit);
                     SlideEnd::Gone
                 }
                 Err(_) => {
                     failed += 1;
                     store.visits.record(p.entry.uuid, visit);
-                    self.cache.retry(p.clone());
+                    self.cache.retry(p);
                     SlideEnd::Failed
                 }
             };
             self.cache.slid(p, end);
         }
-        if let Ok(mut w) = self.writing.lock() {
-            for s in &slides {
-                w.remove(&s.uuid);
-            }
-        }
-        self.wrote.notify_waiters();
         self.cache.metrics().slides(ok, gone, failed);
+    }
+
+    /// Stops serving: a write of this instance to Redis failed, so Redis
+    /// may still hold what it replaced (until the repair evicts it), and
+    /// this instance must not keep or make copies of it.
+    pub fn write_failed(&self) {
+        if self.cache.is_live() {
+            self.cache.go_dark(flush_reason::WRITE_FAILED);
+            tracing::warn!(
+                "near cache emptied: a write to Redis failed; it serves again once the \
+                 repair has reached Redis"
+            );
+        }
     }
 
     /// Stops serving, writes what is held back, closes the connection.
@@ -300,6 +348,66 @@ impl Near {
         self.cache.go_dark(flush_reason::CLOSE);
         self.write_slides(store).await;
         self.tracked.quit().await;
+    }
+}
+
+/// Slides being written: their sessions are marked from the start to the
+/// end of their write (a request about to ask Redis waits for its own),
+/// and if the write is cancelled (the request that wrote a session's slide
+/// before asking Redis went away), the rest are queued again, or their
+/// visits handed to PostgreSQL when the queue has no room: a visit is never
+/// dropped, and no session stays marked.
+struct InFlight<'a> {
+    near: &'a Near,
+    store: &'a TieredStore,
+    slides: &'a [PendingSlide],
+    settled: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(near: &'a Near, store: &'a TieredStore, slides: &'a [PendingSlide]) -> Self {
+        if let Ok(mut w) = near.writing.lock() {
+            w.extend(slides.iter().map(|s| s.entry.uuid));
+        }
+        InFlight {
+            near,
+            store,
+            slides,
+            settled: 0,
+        }
+    }
+
+    /// The next `n` slides are written (or failed and were handled).
+    fn settled(&mut self, n: usize) {
+        let end = (self.settled + n).min(self.slides.len());
+        self.unmark(self.settled..end);
+        self.settled = end;
+    }
+
+    fn unmark(&self, range: std::ops::Range<usize>) {
+        if let Ok(mut w) = self.near.writing.lock() {
+            for s in &self.slides[range] {
+                w.remove(&s.entry.uuid);
+            }
+        }
+        self.near.wrote.notify_waiters();
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let rest = self.settled..self.slides.len();
+        if rest.is_empty() {
+            return;
+        }
+        for s in &self.slides[rest.clone()] {
+            if !self.near.cache.retry(s) {
+                self.store
+                    .visits
+                    .record(s.entry.uuid, crate::clock::Timestamp(s.visited));
+            }
+        }
+        self.unmark(rest);
     }
 }
 
@@ -326,6 +434,7 @@ async fn refill_dropped(store: Weak<TieredStore>, mut dropped: Receiver<Arc<Entr
             let granularity = store.every.visit.for_session_ms(creds.limits.session_ms);
             let ticket = near.cache.ticket(&creds)?;
             Some(async move {
+                // Fetched again, not for an auth: nothing to slide.
                 let _ = near.fetch(ticket, &creds, granularity, false).await;
             })
         });
@@ -349,15 +458,34 @@ async fn heartbeat(store: Weak<TieredStore>, wake: Arc<Notify>) {
             return;
         }
         let cache = &near.cache;
+        // This instance's changes must reach Redis before its copies may be
+        // trusted: none while the pool cannot write, or a failed write's
+        // repair is pending.
+        let writable = store.redis.is_connected() && !store.repairs_pending();
         if cache.is_live() {
-            if !matches!(near.tracked.check().await, Ok(true)) {
-                cache.go_dark(flush_reason::HEARTBEAT);
+            let found = if writable {
+                near.tracked.check().await
+            } else {
+                Ok(Tracking::Off)
+            };
+            let reason = match found {
+                Ok(Tracking::On) => None,
+                _ if !writable => Some(flush_reason::WRITE_FAILED),
+                Ok(Tracking::Moved) => Some(flush_reason::LAYOUT),
+                Ok(Tracking::Off) | Err(_) => Some(flush_reason::HEARTBEAT),
+            };
+            if let Some(reason) = reason {
+                cache.go_dark(reason);
                 tracing::warn!(
-                    "near cache emptied: the heartbeat found Redis' tracking of sessions off \
-                     or not answering; auths go to Redis until it is back"
+                    reason,
+                    "near cache emptied: Redis' tracking of sessions could not be proven on \
+                     every primary, or this instance cannot write to Redis; auths go to Redis \
+                     until it is back"
                 );
+                // Turned on again on the new layout at once.
+                near.wake.notify_one();
             }
-        } else {
+        } else if writable {
             let losses = near.losses.load(Ordering::SeqCst);
             // Live only if no loss came while tracking was turned on (the
             // next heartbeat would catch it, but not at once).
