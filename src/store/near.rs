@@ -653,6 +653,11 @@ impl NearCache {
         q.pending.get(&uuid).map(|(e, _)| e.visited())
     }
 
+    /// Fills in flight (tickets issued and not yet used or given back).
+    pub fn fills_in_flight(&self) -> usize {
+        self.fills.len()
+    }
+
     /// Pending slides, and the places in their queue (at most twice as
     /// many, plus a constant).
     pub fn slide_backlog(&self) -> (usize, usize) {

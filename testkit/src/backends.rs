@@ -512,6 +512,9 @@ pub struct RedisCluster {
     dir: std::path::PathBuf,
     /// The CA file of a TLS cluster.
     tls: Option<std::path::PathBuf>,
+    /// The certificates' directory and the server certificate's name, for
+    /// nodes that join later.
+    certs: Option<(std::path::PathBuf, String)>,
 }
 
 impl RedisCluster {
@@ -537,40 +540,10 @@ impl RedisCluster {
             nodes: Vec::new(),
             dir: dir.clone(),
             tls: tls.map(|(d, _)| d.join("ca.pem")),
+            certs: tls.map(|(d, c)| (d.to_path_buf(), c.to_string())),
         };
         for port in &ports {
-            let mut cmd = Command::new("redis-server");
-            cmd.current_dir(&dir);
-            match tls {
-                None => {
-                    cmd.args(["--port", &port.to_string()]);
-                }
-                Some((certs, cert)) => {
-                    let file = |name: String| certs.join(name).to_string_lossy().into_owned();
-                    cmd.args([
-                        "--port",
-                        "0",
-                        "--tls-port",
-                        &port.to_string(),
-                        "--tls-cluster",
-                        "yes",
-                    ])
-                    .args(["--tls-cert-file", &file(format!("{cert}.pem"))])
-                    .args(["--tls-key-file", &file(format!("{cert}.key"))])
-                    .args(["--tls-ca-cert-file", &file("ca.pem".into())])
-                    .args(["--tls-auth-clients", "no"]);
-                }
-            }
-            let child = cmd
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--cluster-node-timeout", "2000"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (scripts/test installs it)");
+            let child = cluster.spawn_node(*port);
             cluster.nodes.push(child);
         }
         for port in &ports {
@@ -613,6 +586,139 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the Redis Cluster did not reach cluster_state:ok");
+    }
+
+    /// Starts a cluster-enabled redis-server on `port` (not joined yet).
+    fn spawn_node(&self, port: u16) -> Child {
+        let mut cmd = Command::new("redis-server");
+        cmd.current_dir(&self.dir);
+        match &self.certs {
+            None => {
+                cmd.args(["--port", &port.to_string()]);
+            }
+            Some((certs, cert)) => {
+                let file = |name: String| certs.join(name).to_string_lossy().into_owned();
+                cmd.args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cluster",
+                    "yes",
+                ])
+                .args(["--tls-cert-file", &file(format!("{cert}.pem"))])
+                .args(["--tls-key-file", &file(format!("{cert}.key"))])
+                .args(["--tls-ca-cert-file", &file("ca.pem".into())])
+                .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        cmd.args(["--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)")
+    }
+
+    /// The node id of the master on `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        let out = self
+            .cli()
+            .args(["-p", &port.to_string(), "CLUSTER", "MYID"])
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts a fourth (fifth, ...) master and joins it to the running
+    /// cluster, owning no slots yet; answers its port.
+    pub fn add_primary(&mut self) -> u16 {
+        let port = free_port();
+        let child = self.spawn_node(port);
+        self.nodes.push(child);
+        let mut up = false;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(up, "new cluster node on port {port} did not start");
+        let out = self
+            .cli()
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{}", self.ports[0]))
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster add-node failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.ports.push(port);
+        // Known to every node before slots move to it.
+        for _ in 0..200 {
+            let known = self.ports.iter().all(|p| {
+                self.cli()
+                    .args(["-p", &p.to_string(), "CLUSTER", "NODES"])
+                    .output()
+                    .map(|o| {
+                        let nodes = String::from_utf8_lossy(&o.stdout);
+                        nodes.lines().filter(|l| l.contains("master")).count() == self.ports.len()
+                            && !nodes.contains("handshake")
+                    })
+                    .unwrap_or(false)
+                    && self
+                        .cli()
+                        .args(["-p", &p.to_string(), "CLUSTER", "INFO"])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                        .unwrap_or(false)
+            });
+            if known {
+                return port;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the new master on port {port} did not join the cluster");
+    }
+
+    /// Moves `slots` slots (and their keys) from the master on `from` to
+    /// the master on `to`, as `redis-cli --cluster reshard` does while
+    /// clients keep using the cluster.
+    pub fn move_slots(&self, from: u16, to: u16, slots: u32) {
+        let out = self
+            .cli()
+            .args(["--cluster", "reshard"])
+            .arg(format!("127.0.0.1:{}", self.ports[0]))
+            .args(["--cluster-from", &self.node_id(from)])
+            .args(["--cluster-to", &self.node_id(to)])
+            .args(["--cluster-slots", &slots.to_string()])
+            .arg("--cluster-yes")
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster reshard failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Whether the master on `port` holds `key` (it owns the key's slot
+    /// and the key exists there).
+    pub fn holds(&self, port: u16, key: &str) -> bool {
+        let out = self
+            .cli()
+            .args(["-p", &port.to_string(), "EXISTS", key])
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
     }
 
     /// `redis-cli`, over TLS for a TLS cluster.

@@ -375,3 +375,291 @@ async fn with_redis_away_a_held_back_visit_reaches_postgres() {
     // And past that visit's limit it is refused.
     assert!(!accepts(&s, &creds(&app, uuid, &skey, T0.plus_millis(80_000_000))).await);
 }
+
+/// A store on `redis_url` whose slides are held for `slide` (none is
+/// written during a test unless it forces one), with its guards. Sessions
+/// of ten slides or more are served from its near cache.
+async fn held_store(
+    redis_url: &str,
+    slide: Duration,
+) -> (Arc<TieredStore>, backends::TestDb, backends::TestPrefix) {
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let every = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings {
+            slide: wafer::store::tiered::VisitGranularity::Every(slide),
+            ..wafer::store::near::NearSettings::DEFAULT
+        }),
+        ..backends::test_intervals()
+    };
+    let s = backends::tiered_with(redis_url, &db, &prefix, every).await;
+    (s, db, prefix)
+}
+
+/// Runs `redis-cli` with `args` against `url`, answering its output.
+fn cli(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_auth_near_the_end_of_the_idle_window_is_never_lost() {
+    wafer_testkit::require_servers!();
+    // Slides due 2-3 s after an auth; sessions of 30 s.
+    let url = backends::redis_url();
+    let (s, _db, prefix) = held_store(&url, Duration::from_secs(2)).await;
+    let mut spec = new_app("wxlone");
+    spec.session_duration = 30;
+    let app = s.create_app(spec, T0).await.unwrap();
+    let login_at = SystemClock.now();
+    let (mut n, skey) = login(&app, "o-lone", None, login_at);
+    n.now = login_at;
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    // Redis' copy has 1.5 s left, as at the end of its idle window: the
+    // auth below comes 28.5 s into the 30 s window.
+    let key = format!("{}s:{{{uuid}}}", prefix.as_str());
+    assert_eq!(cli(&url, &["PEXPIRE", &key, "1500"]), "1");
+    let at = login_at.plus_millis(28_500);
+    assert!(accepts(&s, &creds(&app, uuid, &skey, at)).await);
+    // Without the visit written at once, the key would be gone by now and
+    // the slide (due in 2-3 s) would find nothing.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let ttl: i64 = cli(&url, &["PTTL", &key]).parse().unwrap();
+    assert!(ttl > 20_000, "Redis lost the session: PTTL {ttl}");
+    // The user comes back 25 s after that auth (55 s after login): alive.
+    let back = at.plus_millis(25_000);
+    assert!(accepts(&s, &creds(&app, uuid, &skey, back)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_visits_survive_a_redis_that_comes_back_empty() {
+    wafer_testkit::require_servers!();
+    let mut redis = PrivateRedis::start();
+    let (s, _db, _prefix) = held_store(&redis.url(), Duration::from_secs(2)).await;
+    let mut spec = new_app("wxempty");
+    spec.session_duration = 30;
+    let app = s.create_app(spec, T0).await.unwrap();
+    let (n, skey) = login(&app, "o-empty", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let at = |ms| creds(&app, uuid, &skey, T0.plus_millis(ms));
+    cached(&s, &at(1_000)).await;
+    // Seen at 20 s, held back: only this instance knows that visit.
+    assert!(accepts(&s, &at(20_000)).await);
+    assert!(s.near_cache().unwrap().holds(uuid));
+    // Redis restarts empty before the slide is due.
+    redis.restart();
+    assert!(s.wait_near_live(Duration::from_secs(10)).await);
+    // The slide comes due, finds nothing, and hands its visit on.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    s.flush_visits().await;
+    // At 45 s the session lives only by the 20 s visit.
+    assert!(
+        accepts(&s, &at(45_000)).await,
+        "the held-back visit was lost with Redis' keys"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_auths_leave_no_ticket_and_no_slide_marked() {
+    wafer_testkit::require_servers!();
+    let (s, _db, _prefix) = held_store(&backends::redis_url(), Duration::from_secs(60)).await;
+    let near = s.near_cache().unwrap();
+    let app = s.create_app(new_app("wxcancel"), T0).await.unwrap();
+    // Forged ids, each request dropped while Redis is being asked (a
+    // client that went away): the first poll takes a ticket and sends.
+    for _ in 0..2_000 {
+        let c = creds(
+            &app,
+            Uuid::new_v4(),
+            &Skey::mint().unwrap(),
+            T0.plus_millis(1),
+        );
+        let _ = tokio::time::timeout(Duration::ZERO, s.authenticate(&c)).await;
+    }
+    assert_eq!(near.fills_in_flight(), 0, "cancelled fills kept tickets");
+
+    // A request cancelled while it writes its session's held-back slide
+    // (before asking Redis about it) leaves nothing marked, and the slide
+    // queued again.
+    let (n, skey) = login(&app, "o-cancel", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let at = |ms| creds(&app, uuid, &skey, T0.plus_millis(ms));
+    cached(&s, &at(1_000)).await;
+    assert!(accepts(&s, &at(2_000)).await);
+    // Past the copy's own expiry: asked of Redis, after its slide.
+    let late = at(40 * 86_400_000);
+    let _ = tokio::time::timeout(Duration::ZERO, s.authenticate(&late)).await;
+    assert_eq!(s.slides_being_written(), 0, "a session stays marked");
+    assert_eq!(near.slide_backlog().0, 1, "the slide is queued again");
+    // A later request is not held up by it.
+    let started = Instant::now();
+    assert!(accepts(&s, &at(3_000)).await);
+    assert!(started.elapsed() < Duration::from_millis(400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_held_slides_do_not_grow_with_the_auth_rate() {
+    wafer_testkit::require_servers!();
+    let mut redis = PrivateRedis::start();
+    let (s, _db, _prefix) = held_store(&redis.url(), Duration::from_secs(60)).await;
+    let near = s.near_cache().unwrap();
+    let app = s.create_app(new_app("wxaway"), T0).await.unwrap();
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        let (n, skey) = login(&app, &format!("o-away-{i}"), None, T0);
+        let uuid = s.upsert_session(n).await.unwrap().uuid;
+        let c = creds(&app, uuid, &skey, T0.plus_millis(1_000));
+        cached(&s, &c).await;
+        assert!(accepts(&s, &creds(&app, uuid, &skey, T0.plus_millis(2_000))).await);
+        sessions.push((uuid, skey));
+    }
+    assert_eq!(near.slide_backlog().0, 50);
+    redis.stop();
+    let started = Instant::now();
+    while near.is_live() {
+        assert!(started.elapsed() < Duration::from_secs(2), "still serving");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // 20,000 auths served from PostgreSQL: each session's slide stays
+    // queued once, in one place.
+    for round in 0..400 {
+        for (uuid, skey) in &sessions {
+            let c = creds(&app, *uuid, skey, T0.plus_millis(3_000 + round));
+            assert!(accepts(&s, &c).await);
+        }
+    }
+    let (pending, places) = near.slide_backlog();
+    assert_eq!(pending, 50);
+    assert!(
+        places <= 2 * pending + 1_024,
+        "{places} places for {pending} slides"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_change_is_seen_by_its_own_instance_at_once() {
+    wafer_testkit::require_servers!();
+    let redis = PrivateRedis::start();
+    let (s, _db, _prefix) = held_store(&redis.url(), Duration::from_secs(60)).await;
+    let app = s.create_app(new_app("wxown"), T0).await.unwrap();
+    let near = s.near_cache().unwrap();
+    let session = |open_id: &'static str| {
+        let s = &s;
+        let app = &app;
+        async move {
+            let (n, skey) = login(app, open_id, None, T0);
+            let uuid = s.upsert_session(n).await.unwrap().uuid;
+            let c = creds(app, uuid, &skey, T0.plus_millis(1_000));
+            cached(s, &c).await;
+            c
+        }
+    };
+    // Logout, revoke, re-login: the copy is gone when the call returns.
+    let c = session("o-own-logout").await;
+    assert!(s.logout(&c).await.unwrap());
+    assert!(!near.holds(c.uuid));
+    assert!(!accepts(&s, &c).await);
+    let c = session("o-own-revoke").await;
+    assert!(s.revoke(c.uuid).await.unwrap());
+    assert!(!near.holds(c.uuid));
+    let c = session("o-own-relogin").await;
+    let (n, skey) = login(&app, "o-own-relogin", None, T0.plus_millis(2_000));
+    assert_eq!(s.upsert_session(n).await.unwrap().uuid, c.uuid);
+    assert!(accepts(&s, &creds(&app, c.uuid, &skey, T0.plus_millis(3_000))).await);
+    assert!(!accepts(&s, &c).await);
+
+    // Redis takes no writes (tracking still up): the revoke's tombstone is
+    // not written, so this instance stops serving copies.
+    let c = session("o-own-paused").await;
+    assert!(
+        redis
+            .cli(&["CLIENT", "PAUSE", "2000", "WRITE"])
+            .contains("OK")
+    );
+    assert!(s.revoke(c.uuid).await.unwrap());
+    assert!(!near.is_live(), "serving copies it cannot keep true");
+    assert!(!accepts(&s, &c).await, "the revoked session accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshard_under_load_loses_no_change() {
+    wafer_testkit::require_servers!();
+    let mut cluster = backends::RedisCluster::start();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    // Slides held for a minute: only invalidations keep the copies true.
+    let every = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings {
+            slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
+            ..wafer::store::near::NearSettings::DEFAULT
+        }),
+        ..backends::test_intervals()
+    };
+    let a = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
+    let b = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
+    let app = a.create_app(new_app("wxreshard"), T0).await.unwrap();
+    b.refresh_apps().await;
+    let mut sessions = Vec::new();
+    for i in 0..300 {
+        let (n, skey) = login(&app, &format!("o-{i}"), None, T0);
+        let uuid = a.upsert_session(n).await.unwrap().uuid;
+        sessions.push((
+            format!("o-{i}"),
+            creds(&app, uuid, &skey, T0.plus_millis(1_000)),
+        ));
+    }
+    // Auth load on B over every session while the cluster reshards.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (b, stop) = (b.clone(), stop.clone());
+        let all: Vec<Credentials> = sessions.iter().map(|(_, c)| c.clone()).collect();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                for c in &all {
+                    assert!(b.authenticate(c).await.unwrap().is_some());
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let from = cluster.ports[0];
+    let (cluster, to) = tokio::task::spawn_blocking(move || {
+        let to = cluster.add_primary();
+        cluster.move_slots(from, to, 2_000);
+        (cluster, to)
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+
+    let moved: Vec<&(String, Credentials)> = sessions
+        .iter()
+        .filter(|(_, c)| cluster.holds(to, &format!("{}s:{{{}}}", prefix.as_str(), c.uuid)))
+        .collect();
+    assert!(moved.len() >= 10, "{} sessions moved", moved.len());
+    assert!(b.wait_near_live(Duration::from_secs(5)).await);
+    // B holds copies of the moved sessions (from their new primary).
+    for (_, c) in &moved {
+        cached(&b, c).await;
+    }
+    // Revoked or logged in again through A: B refuses the old, accepts
+    // the new.
+    for (i, (open_id, c)) in moved.iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(a.revoke(c.uuid).await.unwrap());
+            refused_after(&b, c).await;
+        } else {
+            let (n, skey) = login(&app, open_id, None, T0.plus_millis(2_000));
+            assert_eq!(a.upsert_session(n).await.unwrap().uuid, c.uuid);
+            refused_after(&b, c).await;
+            let new = creds(&app, c.uuid, &skey, T0.plus_millis(3_000));
+            assert!(accepts(&b, &new).await, "the new skey refused");
+        }
+    }
+}

@@ -191,6 +191,11 @@ impl TieredStore {
         true
     }
 
+    /// Sessions whose held-back slide is being written to Redis now.
+    pub fn slides_being_written(&self) -> usize {
+        self.near.as_ref().map_or(0, Near::being_written)
+    }
+
     /// Writes the near cache's held-back slides to Redis now.
     pub async fn write_slides(&self) {
         if let Some(near) = &self.near {

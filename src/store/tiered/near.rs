@@ -73,6 +73,11 @@ impl Near {
         &self.cache
     }
 
+    /// Sessions whose slide is being written now.
+    pub fn being_written(&self) -> usize {
+        self.writing.lock().map_or(0, |w| w.len())
+    }
+
     /// What the cache says of `creds`.
     pub fn lookup(&self, creds: &Credentials) -> Lookup {
         self.cache.lookup(creds)
