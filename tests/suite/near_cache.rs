@@ -449,7 +449,6 @@ async fn pending_visits_survive_a_redis_that_comes_back_empty() {
     cached(&s, &at(1_000)).await;
     // Seen at 20 s, held back: only this instance knows that visit.
     assert!(accepts(&s, &at(20_000)).await);
-    assert!(s.near_cache().unwrap().holds(uuid));
     // Redis restarts empty before the slide is due.
     redis.restart();
     assert!(s.wait_near_live(Duration::from_secs(10)).await);
