@@ -36,8 +36,14 @@
 //!    newest visit always is. Redis' copy lags by at most one and a half
 //!    intervals, 15% of any session served here, so no other instance sees
 //!    it expire early. A fill never writes (its visit is slid like a
-//!    hit's). Before Redis is asked about a session, its pending slide is
-//!    written: Redis never judges by a visit this instance has held back.
+//!    hit's), unless Redis' copy would run out before the slide is due:
+//!    then the visit is written at once. Before Redis is asked about a
+//!    session, its pending slide is written: Redis never judges by a visit
+//!    this instance has held back. A slide that finds the session gone
+//!    from Redis hands its visit to PostgreSQL.
+//! 6. **Own changes need no push.** This instance drops its copy of a
+//!    session it changed before it answers, and goes dark while a write of
+//!    its to Redis has failed (see `tiered/near.rs`).
 //!
 //! Every write to a session comes back as an invalidation, this instance's
 //! own slides too (Redis' `NOLOOP` does not cover writes made in scripts, and
