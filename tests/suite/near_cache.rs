@@ -588,3 +588,85 @@ async fn an_acknowledged_change_is_seen_by_its_own_instance_at_once() {
     assert!(!near.is_live(), "serving copies it cannot keep true");
     assert!(!accepts(&s, &c).await, "the revoked session accepted");
 }
+/// A primary joins the cluster and takes slots while B answers auths: B's
+/// copies of the moved sessions come from the new primary, and a revoke or
+/// re-login there reaches them (B tracks the new primary before it serves
+/// copies from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshard_under_load_loses_no_change() {
+    wafer_testkit::require_servers!();
+    let mut cluster = backends::RedisCluster::start();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    // Slides held for a minute: only invalidations keep the copies true.
+    let every = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings {
+            slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
+            ..wafer::store::near::NearSettings::DEFAULT
+        }),
+        ..backends::test_intervals()
+    };
+    let a = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
+    let b = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
+    let app = a.create_app(new_app("wxreshard"), T0).await.unwrap();
+    b.refresh_apps().await;
+    let mut sessions = Vec::new();
+    for i in 0..300 {
+        let (n, skey) = login(&app, &format!("o-{i}"), None, T0);
+        let uuid = a.upsert_session(n).await.unwrap().uuid;
+        sessions.push((
+            format!("o-{i}"),
+            creds(&app, uuid, &skey, T0.plus_millis(1_000)),
+        ));
+    }
+    // Auth load on B over every session while the cluster reshards.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (b, stop) = (b.clone(), stop.clone());
+        let all: Vec<Credentials> = sessions.iter().map(|(_, c)| *c).collect();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                for c in &all {
+                    assert!(b.authenticate(c).await.unwrap().is_some());
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let from = cluster.ports[0];
+    let (cluster, to) = tokio::task::spawn_blocking(move || {
+        let to = cluster.add_primary();
+        cluster.move_slots(from, to, 2_000);
+        (cluster, to)
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+
+    let moved: Vec<&(String, Credentials)> = sessions
+        .iter()
+        .filter(|(_, c)| cluster.holds(to, &format!("{}s:{{{}}}", prefix.as_str(), c.uuid)))
+        .collect();
+    assert!(moved.len() >= 10, "{} sessions moved", moved.len());
+    assert!(b.wait_near_live(Duration::from_secs(5)).await);
+    // B holds copies of the moved sessions (from their new primary).
+    for (_, c) in &moved {
+        cached(&b, c).await;
+    }
+    // Revoked or logged in again through A: B refuses the old, accepts
+    // the new.
+    for (i, (open_id, c)) in moved.iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(a.revoke(c.uuid).await.unwrap());
+            refused_after(&b, c).await;
+        } else {
+            let (n, skey) = login(&app, open_id, None, T0.plus_millis(2_000));
+            assert_eq!(a.upsert_session(n).await.unwrap().uuid, c.uuid);
+            refused_after(&b, c).await;
+            let new = creds(&app, c.uuid, &skey, T0.plus_millis(3_000));
+            assert!(accepts(&b, &new).await, "the new skey refused");
+        }
+    }
+}

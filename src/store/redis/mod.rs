@@ -270,26 +270,28 @@ impl Redis {
         args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
         let send = || client.evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args());
-        self.eval_by(client, op, script, send).await
+        // Every node of a cluster: the next key may live on any.
+        let load = || script.load(client);
+        self.eval_by(op, load, send).await
     }
 
-    /// Runs `script` by `send`ing its SHA; on `NOSCRIPT` loads it through
-    /// `loader` (every node of a cluster) and sends it again.
-    async fn eval_by<F>(
+    /// Runs a script by `send`ing its SHA; on `NOSCRIPT` `load`s it and
+    /// sends it again.
+    async fn eval_by<L, F>(
         &self,
-        loader: &Client,
         op: Op,
-        script: &Script,
+        load: impl Fn() -> L + Send + Sync,
         send: impl Fn() -> F + Send + Sync,
     ) -> StoreResult<Value>
     where
+        L: Future<Output = Result<(), RedisError>> + Send,
         F: Future<Output = Result<Value, RedisError>> + Send,
     {
         // Boxed by `bounded`, as every command.
         let call = async {
             match send().await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    script.load(loader).await?;
+                    load().await?;
                     send().await
                 }
                 other => other,
@@ -313,25 +315,40 @@ impl Redis {
     }
 
     /// [`Redis::authenticate`] writing nothing (the near cache slides the
-    /// session in process), sent on `node` (a view of `loader` bound to one
-    /// node, following no redirection), recorded as `op`.
+    /// session in process), sent on `node` (a client bound to one node,
+    /// following no redirection), recorded as `op`. A node that lacks the
+    /// script gets it on the same connection (a node that just joined a
+    /// cluster has none).
     async fn peek_on(
         &self,
         node: &WithOptions<Client>,
-        loader: &Client,
         op: Op,
         creds: &Credentials,
         granularity_ms: i64,
     ) -> StoreResult<AuthOutcome> {
+        use fred::types::ClusterHash;
         let sha = Value::from(self.auth.sha1().clone());
-        let key = Value::from(self.key(creds.uuid));
+        let key = self.key(creds.uuid);
+        // Routed by the session key's slot (a custom command's first
+        // argument here is the script's SHA, not a key).
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let key = Value::from(key);
         let send = || {
             let mut args = vec![sha.clone(), Value::Integer(1), key.clone()];
             args.extend(auth_args(creds, granularity_ms));
             args.push(Value::from_static_str("1"));
-            node.custom::<Value, Value>(fred::cmd!("EVALSHA"), args)
+            let evalsha = fred::cmd!("EVALSHA", hash: ClusterHash::Custom(slot));
+            node.custom::<Value, Value>(evalsha, args)
         };
-        let reply = self.eval_by(loader, op, &self.auth, send).await?;
+        let load = || async {
+            let args = vec![
+                Value::from_static_str("LOAD"),
+                Value::from_static_str(AUTH_SCRIPT),
+            ];
+            let load = fred::cmd!("SCRIPT", hash: ClusterHash::Custom(slot));
+            node.custom::<Value, Value>(load, args).await.map(drop)
+        };
+        let reply = self.eval_by(op, load, send).await?;
         Ok(auth_outcome(reply))
     }
 
@@ -661,6 +678,15 @@ pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents
 /// never retried (a failed one falls back to PostgreSQL), reconnecting
 /// forever (Redis coming back must not need a restart).
 fn builder(config: Config, timeout: Duration) -> Builder {
+    builder_with(config, timeout, |_| {})
+}
+
+/// [`builder`], with `more` connection settings.
+fn builder_with(
+    config: Config,
+    timeout: Duration,
+    more: impl FnOnce(&mut fred::types::config::ConnectionConfig),
+) -> Builder {
     let mut b = Builder::from_config(config);
     b.with_performance_config(|p| p.default_command_timeout = timeout)
         .with_connection_config(|c| {
@@ -673,6 +699,7 @@ fn builder(config: Config, timeout: Duration) -> Builder {
                 nodelay: Some(true),
                 ..Default::default()
             };
+            more(c);
         })
         // Backing off to 2 s.
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));

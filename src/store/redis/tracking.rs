@@ -43,7 +43,7 @@ use tokio::sync::broadcast::Receiver as BroadcastReceiver;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{AuthOutcome, Redis, builder, layout};
+use super::{AuthOutcome, Redis, builder_with, layout};
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Limits};
 use crate::domain::skey::SkeyHash;
@@ -171,7 +171,10 @@ impl Tracked {
     pub fn connect(redis: &Redis) -> Result<Self, ConnectError> {
         let mut config = redis.config.clone();
         config.version = RespVersion::RESP3;
-        let mut b = builder(config, redis.timeout);
+        // A redirection is refused, not followed: an answer comes only
+        // from the node the layout names (fred still learns the new
+        // layout from it).
+        let mut b = builder_with(config, redis.timeout, |c| c.max_redirections = 0);
         b.with_performance_config(|p| p.broadcast_channel_capacity = INVALIDATION_BUFFER);
         let client = b.build().map_err(|_| ConnectError::Pool {
             backend: Backend::Redis,
@@ -299,10 +302,11 @@ impl Tracked {
     /// `again`: a copy fetched again after a change (recorded as `peek`),
     /// not an auth (recorded as `auth`).
     ///
-    /// Read on this connection, from the tracked primary that owns the
-    /// session's slot, following no redirection: an answer comes only from
-    /// a node whose changes are pushed here. A slot this connection does not
-    /// know on a tracked primary fails (and the caller asks the pool).
+    /// Read on this connection, from the primary its layout names as the
+    /// slot's owner, only when tracking is on on that primary, and
+    /// following no redirection (`MOVED` or `ASK`): an answer comes only
+    /// from a node whose changes are pushed here. Anything else fails, and
+    /// the caller asks the pool.
     pub async fn fetch(
         &self,
         creds: &Credentials,
@@ -310,28 +314,35 @@ impl Tracked {
         again: bool,
     ) -> StoreResult<AuthOutcome> {
         let op = if again { Op::Peek } else { Op::Auth };
-        let mut options = Options {
-            max_redirections: Some(0),
-            max_attempts: Some(1),
-            ..Default::default()
-        };
-        if self.client.is_clustered() {
-            let key = self.redis.key(creds.uuid);
-            let slot = fred::util::redis_keyslot(key.as_bytes());
-            let owner = self.client.cached_cluster_state().and_then(|state| {
-                let owner = state.get_server(slot)?.clone();
-                let tracked = self.tracked.lock().ok()?.contains(&owner);
-                tracked.then_some(owner)
-            });
-            let Some(owner) = owner else {
-                return Err(super::not_connected());
-            };
-            options.cluster_node = Some(owner);
+        let slot = fred::util::redis_keyslot(self.redis.key(creds.uuid).as_bytes());
+        if !self.owned_by_tracked(slot) {
+            return Err(super::not_connected());
         }
-        let node = self.client.with_options(&options);
-        self.redis
-            .peek_on(&node, &self.client, op, creds, granularity_ms)
-            .await
+        let node = self.client.with_options(&Options::default());
+        let outcome = self.redis.peek_on(&node, op, creds, granularity_ms).await?;
+        // A layout learnt meanwhile (a redirection refused here refreshes
+        // it) may name an owner tracking is not on yet.
+        if !self.owned_by_tracked(slot) {
+            return Err(super::not_connected());
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the primary that owns `slot` in this connection's layout is
+    /// one tracking is on on (always, for one server).
+    fn owned_by_tracked(&self, slot: u16) -> bool {
+        if !self.client.is_clustered() {
+            return true;
+        }
+        let Some(state) = self.client.cached_cluster_state() else {
+            return false;
+        };
+        let Ok(tracked) = self.tracked.lock() else {
+            return false;
+        };
+        state
+            .get_server(slot)
+            .is_some_and(|owner| tracked.contains(owner))
     }
 
     /// Writes `slides`, all at once (fred pipelines them): one result per
