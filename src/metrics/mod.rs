@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{
 
 use crate::error::ErrorCode;
 use crate::http::router::Route;
-pub use near::NearMetrics;
+pub use near::{NearMetrics, Sizes as NearSizes};
 use register::{counter, gauge, histogram};
 pub use store::StoreMetrics;
 pub use wechat::{TokenMetrics, WechatMetrics};

@@ -20,6 +20,8 @@ struct Handles {
     slides_error: Counter,
     entries: Gauge,
     bytes: Gauge,
+    fills: Gauge,
+    pending: Gauge,
 }
 
 /// Pre-registered handles for the near cache; the default records nothing.
@@ -50,6 +52,8 @@ impl NearMetrics {
             slides_error: slides("error"),
             entries: gauge(r, "wafer_near_cache_entries", &[]),
             bytes: gauge(r, "wafer_near_cache_bytes", &[]),
+            fills: gauge(r, "wafer_near_cache_fills_in_flight", &[]),
+            pending: gauge(r, "wafer_near_cache_slides_pending", &[]),
         })))
     }
 
@@ -93,11 +97,28 @@ impl NearMetrics {
         }
     }
 
-    /// The cache's size.
-    pub fn sizes(&self, entries: u64, bytes: i64) {
+    /// The cache's size: its copies, their bytes, the fills waiting on
+    /// Redis and the slides held back (both bounded; a growing value is a
+    /// leak or an outage).
+    pub fn sizes(&self, s: &Sizes) {
         if let Some(h) = &self.0 {
-            h.entries.set(entries as f64);
-            h.bytes.set(bytes as f64);
+            h.entries.set(s.entries as f64);
+            h.bytes.set(s.bytes as f64);
+            h.fills.set(s.fills as f64);
+            h.pending.set(s.pending as f64);
         }
     }
+}
+
+/// What [`NearMetrics::sizes`] samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// Copies held.
+    pub entries: u64,
+    /// Their bytes.
+    pub bytes: i64,
+    /// Fills waiting on Redis (tickets out).
+    pub fills: usize,
+    /// Slides held back, not yet written.
+    pub pending: usize,
 }

@@ -64,7 +64,7 @@ use uuid::Uuid;
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
 use crate::domain::skey::SkeyHash;
-use crate::metrics::NearMetrics;
+use crate::metrics::{NearMetrics, NearSizes as Sizes};
 use crate::store::tiered::VisitGranularity;
 
 /// Sessions of an app are served from the near cache only when its
@@ -685,14 +685,19 @@ impl NearCache {
         self.queue_slide(&slide.entry)
     }
 
-    /// Sessions held (approximately: evictions are applied lazily) and the
-    /// bytes they weigh; also brings the gauges up to date.
-    pub fn sizes(&self) -> (u64, i64) {
+    /// Sessions held (approximately: evictions are applied lazily), the
+    /// bytes they weigh, fills in flight and slides pending; also brings
+    /// the gauges up to date.
+    pub fn sizes(&self) -> Sizes {
         self.entries.run_pending_tasks();
-        let entries = self.entries.entry_count();
-        let bytes = self.bytes.load(Ordering::Relaxed).max(0);
-        self.metrics.sizes(entries, bytes);
-        (entries, bytes)
+        let sizes = Sizes {
+            entries: self.entries.entry_count(),
+            bytes: self.bytes.load(Ordering::Relaxed).max(0),
+            fills: self.fills_in_flight(),
+            pending: self.slide_backlog().0,
+        };
+        self.metrics.sizes(&sizes);
+        sizes
     }
 }
 
@@ -953,7 +958,7 @@ mod tests {
         for _ in 0..1_000 {
             filled(&near, Uuid::new_v4(), 0);
         }
-        let (entries, _) = near.sizes();
+        let entries = near.sizes().entries;
         assert!(entries <= 100, "{entries} entries");
         let settings = NearSettings {
             max_entries: 1_000_000,
@@ -965,7 +970,7 @@ mod tests {
         for _ in 0..1_000 {
             filled(&near, Uuid::new_v4(), 0);
         }
-        let (entries, bytes) = near.sizes();
+        let Sizes { entries, bytes, .. } = near.sizes();
         assert!(bytes <= 64 * 1024, "{bytes} bytes");
         assert!(entries > 0 && entries < 1_000);
     }

@@ -670,3 +670,137 @@ async fn a_reshard_under_load_loses_no_change() {
         }
     }
 }
+
+/// Requests cancelled by their clients while Redis is slow (HTTP/1: the
+/// connection closed; HTTP/2: the stream reset) hold nothing once they are
+/// gone: not the fill tickets of the forged ids they asked about (no
+/// credentials needed to send them), and not the held-back slides they
+/// were writing (a later auth of that session is answered at once, not
+/// after a Redis timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reset_over_http_hold_nothing() {
+    use tokio::io::AsyncWriteExt;
+    wafer_testkit::require_servers!();
+    const TICKETS: &str = "wafer_near_cache_fills_in_flight";
+    const PENDING: &str = "wafer_near_cache_slides_pending";
+    let redis = PrivateRedis::start();
+    let url = redis.url();
+    let timeout = Duration::from_secs(6);
+    let a = spawn_tiered_with(|s| {
+        s.redis.url = Some(url.as_str().into());
+        s.redis.timeout = timeout;
+        s.redis.near_cache_slide =
+            wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60));
+    })
+    .await;
+    let id = a.create_app("wxreset").await;
+    // Two sessions held, each with a slide held back.
+    let mut held = Vec::new();
+    for code in ["ann.1", "bob.1"] {
+        let (uuid, skey) = a.login(id, code).await;
+        held.push((uuid, skey));
+    }
+    let started = Instant::now();
+    loop {
+        // A visit later than the copy's last written one is held back.
+        a.clock.advance(Duration::from_secs(1));
+        for (uuid, skey) in &held {
+            let r = a.auth(id, uuid, skey).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        if sample(&a.metrics().await, PENDING) >= 2.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no slide held back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Redis takes no writes (and so runs no script) for 4 s; tracking
+    // stays provable, so the cache stays live.
+    assert!(
+        redis
+            .cli(&["CLIENT", "PAUSE", "4000", "WRITE"])
+            .contains("OK")
+    );
+    let paused = Instant::now();
+    // Half a session on: the copies are behind, so each auth writes its
+    // session's held-back slide first.
+    a.clock.advance(Duration::from_secs(16 * 86_400));
+    let body =
+        |uuid: &str, skey: &str| format!(r#"{{"uuid":"{uuid}","skey":"{skey}","app_id":{id}}}"#);
+    // HTTP/1: 50 forged ids and the first session, each on a connection
+    // closed while it waits.
+    let mut conns = Vec::new();
+    let forged = || (Uuid::new_v4().to_string(), "f".repeat(64));
+    let mut h1 = vec![held[0].clone()];
+    h1.extend((0..50).map(|_| forged()));
+    for (uuid, skey) in &h1 {
+        let body = body(uuid, skey);
+        let mut c = tokio::net::TcpStream::connect(a.addr).await.unwrap();
+        let req = format!(
+            "POST /mina/auth HTTP/1.1\r\nhost: wafer\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        conns.push(c);
+    }
+    // HTTP/2: 50 forged ids and the second session, on one connection,
+    // each stream reset while it waits.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut streams = Vec::new();
+    let mut h2_reqs = vec![held[1].clone()];
+    h2_reqs.extend((0..50).map(|_| forged()));
+    for (uuid, skey) in &h2_reqs {
+        let req = h2
+            .post(a.url("/mina/auth"))
+            .header("content-type", "application/json")
+            .body(body(uuid, skey));
+        streams.push(tokio::spawn(req.send()));
+    }
+    // Every one of them waits on Redis, holding a ticket.
+    let waiting = loop {
+        let n = sample(&a.metrics().await, TICKETS);
+        if n >= 100.0 {
+            break n;
+        }
+        assert!(
+            paused.elapsed() < Duration::from_millis(2_000),
+            "{n} fills in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The clients go away; Redis is still paused.
+    drop(conns);
+    for s in &streams {
+        s.abort();
+    }
+    loop {
+        let n = sample(&a.metrics().await, TICKETS);
+        if n == 0.0 {
+            break;
+        }
+        assert!(
+            paused.elapsed() < Duration::from_millis(3_500),
+            "{n} of {waiting} fills still held after their requests were reset"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Redis back: both sessions answer at once, their visits kept.
+    tokio::time::sleep(Duration::from_millis(4_200).saturating_sub(paused.elapsed())).await;
+    for (uuid, skey) in &held {
+        let asked = Instant::now();
+        assert_eq!(a.auth(id, uuid, skey).await.status, 200);
+        assert!(
+            asked.elapsed() < timeout / 3,
+            "an auth waited {:?} on a slide its cancelled request left marked",
+            asked.elapsed()
+        );
+    }
+}

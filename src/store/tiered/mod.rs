@@ -651,6 +651,11 @@ impl Store for TieredStore {
     }
 
     async fn sizes(&self) -> (Option<u64>, usize) {
+        // The near cache's gauges too, fresh for the scrape (the heartbeat
+        // also samples them, but waits on Redis).
+        if let Some(near) = &self.near {
+            near.cache().sizes();
+        }
         (
             self.pg.session_estimate().await.ok(),
             self.apps.load().len(),
