@@ -142,12 +142,22 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_near_cache_entries",
         Kind::Gauge,
-        "Sessions in the near cache (sampled every heartbeat).",
+        "Sessions in the near cache (sampled every heartbeat and at each scrape).",
     ),
     (
         "wafer_near_cache_bytes",
         Kind::Gauge,
-        "Estimated bytes of the sessions in the near cache (sampled every heartbeat).",
+        "Estimated bytes of the sessions in the near cache (sampled every heartbeat and at each scrape).",
+    ),
+    (
+        "wafer_near_cache_fills_in_flight",
+        Kind::Gauge,
+        "Near-cache fills waiting on Redis (one per auth of a session not held; given back when the auth ends, answered or cancelled).",
+    ),
+    (
+        "wafer_near_cache_slides_pending",
+        Kind::Gauge,
+        "Visits the near cache holds back for Redis, one per session at most and never more than the cache's entry limit (grows while Redis is away).",
     ),
     (
         "wafer_write_behind_pending",
