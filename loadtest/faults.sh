@@ -2,7 +2,8 @@
 # loadtest/faults.sh -- a fault drill: logins and auths under load while
 # Redis is killed and restarted empty, PostgreSQL goes away and comes back,
 # wafer is killed with -9 and stopped with SIGTERM, and idle connections
-# flood it. After each fault, every login wafer acknowledged is checked once
+# flood it; then, under auth load, Redis stays away for minutes, and a
+# Redis Cluster gains a primary and moves slots to it. After each fault, every login wafer acknowledged is checked once
 # (examples/check_sessions): a refused one is a lost session. Prints one
 # line per fault: logins acknowledged and failed, sessions checked, lost,
 # and failed otherwise (5xx while a store was away).
@@ -13,13 +14,21 @@
 # "away" (connections refused and reset, as when it stops), and release
 # binaries (BUILD=0 to use target/release as it is).
 #
-# Environment: SESSIONS [2000] logins per fault; PG_ADMIN_URL
-# [postgres://postgres@127.0.0.1:5432/postgres]; BUILD [1];
+# The last two steps report, beside the checks: ended sessions accepted
+# (must be 0), visits lost (sessions kept alive only by auths during the
+# outage, on an app whose sessions last 60 s idle, refused afterwards: must
+# be 0), wafer's RSS through the outage, and auths that failed.
+#
+# Environment: SESSIONS [2000] logins per fault; OUTAGE [180] seconds of
+# Redis away under load; RESHARD [1] (0 skips the cluster step);
+# PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]; BUILD [1];
 # RESULTS [target/loadtest/faults.txt].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SESSIONS=${SESSIONS:-2000}
+OUTAGE=${OUTAGE:-180}
+RESHARD=${RESHARD:-1}
 BUILD=${BUILD:-1}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest/faults
@@ -33,7 +42,7 @@ mkdir -p "$WORK"
 die() { echo "faults: $*" >&2; exit 1; }
 say() { echo "$*" | tee -a "$RESULTS"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-for t in redis-server redis-cli psql curl python3; do command -v "$t" >/dev/null || die "$t is missing"; done
+for t in redis-server redis-cli psql curl python3 wrk; do command -v "$t" >/dev/null || die "$t is missing"; done
 
 if [ "$BUILD" = 1 ]; then
   echo "building release binaries..."
@@ -92,8 +101,31 @@ start_wafer() {
     WAFER_WECHAT_API_BASE=http://127.0.0.1:$MOCK_PORT WAFER_ADMIN_TOKEN=faults WAFER_LOG=warn \
     "$BIN/wafer" serve 2>>"$WORK/wafer.log" &
   WAFER_PID=$!
-  for _ in $(seq 1 100); do curl -fs "$URL/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
-  die "wafer did not start (see $WORK/wafer.log)"
+  wait_up "$URL"
+}
+wait_up() { # url
+  for _ in $(seq 1 100); do curl -fs "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
+  die "wafer did not start at $1 (see $WORK/wafer*.log)"
+}
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# auth_load URL APP SECONDS FILE: wrk over FILE's sessions in the
+# background; its output goes to $WORK/wrk-<APP>.out.
+auth_load() {
+  WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=$2 WAFER_SESSIONS=$4 \
+    wrk -t2 -c32 -d"$3s" -s "$ROOT/loadtest/wrk/auth.lua" "$1" >"$WORK/wrk-$2.out" 2>&1 &
+  WRK_PID=$!
+}
+# wrk_summary APP: requests, and those not answered 2xx.
+wrk_summary() {
+  local total bad
+  total=$(awk '/requests in/ {print $1}' "$WORK/wrk-$1.out")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk-$1.out")
+  echo "auths=${total:-?} non_2xx=${bad:-0} $(grep -E 'Socket errors' "$WORK/wrk-$1.out" || true)"
+}
+# ended_accepted URL APP FILE: how many of FILE's (ended) sessions wafer
+# accepts.
+ended_accepted() {
+  "$BIN/examples/check_sessions" --url "$1" --app-id "$2" --file "$3" --expect refused 2>&1 | tail -n 1
 }
 # seed NAME: logins in the background; acknowledged ones go to NAME.csv.
 seed() {
@@ -191,6 +223,128 @@ seed idle_flood
 report idle_flood
 say "idle_flood: $(head -n 1 "$WORK/idle.log")"
 kill "$IDLE_PID" 2>/dev/null || true
+
+# 6. Redis away for OUTAGE seconds under auth load, on an app whose sessions
+# last 60 s idle: they stay alive only through visits wafer records while
+# Redis is away (PostgreSQL) and after it comes back empty. Sessions logged
+# out before and revoked during the outage must stay refused.
+curl -fs -H 'Authorization: Bearer faults' -H 'Content-Type: application/json' \
+  -d '{"title":"outage","appid":"wxoutage","secret":"s","session_duration":60}' "$URL/admin/apps" >"$WORK/outage.app"
+OUTAGE_APP=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$WORK/outage.app")
+"$BIN/examples/seed" --url "$URL" --appid wxoutage --app-id "$OUTAGE_APP" --n "$SESSIONS" --tag "outage-$TAG" \
+  --concurrency 32 --out "$WORK/outage.all" >"$WORK/outage.seed" 2>&1 || die "outage: seeding failed"
+sed -n '1,100p' "$WORK/outage.all" >"$WORK/outage.logout"
+sed -n '101,200p' "$WORK/outage.all" >"$WORK/outage.revoke"
+sed -n '201,$p' "$WORK/outage.all" >"$WORK/outage.keep"
+while IFS=, read -r uuid skey; do
+  curl -fs -H 'Content-Type: application/json' \
+    -d "{\"app_id\":$OUTAGE_APP,\"uuid\":\"$uuid\",\"skey\":\"$skey\"}" "$URL/mina/logout" >/dev/null
+done <"$WORK/outage.logout"
+auth_load "$URL" "$OUTAGE_APP" $((OUTAGE + 30)) "$WORK/outage.keep"
+sleep 10
+rss_before=$(rss_mb "$WAFER_PID")
+kill -9 "$REDIS_PID"
+rss_trace="$rss_before"
+while IFS=, read -r uuid _; do
+  curl -fs -X DELETE -H 'Authorization: Bearer faults' "$URL/admin/sessions/$uuid" >/dev/null || true
+done <"$WORK/outage.revoke"
+cat "$WORK/outage.logout" "$WORK/outage.revoke" >"$WORK/outage.ended"
+mid=$(ended_accepted "$URL" "$OUTAGE_APP" "$WORK/outage.ended") || true
+waited=0
+while [ "$waited" -lt "$OUTAGE" ]; do
+  step=$((OUTAGE - waited < 30 ? OUTAGE - waited : 30))
+  sleep "$step"; waited=$((waited + step))
+  rss_trace="$rss_trace $(rss_mb "$WAFER_PID")"
+done
+start_redis
+wait "$WRK_PID" || true
+sleep 2
+after=$(ended_accepted "$URL" "$OUTAGE_APP" "$WORK/outage.ended") || true
+kept=$("$BIN/examples/check_sessions" --url "$URL" --app-id "$OUTAGE_APP" --file "$WORK/outage.keep" 2>&1 | tail -n 1) || true
+say "redis_away ${OUTAGE}s under load: $(wrk_summary "$OUTAGE_APP")"
+say "redis_away ended sessions, Redis away: $mid"
+say "redis_away ended sessions, Redis back empty: $after"
+say "redis_away visits (sessions of 60 s kept alive only by auths during the outage): $kept"
+say "redis_away wafer RSS MB, before and every 30 s of the outage: $rss_trace; after: $(rss_mb "$WAFER_PID")"
+
+# 7. A Redis Cluster gains a primary and moves slots to it while instance B
+# answers auths; then sessions on the moved slots are revoked or logged out
+# through instance A: B must refuse every one (its copies came from the new
+# primary, whose changes it must hear), and accept the rest.
+if [ "$RESHARD" = 1 ]; then
+  CL_DIR=$WORK/cluster; rm -rf "$CL_DIR"; mkdir -p "$CL_DIR"
+  cl_node() { # port
+    (cd "$CL_DIR" && redis-server --port "$1" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file "nodes-$1.conf" --cluster-node-timeout 2000 --save '' --appendonly no \
+      --hash-max-listpack-value 512 >"$CL_DIR/$1.log" 2>&1 &
+      echo $! >"$CL_DIR/$1.pid")
+    PIDS+=("$(cat "$CL_DIR/$1.pid")")
+    for _ in $(seq 1 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
+    die "cluster node $1 did not start"
+  }
+  CL_PORTS=("$(free_port)" "$(free_port)" "$(free_port)")
+  for p in "${CL_PORTS[@]}"; do cl_node "$p"; done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CL_PORTS[@]}") --cluster-replicas 0 --cluster-yes \
+    >"$CL_DIR/create.log" 2>&1 || die "cluster create failed (see $CL_DIR/create.log)"
+  for _ in $(seq 1 100); do
+    redis-cli -p "${CL_PORTS[0]}" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1
+  done
+  CL_URL="redis-cluster://127.0.0.1:${CL_PORTS[0]}?node=127.0.0.1:${CL_PORTS[1]}&node=127.0.0.1:${CL_PORTS[2]}"
+  CL_DB="${DB}_cluster"
+  psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$CL_DB\"" >/dev/null
+  cleanup_cluster_db() { psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$CL_DB\" WITH (FORCE)" >/dev/null 2>&1 || true; }
+  trap 'cleanup_cluster_db; cleanup' EXIT
+  CL_DB_URL="postgres://postgres@$PG_HOSTPORT/$CL_DB"
+  A_PORT=$(free_port); B_PORT=$(free_port)
+  for port in "$A_PORT" "$B_PORT"; do
+    WAFER_LISTEN=127.0.0.1:$port WAFER_REDIS_URL=$CL_URL WAFER_DATABASE_URL=$CL_DB_URL \
+      WAFER_WECHAT_API_BASE=http://127.0.0.1:$MOCK_PORT WAFER_ADMIN_TOKEN=faults WAFER_LOG=warn \
+      "$BIN/wafer" serve 2>>"$WORK/wafer-cluster-$port.log" &
+    PIDS+=($!)
+    wait_up "http://127.0.0.1:$port"
+  done
+  A=http://127.0.0.1:$A_PORT; B=http://127.0.0.1:$B_PORT
+  curl -fs -H 'Authorization: Bearer faults' -H 'Content-Type: application/json' \
+    -d '{"title":"reshard","appid":"wxreshard","secret":"s"}' "$A/admin/apps" >/dev/null
+  sleep 1.5 # B learns the app
+  "$BIN/examples/seed" --url "$A" --appid wxreshard --n "$SESSIONS" --tag "reshard-$TAG" \
+    --concurrency 32 --out "$WORK/reshard.all" >"$WORK/reshard.seed" 2>&1 || die "reshard: seeding failed"
+  auth_load "$B" 1 40 "$WORK/reshard.all"
+  sleep 5
+  NEW_PORT=$(free_port); cl_node "$NEW_PORT"
+  redis-cli --cluster add-node "127.0.0.1:$NEW_PORT" "127.0.0.1:${CL_PORTS[0]}" >"$CL_DIR/add.log" 2>&1 ||
+    die "add-node failed (see $CL_DIR/add.log)"
+  sleep 3 # every node knows the new one
+  from=$(redis-cli -p "${CL_PORTS[0]}" cluster myid); to=$(redis-cli -p "$NEW_PORT" cluster myid)
+  redis-cli --cluster reshard "127.0.0.1:${CL_PORTS[0]}" --cluster-from "$from" --cluster-to "$to" \
+    --cluster-slots 3000 --cluster-yes >"$CL_DIR/reshard.log" 2>&1 || die "reshard failed (see $CL_DIR/reshard.log)"
+  wait "$WRK_PID" || true
+  # The sessions now on the new primary; B holds them (two auths each).
+  : >"$WORK/reshard.moved"
+  while IFS=, read -r uuid skey; do
+    [ "$(redis-cli -p "$NEW_PORT" exists "wafer:s:{$uuid}" 2>/dev/null)" = 1 ] && echo "$uuid,$skey" >>"$WORK/reshard.moved"
+  done <"$WORK/reshard.all"
+  for _ in 1 2; do "$BIN/examples/check_sessions" --url "$B" --file "$WORK/reshard.moved" >/dev/null 2>&1 || true; done
+  moved=$(wc -l <"$WORK/reshard.moved")
+  half=$((moved / 2))
+  sed -n "1,${half}p" "$WORK/reshard.moved" >"$WORK/reshard.ended"
+  sed -n "$((half + 1)),\$p" "$WORK/reshard.moved" >"$WORK/reshard.kept"
+  n=0
+  while IFS=, read -r uuid skey; do
+    n=$((n + 1))
+    if [ $((n % 2)) = 0 ]; then
+      curl -fs -X DELETE -H 'Authorization: Bearer faults' "$A/admin/sessions/$uuid" >/dev/null || true
+    else
+      curl -fs -H 'Content-Type: application/json' \
+        -d "{\"app_id\":1,\"uuid\":\"$uuid\",\"skey\":\"$skey\"}" "$A/mina/logout" >/dev/null || true
+    fi
+  done <"$WORK/reshard.ended"
+  sleep 0.1
+  say "reshard under load (3000 slots to a new primary): $(wrk_summary 1)"
+  say "reshard: $moved sessions moved; ended through A, on B: $(ended_accepted "$B" 1 "$WORK/reshard.ended")"
+  say "reshard: the rest of the moved, on B: $("$BIN/examples/check_sessions" --url "$B" --file "$WORK/reshard.kept" 2>&1 | tail -n 1)"
+  say "reshard: B's near cache: $(curl -fs "$B/metrics" | awk '/^wafer_near_cache_(flushes_total\{reason="layout"|hits_total\{answer="accepted")/ {printf "%s ", $0}')"
+fi
 
 # Everything acknowledged in the whole drill, once more at the end.
 # (less the sessions step 1b ended on purpose)
