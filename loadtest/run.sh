@@ -35,6 +35,10 @@
 #                       ceiling and the embedded store; forward auth with POST
 #                       /mina/auth) and the revocation latency; no login, mixed,
 #                       soak or fixed-reply loads)
+#   BASELINE [unset]    a folder holding another build's `wafer` (an earlier commit's
+#                       target/release): its tiered wafer joins the auth rounds and
+#                       the revocation latency, so before and after are measured in
+#                       one run (on a copy of the sessions under a prefix of its own)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -53,6 +57,7 @@ REVOCATIONS=${REVOCATIONS:-5000}
 NEAR_CACHE=${NEAR_CACHE:-}
 VISIT_GRANULARITY=${VISIT_GRANULARITY:-}
 ONLY=${ONLY:-all}
+BASELINE=${BASELINE:-}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest
@@ -66,6 +71,8 @@ MOCK=127.0.0.1:19100
 TIERED=127.0.0.1:18080
 EMBEDDED=127.0.0.1:18081
 TIERED_B=127.0.0.1:18082
+BASE_A=127.0.0.1:18083
+BASE_B=127.0.0.1:18084
 CEILING=127.0.0.1:19300
 FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
@@ -296,21 +303,39 @@ redis_us() { awk -v c="${LAST_CPU[redis]:-0}" -v r="$1" 'BEGIN {printf "%.1f", (
 # wafer (near cache), the ceiling server and embedded wafer: the median
 # ratios of tiered to each, each load's p99 and Redis CPU per auth. wrk only.
 near_auth_rounds() {
-  local to_ceiling=() to_embedded=() p99s=() redis_per=() t tp tr
+  local to_ceiling=() to_embedded=() p99s=() redis_per=() t tp tr b=0 bp=0 br=0
+  local base_ceiling=() base_embedded=()
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # word splitting of the pid lists is intended
     load tiered_auth loadtest/wrk/auth.lua "$TIERED" $TIERED_PROCS
     t=$LAST_RPS tp=$LAST_P99 tr=$(redis_us "$LAST_RPS")
+    if [ -n "$BASELINE" ]; then
+      # shellcheck disable=SC2086
+      load baseline_auth loadtest/wrk/auth.lua "$BASE_A" $BASE_PROCS
+      b=$LAST_RPS bp=$LAST_P99 br=$(redis_us "$LAST_RPS")
+    fi
     # shellcheck disable=SC2086
     load ceiling_auth loadtest/wrk/auth.lua "$CEILING" $CEILING_PROCS
     to_ceiling+=("$(awk -v a="$t" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
     p99s+=("tiered=${tp}us/ceiling=${LAST_P99}us")
     redis_per+=("tiered=${tr}us/ceiling=$(redis_us "$LAST_RPS")us")
+    if [ -n "$BASELINE" ]; then
+      base_ceiling+=("$(awk -v a="$b" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+      p99s[-1]+="/baseline=${bp}us"
+      redis_per[-1]+="/baseline=${br}us"
+    fi
     WAFER_SESSIONS=$WORK/sessions-embedded.csv load embedded_auth loadtest/wrk/auth.lua "$EMBEDDED" "wafer=$EMB_PID"
     to_embedded+=("$(awk -v a="$t" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+    if [ -n "$BASELINE" ]; then
+      base_embedded+=("$(awk -v a="$b" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
+    fi
   done
   say "tiered_auth_vs_ceiling=$(printf '%s\n' "${to_ceiling[@]}" | median) (median of rounds: ${to_ceiling[*]}; target >= 1.5)"
   say "tiered_auth_vs_embedded=$(printf '%s\n' "${to_embedded[@]}" | median) (median of rounds: ${to_embedded[*]}; target >= 0.9)"
+  if [ -n "$BASELINE" ]; then
+    say "baseline_auth_vs_ceiling=$(printf '%s\n' "${base_ceiling[@]}" | median) (median of rounds: ${base_ceiling[*]})"
+    say "baseline_auth_vs_embedded=$(printf '%s\n' "${base_embedded[@]}" | median) (median of rounds: ${base_embedded[*]})"
+  fi
   say "auth_p99 at full load by round: ${p99s[*]}"
   say "redis_cpu_per_auth by round: ${redis_per[*]}"
   # Latency at equal load: each connection paced (loadtest/wrk/auth-paced.lua),
@@ -323,6 +348,11 @@ near_auth_rounds() {
     # shellcheck disable=SC2086
     load ceiling_auth_paced loadtest/wrk/auth-paced.lua "$CEILING" $CEILING_PROCS
     p99s+=("$tp/ceiling=${LAST_P99}us@${LAST_RPS}/s")
+    if [ -n "$BASELINE" ]; then
+      # shellcheck disable=SC2086
+      load baseline_auth_paced loadtest/wrk/auth-paced.lua "$BASE_A" $BASE_PROCS
+      p99s[-1]+="/baseline=${LAST_P99}us@${LAST_RPS}/s"
+    fi
   done
   say "auth_p99 at equal load by round: ${p99s[*]} (target: tiered no worse than the ceiling)"
 }
@@ -358,7 +388,7 @@ wait_http "http://$MOCK/healthz"
 start_wafer() { # listen extra-env...
   local listen=$1; shift
   env WAFER_LISTEN="$listen" WAFER_WECHAT_API_BASE="http://$MOCK" WAFER_ADMIN_TOKEN="$TOKEN" \
-    WAFER_LOG=warn "$@" "$BIN/wafer" serve 2>>"$WORK/wafer.log" &
+    WAFER_LOG=warn "$@" "${WAFER_BIN:-$BIN/wafer}" serve 2>>"$WORK/wafer.log" &
   WAFER_PID=$!; PIDS+=("$WAFER_PID")
   wait_http "http://$listen/healthz"
   # A second instance on the same database finds the app there.
@@ -420,6 +450,20 @@ redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}s:*" |
   redis-cli -u "$REDIS_URL" >/dev/null
 "$ROOT/target/release/examples/ceiling" --listen "$CEILING" --redis "$REDIS_URL" --prefix "$CEIL_PREFIX" 2>>"$WORK/ceiling.log" &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
+# The baseline build, on its own copy of the sessions (as the ceiling: the
+# two near caches must not hear each other's slides).
+if [ -n "$BASELINE" ]; then
+  [ -x "$BASELINE/wafer" ] || die "BASELINE=$BASELINE holds no wafer binary"
+  BASE_PREFIX="${PREFIX}base:"
+  redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}[so]:*" |
+    awk -v p="$PREFIX" -v c="$BASE_PREFIX" '{print "COPY", $0, c substr($0, length(p) + 1)}' |
+    redis-cli -u "$REDIS_URL" >/dev/null
+  BASE_ENV=(WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$BASE_PREFIX"
+    "${GRANULARITY_ENV[@]}" "${NEAR_ENV[@]}")
+  WAFER_BIN=$BASELINE/wafer SHARED=1 start_wafer "$BASE_A" "${BASE_ENV[@]}"
+  BASE_A_PID=$WAFER_PID
+  say "# baseline: $BASELINE/wafer (built $(date -u -r "$BASELINE/wafer" +%FT%TZ)), prefix $BASE_PREFIX"
+fi
 # The embedded store, beside it (idle while the others load).
 start_wafer "$EMBEDDED"
 EMB_PID=$WAFER_PID
@@ -428,8 +472,10 @@ EMB_PID=$WAFER_PID
 sleep 0.5
 TIERED_PROCS="${PROCS[*]} postgres=$(pg_pids)"
 CEILING_PROCS="ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
+BASE_PROCS="wafer=${BASE_A_PID:-0} redis=${REDIS_PID:-0} mock=$MOCK_PID postgres=$(pg_pids)"
 near_auth_rounds
 say "tiered $(near_stats "http://$TIERED")"
+if [ -n "$BASELINE" ]; then say "baseline $(near_stats "http://$BASE_A")"; fi
 kill "$CEIL_PID"
 # Forward auth (GET with headers, what a gateway sends) against POST
 # /mina/auth on the same wafer: the same check, so the ratio should be ~1.
@@ -460,6 +506,23 @@ say "load during the changes: B $(grep '^RESULT' "$WORK/rev-load-b.txt" | sed 's
 say "# (target: revocation_latency p99_us <= 10000; stale_accepts=0)"
 say "tiered_b $(near_stats "http://$TIERED_B")"
 kill "$TIERED_B_PID"
+# The same with two instances of the baseline build.
+if [ -n "$BASELINE" ]; then
+  WAFER_BIN=$BASELINE/wafer SHARED=1 start_wafer "$BASE_B" "${BASE_ENV[@]}"
+  BASE_B_PID=$WAFER_PID
+  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$BASE_B" >"$WORK/rev-load-bb.txt" 2>&1 & RLB=$!
+  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$BASE_A" >"$WORK/rev-load-ba.txt" 2>&1 & RLA=$!
+  PIDS+=("$RLB" "$RLA")
+  sleep 1
+  if ! "$BIN/examples/revocations" --a "http://$BASE_A" --b "http://$BASE_B" --token "$TOKEN" \
+    --appid wxload --n "$REVOCATIONS" --tag "revbase-$TAG" >"$WORK/revocations-baseline.txt" 2>&1; then
+    FAILED_LOADS+=(revocations_baseline)
+  fi
+  kill -INT "$RLB" "$RLA" 2>/dev/null || true
+  wait "$RLB" "$RLA" 2>/dev/null || true
+  sed 's/^/baseline /' "$WORK/revocations-baseline.txt" | tee -a "$RESULTS"
+  kill "$BASE_B_PID" "$BASE_A_PID"
+fi
 if [ "$ONLY" = auth ]; then
   kill "$EMB_PID"
   kill "$TIERED_PID"
