@@ -804,3 +804,31 @@ async fn requests_reset_over_http_hold_nothing() {
         );
     }
 }
+
+/// A Redis that becomes a replica (a failover demoted it, and the
+/// connection stayed) no longer sees the writes that matter: the cache
+/// stops serving at the next heartbeat, with no write of its own needed to
+/// notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_redis_is_not_trusted() {
+    wafer_testkit::require_servers!();
+    let redis = PrivateRedis::start();
+    let primary = PrivateRedis::start();
+    let (s, _db, _prefix) = held_store(&redis.url(), Duration::from_secs(60)).await;
+    let near = s.near_cache().unwrap();
+    let app = s.create_app(new_app("wxdemoted"), T0).await.unwrap();
+    let (n, skey) = login(&app, "o-demoted", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    cached(&s, &creds(&app, uuid, &skey, T0.plus_millis(1_000))).await;
+    let port = primary.url().rsplit(':').next().unwrap().to_owned();
+    assert!(redis.cli(&["REPLICAOF", "127.0.0.1", &port]).contains("OK"));
+    let started = Instant::now();
+    while near.is_live() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still serving copies from a replica"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!near.holds(uuid));
+}
