@@ -343,7 +343,7 @@ if [ "$RESHARD" = 1 ]; then
   say "reshard under load (3000 slots to a new primary): $(wrk_summary 1)"
   say "reshard: $moved sessions moved; ended through A, on B: $(ended_accepted "$B" 1 "$WORK/reshard.ended")"
   say "reshard: the rest of the moved, on B: $("$BIN/examples/check_sessions" --url "$B" --file "$WORK/reshard.kept" 2>&1 | tail -n 1)"
-  say "reshard: B's near cache: $(curl -fs "$B/metrics" | awk '/^wafer_near_cache_(flushes_total\{reason="layout"|hits_total\{answer="accepted")/ {printf "%s ", $0}')"
+  say "reshard: B's near cache: $(curl -fs "$B/metrics" | awk '/^wafer_near_cache_(flushes_total|hits_total\{answer="accepted")/ && $NF != 0 {printf "%s ", $0}')"
 fi
 
 # Everything acknowledged in the whole drill, once more at the end.

@@ -832,3 +832,65 @@ async fn a_demoted_redis_is_not_trusted() {
     }
     assert!(!near.holds(uuid));
 }
+
+/// With Redis away, held-back slides are not sent round after round (the
+/// Redis client would hold every one until it reconnects: memory growing
+/// for as long as the outage lasts); they stay queued for Redis' return,
+/// and are written then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_no_slide_is_sent() {
+    wafer_testkit::require_servers!();
+    const PENDING: &str = "wafer_near_cache_slides_pending";
+    const FAILED: &str = "wafer_near_cache_slides_total{result=\"error\"}";
+    let written = |m: &str| {
+        sample(m, "wafer_near_cache_slides_total{result=\"ok\"}")
+            + sample(m, "wafer_near_cache_slides_total{result=\"gone\"}")
+    };
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let a = spawn_tiered_with(|s| {
+        s.redis.url = Some(url.as_str().into());
+        s.redis.near_cache_slide =
+            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(200));
+    })
+    .await;
+    let id = a.create_app("wxaway").await;
+    let (uuid, skey) = a.login(id, "away.1").await;
+    for _ in 0..3 {
+        a.clock.advance(Duration::from_secs(1));
+        assert_eq!(a.auth(id, &uuid, &skey).await.status, 200);
+    }
+    redis.stop();
+    // An auth with Redis away (from PostgreSQL) leaves a visit pending.
+    a.clock.advance(Duration::from_secs(1));
+    assert_eq!(a.auth(id, &uuid, &skey).await.status, 200);
+    let m = a.metrics().await;
+    let (pending, failed) = (sample(&m, PENDING), sample(&m, FAILED));
+    assert!(pending >= 1.0, "no slide held back");
+    // Ten writer rounds later: nothing sent, nothing dropped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = a.metrics().await;
+    assert_eq!(
+        sample(&m, FAILED),
+        failed,
+        "slides sent to a Redis that is away"
+    );
+    assert_eq!(sample(&m, PENDING), pending);
+    // Redis back (empty): the slide goes out, and its visit is kept.
+    let before = written(&m);
+    redis.restart();
+    let started = Instant::now();
+    loop {
+        let m = a.metrics().await;
+        if sample(&m, PENDING) == 0.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the held-back slide was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written(&a.metrics().await) > before, "no slide written");
+    assert_eq!(a.auth(id, &uuid, &skey).await.status, 200);
+}

@@ -674,6 +674,10 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
 pub use layout::{Visit, session_key};
 pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
 
+/// Commands one client holds for its connection: far above what a
+/// healthy Redis leaves queued within a timeout at any auth rate.
+const COMMAND_BUFFER: usize = 16_384;
+
 /// The builder of every client of `config`: commands bounded by `timeout`,
 /// never retried (a failed one falls back to PostgreSQL), reconnecting
 /// forever (Redis coming back must not need a restart).
@@ -693,6 +697,11 @@ fn builder_with(
             c.connection_timeout = timeout.max(Duration::from_millis(500));
             c.internal_command_timeout = timeout.max(Duration::from_millis(500));
             c.max_command_attempts = 1;
+            // Commands wait in the client while it reconnects, past their
+            // caller's timeout: bounded, a stalled Redis answers the excess
+            // at once (and they fall back like any failure) instead of
+            // holding memory for as long as it is away.
+            c.max_command_buffer_len = COMMAND_BUFFER;
             // Small commands and pushed invalidations go out at once, not
             // held by Nagle's algorithm.
             c.tcp = fred::types::config::TcpConfig {

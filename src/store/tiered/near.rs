@@ -255,6 +255,13 @@ impl Near {
 
     /// [`Near::write_slides`] for the slides pending an interval or more.
     async fn write_due_slides(&self, store: &TieredStore) {
+        // With Redis away nothing is sent: the client would hold each write
+        // until it reconnects, round after round. The slides stay queued
+        // (an auth meanwhile hands its visit to PostgreSQL) and go out once
+        // Redis is back.
+        if !store.redis.is_connected() {
+            return;
+        }
         let due = self.cache.take_due_slides(std::time::Instant::now());
         self.write_all(store, due).await;
     }
