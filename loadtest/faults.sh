@@ -273,17 +273,26 @@ say "redis_away wafer RSS MB, before and every 30 s of the outage: $rss_trace; a
 # primary, whose changes it must hear), and accept the rest.
 if [ "$RESHARD" = 1 ]; then
   CL_DIR=$WORK/cluster; rm -rf "$CL_DIR"; mkdir -p "$CL_DIR"
-  cl_node() { # port
-    (cd "$CL_DIR" && redis-server --port "$1" --bind 127.0.0.1 --cluster-enabled yes \
-      --cluster-config-file "nodes-$1.conf" --cluster-node-timeout 2000 --save '' --appendonly no \
-      --hash-max-listpack-value 512 >"$CL_DIR/$1.log" 2>&1 &
-      echo $! >"$CL_DIR/$1.pid")
-    PIDS+=("$(cat "$CL_DIR/$1.pid")")
-    for _ in $(seq 1 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
-    die "cluster node $1 did not start"
+  # cl_node: starts a cluster node on a free port, sets NODE_PORT (a port
+  # found free can be taken before redis-server binds it: another is tried).
+  cl_node() {
+    local port _try
+    for _try in 1 2 3; do
+      port=$(free_port)
+      (cd "$CL_DIR" && redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 --save '' --appendonly no \
+        --hash-max-listpack-value 512 >"$CL_DIR/$port.log" 2>&1 &
+        echo $! >"$CL_DIR/$port.pid")
+      PIDS+=("$(cat "$CL_DIR/$port.pid")")
+      for _ in $(seq 1 100); do
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then NODE_PORT=$port; return; fi
+        sleep 0.1
+      done
+    done
+    die "no cluster node started (see $CL_DIR/*.log)"
   }
-  CL_PORTS=("$(free_port)" "$(free_port)" "$(free_port)")
-  for p in "${CL_PORTS[@]}"; do cl_node "$p"; done
+  CL_PORTS=()
+  for _ in 1 2 3; do cl_node; CL_PORTS+=("$NODE_PORT"); done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CL_PORTS[@]}") --cluster-replicas 0 --cluster-yes \
     >"$CL_DIR/create.log" 2>&1 || die "cluster create failed (see $CL_DIR/create.log)"
   for _ in $(seq 1 100); do
@@ -311,7 +320,7 @@ if [ "$RESHARD" = 1 ]; then
     --concurrency 32 --out "$WORK/reshard.all" >"$WORK/reshard.seed" 2>&1 || die "reshard: seeding failed"
   auth_load "$B" 1 40 "$WORK/reshard.all"
   sleep 5
-  NEW_PORT=$(free_port); cl_node "$NEW_PORT"
+  cl_node; NEW_PORT=$NODE_PORT
   redis-cli --cluster add-node "127.0.0.1:$NEW_PORT" "127.0.0.1:${CL_PORTS[0]}" >"$CL_DIR/add.log" 2>&1 ||
     die "add-node failed (see $CL_DIR/add.log)"
   sleep 3 # every node knows the new one
