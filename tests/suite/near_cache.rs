@@ -831,6 +831,12 @@ async fn a_demoted_redis_is_not_trusted() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(!near.holds(uuid));
+    // And it stays dark: the connection may come back (a demotion can drop
+    // it), and tracking turns on on a replica as well as on a primary.
+    for _ in 0..100 {
+        assert!(!near.is_live(), "serving again from a replica");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// With Redis away, held-back slides are not sent round after round (the

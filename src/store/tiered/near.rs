@@ -501,7 +501,13 @@ async fn heartbeat(store: Weak<TieredStore>, wake: Arc<Notify>) {
             let losses = near.losses.load(Ordering::SeqCst);
             // Live only if no loss came while tracking was turned on (the
             // next heartbeat would catch it, but not at once).
-            if near.tracked.enable().await.is_ok() && near.losses.load(Ordering::SeqCst) == losses {
+            // And proven as the heartbeat proves it: tracking on on every
+            // primary of the layout it was turned on for, each a primary (a
+            // connection that came back to a demoted node turns tracking on
+            // there just as well).
+            let proven = near.tracked.enable().await.is_ok()
+                && matches!(near.tracked.check().await, Ok(Tracking::On));
+            if proven && near.losses.load(Ordering::SeqCst) == losses {
                 // Everything from before tracking was (re)enabled is dropped.
                 cache.go_live();
                 tracing::info!("near cache serving: Redis tracks the sessions' keys");
