@@ -39,6 +39,14 @@
 #                       target/release): its tiered wafer joins the auth rounds and
 #                       the revocation latency, so before and after are measured in
 #                       one run (on a copy of the sessions under a prefix of its own)
+#   BASELINE_ENV [unset] settings of the baseline instances only, `VAR=value ...`:
+#                       BASELINE=target/release BASELINE_ENV=WAFER_NEAR_CACHE=false
+#                       puts this build with the near cache off beside it on
+#   NOT_WORSE [0]       1 = the run fails unless tiered wafer serves at least the
+#                       baseline's rate (median of the rounds' ratios >= 1.00) with a
+#                       p99 at equal load no worse (median of rounds): the near cache
+#                       must never be worse than off. WAFER_* variables in the
+#                       environment reach every wafer (WAFER_NEAR_CACHE_BYTES=16MiB...)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -58,6 +66,8 @@ NEAR_CACHE=${NEAR_CACHE:-}
 VISIT_GRANULARITY=${VISIT_GRANULARITY:-}
 ONLY=${ONLY:-all}
 BASELINE=${BASELINE:-}
+BASELINE_ENV=${BASELINE_ENV:-}
+NOT_WORSE=${NOT_WORSE:-0}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest
@@ -304,7 +314,7 @@ redis_us() { awk -v c="${LAST_CPU[redis]:-0}" -v r="$1" 'BEGIN {printf "%.1f", (
 # ratios of tiered to each, each load's p99 and Redis CPU per auth. wrk only.
 near_auth_rounds() {
   local to_ceiling=() to_embedded=() p99s=() redis_per=() t tp tr b=0 bp=0 br=0
-  local base_ceiling=() base_embedded=()
+  local base_ceiling=() base_embedded=() to_base=() paced_t=() paced_b=()
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # word splitting of the pid lists is intended
     load tiered_auth loadtest/wrk/auth.lua "$TIERED" $TIERED_PROCS
@@ -313,6 +323,7 @@ near_auth_rounds() {
       # shellcheck disable=SC2086
       load baseline_auth loadtest/wrk/auth.lua "$BASE_A" $BASE_PROCS
       b=$LAST_RPS bp=$LAST_P99 br=$(redis_us "$LAST_RPS")
+      to_base+=("$(awk -v a="$t" -v b="$b" 'BEGIN {printf "%.2f", a / b}')")
     fi
     # shellcheck disable=SC2086
     load ceiling_auth loadtest/wrk/auth.lua "$CEILING" $CEILING_PROCS
@@ -335,6 +346,8 @@ near_auth_rounds() {
   if [ -n "$BASELINE" ]; then
     say "baseline_auth_vs_ceiling=$(printf '%s\n' "${base_ceiling[@]}" | median) (median of rounds: ${base_ceiling[*]})"
     say "baseline_auth_vs_embedded=$(printf '%s\n' "${base_embedded[@]}" | median) (median of rounds: ${base_embedded[*]})"
+    TIERED_VS_BASELINE=$(printf '%s\n' "${to_base[@]}" | median)
+    say "tiered_auth_vs_baseline=$TIERED_VS_BASELINE (median of rounds: ${to_base[*]})"
   fi
   say "auth_p99 at full load by round: ${p99s[*]}"
   say "redis_cpu_per_auth by round: ${redis_per[*]}"
@@ -345,6 +358,7 @@ near_auth_rounds() {
     # shellcheck disable=SC2086
     load tiered_auth_paced loadtest/wrk/auth-paced.lua "$TIERED" $TIERED_PROCS
     tp="tiered=${LAST_P99}us@${LAST_RPS}/s"
+    paced_t+=("$LAST_P99")
     # shellcheck disable=SC2086
     load ceiling_auth_paced loadtest/wrk/auth-paced.lua "$CEILING" $CEILING_PROCS
     p99s+=("$tp/ceiling=${LAST_P99}us@${LAST_RPS}/s")
@@ -352,9 +366,20 @@ near_auth_rounds() {
       # shellcheck disable=SC2086
       load baseline_auth_paced loadtest/wrk/auth-paced.lua "$BASE_A" $BASE_PROCS
       p99s[-1]+="/baseline=${LAST_P99}us@${LAST_RPS}/s"
+      paced_b+=("$LAST_P99")
     fi
   done
   say "auth_p99 at equal load by round: ${p99s[*]} (target: tiered no worse than the ceiling)"
+  if [ -n "$BASELINE" ] && [ "$NOT_WORSE" = 1 ]; then
+    local pt pb
+    pt=$(printf '%s\n' "${paced_t[@]}" | median) pb=$(printf '%s\n' "${paced_b[@]}" | median)
+    if awk -v r="$TIERED_VS_BASELINE" -v pt="$pt" -v pb="$pb" 'BEGIN {exit !(r >= 1.0 && pt <= pb)}'; then
+      say "not_worse: held (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us)"
+    else
+      say "ERROR: not_worse: tiered is worse than the baseline (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us)"
+      FAILED_LOADS+=(not_worse)
+    fi
+  fi
 }
 
 # near_stats URL: the near cache's hit ratio and sizes from wafer's metrics.
@@ -460,9 +485,11 @@ if [ -n "$BASELINE" ]; then
     redis-cli -u "$REDIS_URL" >/dev/null
   BASE_ENV=(WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$BASE_PREFIX"
     "${GRANULARITY_ENV[@]}" "${NEAR_ENV[@]}")
+  # shellcheck disable=SC2206 # VAR=value words, split on purpose
+  BASE_ENV+=($BASELINE_ENV)
   WAFER_BIN=$BASELINE/wafer SHARED=1 start_wafer "$BASE_A" "${BASE_ENV[@]}"
   BASE_A_PID=$WAFER_PID
-  say "# baseline: $BASELINE/wafer (built $(date -u -r "$BASELINE/wafer" +%FT%TZ)), prefix $BASE_PREFIX"
+  say "# baseline: $BASELINE/wafer (built $(date -u -r "$BASELINE/wafer" +%FT%TZ)), prefix $BASE_PREFIX${BASELINE_ENV:+, $BASELINE_ENV}"
 fi
 # The embedded store, beside it (idle while the others load).
 start_wafer "$EMBEDDED"

@@ -1,6 +1,7 @@
 //! The load-test scripts must parse, quickly and without k6: each k6 script
 //! is checked by node as an ES module (a `.mjs` copy; `node --check` parses
-//! without resolving `k6/*` imports), and `loadtest/run.sh` by `bash -n`.
+//! without resolving `k6/*` imports), and `loadtest/run.sh` and
+//! `loadtest/faults.sh` by `bash -n`.
 //! `scripts/k6-smoke` (run by `scripts/test`) then runs each k6 script for
 //! real against a wafer.
 
@@ -85,8 +86,8 @@ fn k6_load_scripts_have_thresholds_and_read_the_sessions_file() {
 
 #[test]
 fn the_load_runner_parses() {
-    let (ok, err) = run(Command::new("bash")
-        .arg("-n")
-        .arg(root().join("loadtest/run.sh")));
-    assert!(ok, "loadtest/run.sh: {err}");
+    for script in ["loadtest/run.sh", "loadtest/faults.sh"] {
+        let (ok, err) = run(Command::new("bash").arg("-n").arg(root().join(script)));
+        assert!(ok, "{script}: {err}");
+    }
 }
