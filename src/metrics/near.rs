@@ -22,6 +22,8 @@ struct Handles {
     bytes: Gauge,
     fills: Gauge,
     pending: Gauge,
+    aside: Gauge,
+    unfilled: Counter,
 }
 
 /// Pre-registered handles for the near cache; the default records nothing.
@@ -54,6 +56,8 @@ impl NearMetrics {
             bytes: gauge(r, "wafer_near_cache_bytes", &[]),
             fills: gauge(r, "wafer_near_cache_fills_in_flight", &[]),
             pending: gauge(r, "wafer_near_cache_slides_pending", &[]),
+            aside: gauge(r, "wafer_near_cache_aside", &[]),
+            unfilled: counter(r, "wafer_near_cache_unfilled_total", &[]),
         })))
     }
 
@@ -94,6 +98,22 @@ impl NearMetrics {
             h.slides_ok.increment(ok);
             h.slides_gone.increment(gone);
             h.slides_error.increment(error);
+        }
+    }
+
+    /// The cache stepped aside (`true`: its misses no longer fill it) or
+    /// back.
+    pub fn aside(&self, aside: bool) {
+        if let Some(h) = &self.0 {
+            h.aside.set(if aside { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// A miss answered by Redis without filling the cache (it stands
+    /// aside).
+    pub fn unfilled(&self) {
+        if let Some(h) = &self.0 {
+            h.unfilled.increment(1);
         }
     }
 

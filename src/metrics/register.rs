@@ -155,6 +155,16 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         "Near-cache fills waiting on Redis (one per auth of a session not held; given back when the auth ends, answered or cancelled).",
     ),
     (
+        "wafer_near_cache_aside",
+        Kind::Gauge,
+        "1 while the near cache stands aside: full, and most lookups of the last window missed, so a miss fills it only one time in 16 and otherwise asks Redis the usual way (a fill would only churn it); 0 while misses fill it.",
+    ),
+    (
+        "wafer_near_cache_unfilled_total",
+        Kind::Counter,
+        "Misses the near cache did not fill because it stood aside (answered by Redis in one call, as without the cache).",
+    ),
+    (
         "wafer_near_cache_slides_pending",
         Kind::Gauge,
         "Visits the near cache holds back for Redis, one per session at most and never more than the cache's entry limit (grows while Redis is away).",

@@ -900,3 +900,58 @@ async fn with_redis_away_no_slide_is_sent() {
     assert!(written(&a.metrics().await) > before, "no slide written");
     assert_eq!(a.auth(id, &uuid, &skey).await.status, 200);
 }
+
+/// Many more sessions in use than the cache holds, used evenly: filling
+/// only churns it, so it steps aside (a miss fills it one time in 16 and
+/// otherwise asks Redis the usual way) and every auth is still answered;
+/// once the sessions in use fit again, it fills again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_only_churns_steps_aside_and_back() {
+    use wafer::store::near::admission::WINDOW;
+    wafer_testkit::require_servers!();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let small = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings {
+            max_entries: 64,
+            ..wafer::store::near::NearSettings::DEFAULT
+        }),
+        ..backends::test_intervals()
+    };
+    let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, small).await;
+    backends::wait_near_live(&s).await;
+    let near = s.near_cache().unwrap();
+    let app = s.create_app(new_app("wxchurn"), T0).await.unwrap();
+    let mut all = Vec::new();
+    for i in 0..1_000 {
+        let (n, skey) = login(&app, &format!("o-churn-{i}"), None, T0);
+        let uuid = s.upsert_session(n).await.unwrap().uuid;
+        all.push(creds(&app, uuid, &skey, T0.plus_millis(1_000)));
+    }
+    // Round robin over 1,000 sessions with room for 64: two windows of
+    // lookups, nearly all misses.
+    let mut i = 0;
+    let mut lookups = 0;
+    while !near.is_aside() {
+        assert!(
+            lookups < 4 * WINDOW,
+            "still filling after {lookups} lookups"
+        );
+        assert!(accepts(&s, &all[i % all.len()]).await);
+        i += 1;
+        lookups += 1;
+    }
+    // Aside, auths are answered all the same.
+    for c in all.iter().take(200) {
+        assert!(accepts(&s, c).await);
+    }
+    // Eight sessions in use: their misses fill (one in 16), then hit.
+    let hot = &all[..8];
+    let mut lookups = 0u64;
+    while near.is_aside() {
+        assert!(lookups < 8 * WINDOW, "still aside after {lookups} lookups");
+        assert!(accepts(&s, &hot[(lookups % 8) as usize]).await);
+        lookups += 1;
+    }
+    assert!(hot.iter().all(|c| near.holds(c.uuid)));
+}

@@ -51,6 +51,8 @@
 //! another writer's change): each drops the copy, and a copy in use is
 //! fetched again (rule 2). That costs one read per slide.
 
+pub mod admission;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -59,6 +61,8 @@ use std::time::Duration;
 use std::time::Instant;
 
 use dashmap::DashMap;
+
+use admission::{Admission, Turn};
 use uuid::Uuid;
 
 use crate::domain::app::AppId;
@@ -322,6 +326,8 @@ pub struct NearCache {
     bytes: Arc<AtomicI64>,
     settings: NearSettings,
     metrics: NearMetrics,
+    /// Whether misses fill it (not while it does not pay).
+    admission: Admission,
 }
 
 impl NearCache {
@@ -351,6 +357,7 @@ impl NearCache {
             bytes,
             settings,
             metrics,
+            admission: Admission::default(),
         }
     }
 
@@ -388,6 +395,7 @@ impl NearCache {
         }
         let Some(e) = self.entries.get(&creds.uuid) else {
             self.metrics.miss();
+            self.looked_up(false);
             return Lookup::Ask;
         };
         let now = creds.now.0;
@@ -396,6 +404,7 @@ impl NearCache {
         let same_key = creds.skey_hash.matches(&e.skey_hash);
         if !(same_app & same_key) {
             self.metrics.hit(false);
+            self.looked_up(true);
             return Lookup::Refuse;
         }
         let limits = &creds.limits;
@@ -409,6 +418,7 @@ impl NearCache {
         let behind = now - e.written.load(Ordering::Acquire) >= limits.session_ms / 2;
         if !alive || behind {
             self.metrics.miss();
+            self.looked_up(false);
             return Lookup::Ask;
         }
         if now > e.visited.load(Ordering::Relaxed) {
@@ -417,12 +427,14 @@ impl NearCache {
         // No room for its slide: Redis answers (and slides) it instead.
         if now > e.written.load(Ordering::Acquire) && !self.queue_slide(&e) {
             self.metrics.miss();
+            self.looked_up(false);
             return Lookup::Ask;
         }
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
         }
         self.metrics.hit(true);
+        self.looked_up(true);
         Lookup::Accept(e.profile.clone())
     }
 
@@ -463,6 +475,35 @@ impl NearCache {
     }
 
     /// Whether the slide queue has room for another session.
+    /// Counts a lookup the cache answered (`hit`) or sent on to Redis,
+    /// and steps aside or back when a window of them says so.
+    fn looked_up(&self, hit: bool) {
+        let full = || {
+            let cap = self.settings.max_bytes.max(1);
+            self.entries.weighted_size() >= cap - cap / 10
+        };
+        match self.admission.looked_up(hit, full) {
+            Some(Turn::Aside(ratio)) => {
+                self.metrics.aside(true);
+                tracing::warn!(
+                    hit_ratio = ratio,
+                    "near cache full and mostly missing: one miss in 16 fills it, the others \
+                     go to Redis the usual way, until hits come back"
+                );
+            }
+            Some(Turn::Back(ratio)) => {
+                self.metrics.aside(false);
+                tracing::info!(hit_ratio = ratio, "near cache fills again");
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the cache stands aside (its misses do not fill it).
+    pub fn is_aside(&self) -> bool {
+        self.admission.is_aside()
+    }
+
     fn slides_have_room(&self) -> bool {
         self.slides
             .lock()
@@ -470,10 +511,14 @@ impl NearCache {
     }
 
     /// The right to fill `creds`' session from the Redis answer about to be
-    /// asked for; `None` when the cache would not serve it anyway (or could
-    /// not hold its slide).
+    /// asked for; `None` when the cache would not serve it anyway, could
+    /// not hold its slide, or stands aside (see [`admission`]).
     pub fn ticket(&self, creds: &Credentials) -> Option<Ticket<'_>> {
         if !self.is_live() || !self.covers(creds) || !self.slides_have_room() {
+            return None;
+        }
+        if !self.admission.admits() {
+            self.metrics.unfilled();
             return None;
         }
         // The epoch is read before the ticket is visible: a flush after
