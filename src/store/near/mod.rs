@@ -590,7 +590,9 @@ impl NearCache {
         self.fills.remove(&uuid);
         self.metrics.invalidated();
         let dropped = self.entries.remove(&uuid);
-        dropped.filter(|e| e.used.load(Ordering::Relaxed))
+        // Standing aside, a copy is fetched again only by a miss that
+        // fills (one in 16): a fetch per change is the churn it avoids.
+        dropped.filter(|e| e.used.load(Ordering::Relaxed) && !self.admission.is_aside())
     }
 
     /// Settles a written slide: Redis holds its visit, or no longer holds
