@@ -61,9 +61,9 @@ use std::time::Duration;
 use std::time::Instant;
 
 use dashmap::DashMap;
+use uuid::Uuid;
 
 use admission::{Admission, Turn};
-use uuid::Uuid;
 
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
@@ -394,8 +394,7 @@ impl NearCache {
             return Lookup::Ask;
         }
         let Some(e) = self.entries.get(&creds.uuid) else {
-            self.metrics.miss();
-            self.looked_up(false);
+            self.missed();
             return Lookup::Ask;
         };
         let now = creds.now.0;
@@ -403,8 +402,7 @@ impl NearCache {
         let same_app = e.app == creds.app_id;
         let same_key = creds.skey_hash.matches(&e.skey_hash);
         if !(same_app & same_key) {
-            self.metrics.hit(false);
-            self.looked_up(true);
+            self.answered(false);
             return Lookup::Refuse;
         }
         let limits = &creds.limits;
@@ -417,8 +415,7 @@ impl NearCache {
         // faster than the slide interval); Redis answers, once caught up.
         let behind = now - e.written.load(Ordering::Acquire) >= limits.session_ms / 2;
         if !alive || behind {
-            self.metrics.miss();
-            self.looked_up(false);
+            self.missed();
             return Lookup::Ask;
         }
         if now > e.visited.load(Ordering::Relaxed) {
@@ -426,15 +423,13 @@ impl NearCache {
         }
         // No room for its slide: Redis answers (and slides) it instead.
         if now > e.written.load(Ordering::Acquire) && !self.queue_slide(&e) {
-            self.metrics.miss();
-            self.looked_up(false);
+            self.missed();
             return Lookup::Ask;
         }
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
         }
-        self.metrics.hit(true);
-        self.looked_up(true);
+        self.answered(true);
         Lookup::Accept(e.profile.clone())
     }
 
@@ -474,7 +469,18 @@ impl NearCache {
         true
     }
 
-    /// Whether the slide queue has room for another session.
+    /// A lookup the cache answered itself (`accepted`, or refused).
+    fn answered(&self, accepted: bool) {
+        self.metrics.hit(accepted);
+        self.looked_up(true);
+    }
+
+    /// A lookup sent on to Redis.
+    fn missed(&self) {
+        self.metrics.miss();
+        self.looked_up(false);
+    }
+
     /// Counts a lookup the cache answered (`hit`) or sent on to Redis,
     /// and steps aside or back when a window of them says so.
     fn looked_up(&self, hit: bool) {
@@ -504,6 +510,7 @@ impl NearCache {
         self.admission.is_aside()
     }
 
+    /// Whether the slide queue has room for another session.
     fn slides_have_room(&self) -> bool {
         self.slides
             .lock()

@@ -314,7 +314,11 @@ impl Tracked {
         again: bool,
     ) -> StoreResult<AuthOutcome> {
         let op = if again { Op::Peek } else { Op::Auth };
-        let slot = fred::util::redis_keyslot(self.redis.key(creds.uuid).as_bytes());
+        // One server: it is the one tracked, and there is no slot to find.
+        let slot = self
+            .client
+            .is_clustered()
+            .then(|| fred::util::redis_keyslot(self.redis.key(creds.uuid).as_bytes()));
         if !self.owned_by_tracked(slot) {
             return Err(super::not_connected());
         }
@@ -329,11 +333,11 @@ impl Tracked {
     }
 
     /// Whether the primary that owns `slot` in this connection's layout is
-    /// one tracking is on on (always, for one server).
-    fn owned_by_tracked(&self, slot: u16) -> bool {
-        if !self.client.is_clustered() {
+    /// one tracking is on on (`None`: one server, always).
+    fn owned_by_tracked(&self, slot: Option<u16>) -> bool {
+        let Some(slot) = slot else {
             return true;
-        }
+        };
         let Some(state) = self.client.cached_cluster_state() else {
             return false;
         };
