@@ -515,21 +515,27 @@ say_ratio tiered_forward_vs_post
 # A's answer. Under auth load on both (wrk, one thread, 16 connections, each
 # pausing 1 ms between requests: a steady load, not a saturated machine,
 # whose queueing would be measured instead), for as long as the changes take.
+# revocations A B LABEL: the measurement between instances A and B (both
+# running), under the paced load on both; LABEL prefixes its lines.
+revocations() {
+  local a=$1 b=$2 label=$3 rla rlb
+  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$b" >"$WORK/rev-load-b.txt" 2>&1 & rlb=$!
+  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$a" >"$WORK/rev-load-a.txt" 2>&1 & rla=$!
+  PIDS+=("$rlb" "$rla")
+  sleep 1
+  if ! "$BIN/examples/revocations" --a "http://$a" --b "http://$b" --token "$TOKEN" \
+    --appid wxload --n "$REVOCATIONS" --tag "rev${label}-$TAG" >"$WORK/revocations.txt" 2>&1; then
+    FAILED_LOADS+=("revocations${label:+_$label}")
+  fi
+  # wrk prints its summary when interrupted.
+  kill -INT "$rlb" "$rla" 2>/dev/null || true
+  wait "$rlb" "$rla" 2>/dev/null || true
+  sed "s/^/${label:+$label }/" "$WORK/revocations.txt" | tee -a "$RESULTS"
+  say "${label:+$label }load during the changes: B $(grep '^RESULT' "$WORK/rev-load-b.txt" | sed 's/^RESULT //'); A $(grep '^RESULT' "$WORK/rev-load-a.txt" | sed 's/^RESULT //')"
+}
 SHARED=1 start_wafer "$TIERED_B" "${TIERED_ENV[@]}"
 TIERED_B_PID=$WAFER_PID
-WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$TIERED_B" >"$WORK/rev-load-b.txt" 2>&1 & RLB=$!
-WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$TIERED" >"$WORK/rev-load-a.txt" 2>&1 & RLA=$!
-PIDS+=("$RLB" "$RLA")
-sleep 1
-if ! "$BIN/examples/revocations" --a "http://$TIERED" --b "http://$TIERED_B" --token "$TOKEN" \
-  --appid wxload --n "$REVOCATIONS" --tag "rev-$TAG" >"$WORK/revocations.txt" 2>&1; then
-  FAILED_LOADS+=(revocations)
-fi
-# wrk prints its summary when interrupted.
-kill -INT "$RLB" "$RLA" 2>/dev/null || true
-wait "$RLB" "$RLA" 2>/dev/null || true
-tee -a "$RESULTS" <"$WORK/revocations.txt"
-say "load during the changes: B $(grep '^RESULT' "$WORK/rev-load-b.txt" | sed 's/^RESULT //'); A $(grep '^RESULT' "$WORK/rev-load-a.txt" | sed 's/^RESULT //')"
+revocations "$TIERED" "$TIERED_B" ""
 say "# (target: revocation_latency p99_us <= 10000; stale_accepts=0)"
 say "tiered_b $(near_stats "http://$TIERED_B")"
 kill "$TIERED_B_PID"
@@ -537,17 +543,7 @@ kill "$TIERED_B_PID"
 if [ -n "$BASELINE" ]; then
   WAFER_BIN=$BASELINE/wafer SHARED=1 start_wafer "$BASE_B" "${BASE_ENV[@]}"
   BASE_B_PID=$WAFER_PID
-  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$BASE_B" >"$WORK/rev-load-bb.txt" 2>&1 & RLB=$!
-  WAFER_PACE_MS=1 wrk -t1 -c16 -d3600s -s loadtest/wrk/auth-paced.lua "http://$BASE_A" >"$WORK/rev-load-ba.txt" 2>&1 & RLA=$!
-  PIDS+=("$RLB" "$RLA")
-  sleep 1
-  if ! "$BIN/examples/revocations" --a "http://$BASE_A" --b "http://$BASE_B" --token "$TOKEN" \
-    --appid wxload --n "$REVOCATIONS" --tag "revbase-$TAG" >"$WORK/revocations-baseline.txt" 2>&1; then
-    FAILED_LOADS+=(revocations_baseline)
-  fi
-  kill -INT "$RLB" "$RLA" 2>/dev/null || true
-  wait "$RLB" "$RLA" 2>/dev/null || true
-  sed 's/^/baseline /' "$WORK/revocations-baseline.txt" | tee -a "$RESULTS"
+  revocations "$BASE_A" "$BASE_B" baseline
   kill "$BASE_B_PID" "$BASE_A_PID"
 fi
 if [ "$ONLY" = auth ]; then
