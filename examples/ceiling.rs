@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use wafer::clock::Timestamp;
 use wafer::domain::session::{Credentials, Limits};
 use wafer::domain::skey::SkeyHash;
-use wafer::store::redis::{AUTH_SCRIPT, auth_args, session_key};
+use wafer::store::redis::{AUTH_SCRIPT, auth_args, session_keys};
 use wafer::store::tiered::VisitGranularity;
 
 #[derive(Parser)]
@@ -89,7 +89,7 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
         limits: Limits::new(state.cli.login_days, state.cli.session_secs),
         now: Timestamp(now),
     };
-    let key = session_key(&state.cli.prefix, uuid);
+    let key = session_keys(&state.cli.prefix, uuid);
     let granularity = VisitGranularity::DEFAULT.for_session_ms(creds.limits.session_ms);
     let args = auth_args(&creds, granularity);
     match state

@@ -123,8 +123,9 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_near_cache_invalidations_total",
         Kind::Counter,
-        "Session changes Redis reported to the near cache (re-login, logout, revoke, a slide \
-         by another instance); each drops the cached copy.",
+        "Session changes Redis reported to the near cache (re-login, logout, revoke, a phone \
+         number, the session hash extended about once per quarter session; slides are not \
+         reported); each drops the cached copy.",
     ),
     (
         "wafer_near_cache_flushes_total",

@@ -111,11 +111,18 @@ async fn a_redis_miss_reads_through_and_repopulates() {
         redis_cli(&backends::redis_url(), &["EXISTS", &key]).trim(),
         "1"
     );
-    let ttl: i64 = redis_cli(&backends::redis_url(), &["PTTL", &key])
-        .trim()
-        .parse()
-        .unwrap();
+    // The visit key lives exactly as long as the session has left, the
+    // hash a quarter longer.
+    let pttl = |k: &str| -> i64 {
+        redis_cli(&backends::redis_url(), &["PTTL", k])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let ttl = pttl(&format!("{prefix}v:{{{uuid}}}"));
     assert!(ttl > 3_590_000 && ttl <= 3_600_000, "ttl {ttl}");
+    let kept = pttl(&key);
+    assert!(kept > 4_490_000 && kept <= 4_500_000, "hash ttl {kept}");
     // A wrong skey is refused on the read-through path too.
     redis_cli(&backends::redis_url(), &["DEL", &key]);
     let other = wafer::domain::skey::Skey::mint().unwrap();
@@ -311,6 +318,7 @@ async fn auth_is_one_redis_round_trip() {
             "hmget",
             "hset",
             "pexpire",
+            "pttl",
             "info",
             "config|resetstat",
             "ping",

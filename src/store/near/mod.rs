@@ -45,11 +45,14 @@
 //!    session it changed before it answers, and goes dark while a write of
 //!    its to Redis has failed (see `tiered/near.rs`).
 //!
-//! Every write to a session comes back as an invalidation, this instance's
-//! own slides too (Redis' `NOLOOP` does not cover writes made in scripts, and
+//! Slides (this instance's and every other's) write the session's visit
+//! key, which is not tracked: they push nothing, and cost no copy. Every
+//! other write to a session comes back as an invalidation, this instance's
+//! own too (Redis' `NOLOOP` does not cover writes made in scripts, and
 //! broadcast mode merges pushes of one key, so an echo cannot be told from
 //! another writer's change): each drops the copy, and a copy in use is
-//! fetched again (rule 2). That costs one read per slide.
+//! fetched again (rule 2). Among those is the session hash's extension,
+//! about once per quarter of an active session (`redis/layout.rs`).
 
 pub mod admission;
 

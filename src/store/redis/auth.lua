@@ -1,10 +1,12 @@
--- Checks a session and slides it, in one step on one key.
--- KEYS[1] session key (a hash, fields as src/store/redis/layout.rs says)
+-- Checks a session and slides it, in one step on one slot.
+-- KEYS[1] session hash, KEYS[2] its visit key (layout.rs)
 -- ARGV    app id, skey SHA-256 (hex), now_ms, login_ms, session_ms,
 --         granularity_ms[, peek]
 -- peek '1' (a near cache's fill): check only, write nothing; the near cache
 -- slides the session in process and writes the slide later (slide.lua).
--- Every write tells the near caches to drop their copies; a read does not.
+-- A slide writes the visit key, which no near cache tracks; the hash is
+-- written (and every near cache's copy dropped) only when the visit key
+-- would outlive it.
 -- Returns 0 when the session is not in Redis (read through), 1 when it is
 -- refused (wrong app or skey, expired, a tombstone), else
 -- {due, open_id, union_id, user_info, phone, created, visited, gen}: due is 1
@@ -18,7 +20,7 @@ if not ok then
   -- Not a hash: a session in the layout of an earlier version (one
   -- string). Drop it; the caller reads the session through from
   -- PostgreSQL and writes it back in this layout.
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 0
 end
 if f[6] then return 1 end
@@ -27,7 +29,10 @@ if not f[1] then return 0 end
 -- differing byte; on digests of 256-bit random secrets that leaks nothing
 -- usable (steering a digest's bytes would take a SHA-256 preimage).
 if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] then return 1 end
-local c, v, p = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+local w = redis.call('HMGET', KEYS[2], 'visited', 'synced')
+local c = tonumber(f[3])
+local v = math.max(tonumber(f[4] or '0'), tonumber(w[1] or '0'))
+local p = math.max(tonumber(f[5] or '0'), tonumber(w[2] or '0'))
 local now = tonumber(ARGV[3])
 local lm = tonumber(ARGV[4])
 local sm = tonumber(ARGV[5])
@@ -38,13 +43,21 @@ if ARGV[7] == '1' then return reply end
 local due = now - p >= tonumber(ARGV[6])
 if due then
   v = math.max(v, now)
-  redis.call('HSET', KEYS[1], 'visited', v, 'synced', now)
+  redis.call('HSET', KEYS[2], 'visited', v, 'synced', now)
 elseif now > v then
   v = now
-  redis.call('HSET', KEYS[1], 'visited', v)
+  redis.call('HSET', KEYS[2], 'visited', v)
 end
--- The key lives exactly as long as the session has left.
+-- The visit key lives exactly as long as the session has left; the hash at
+-- least as long (within a second: clocks), extended a quarter more at a
+-- time. At the absolute limit both end together.
 local left = math.min(c + lm, v + sm) - now
-redis.call('PEXPIRE', KEYS[1], string.format('%d', left))
+redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
+local kept = redis.call('PTTL', KEYS[1])
+if kept >= 0 and kept + 1000 < left then
+  redis.call('HSET', KEYS[1], 'visited', v)
+  redis.call('PEXPIRE', KEYS[1],
+    string.format('%d', math.min(c + lm - now, left + math.floor(left / 4))))
+end
 reply[1], reply[7] = due and 1 or 0, v
 return reply

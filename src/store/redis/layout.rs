@@ -10,11 +10,24 @@
 //! | `union_id` | WeChat union_id (absent when unknown) |
 //! | `skey_sha256` | SHA-256 of the skey, lowercase hex |
 //! | `created` | login time, ms since the epoch |
-//! | `visited` | last valid auth, ms (slid by `auth.lua`) |
-//! | `synced` | the last visit last sent to PostgreSQL, ms |
+//! | `visited` | last valid auth, ms, as of the hash's last write |
+//! | `synced` | the last visit sent to PostgreSQL, as of the hash's last write |
 //! | `gen` | generation: bumped by every login of this user; orders writers |
 //! | `user_info` | the decrypted user info, compact JSON (absent when none) |
 //! | `phone` | the user's phone number (absent when unknown) |
+//!
+//! Sliding writes go to a key of their own, `{prefix}v:{<uuid>}` (the same
+//! hash tag: the same slot), a hash of `visited` and `synced`: the near
+//! caches track only session hashes (`{prefix}s:`), so a slide, which
+//! changes nothing an auth answers, pushes nothing to them and costs no
+//! instance a refetch. A session's last visit is the later of the two keys'
+//! `visited`. The visit key lives exactly as long as the session has left;
+//! the session hash at least as long, extended by a quarter of what is left
+//! at a time ([`HASH_SLACK_DIVISOR`]), so that an active session's hash is
+//! written (and its copies dropped) about once per quarter session instead
+//! of once per slide. The cost: an idle session's hash outlives it by up to
+//! that quarter (every check judges by the times, not the TTL), and the
+//! visit key's ~140 bytes per session.
 //!
 //! A removed session is a tombstone: a hash holding only `removed`, for a
 //! short while, so that no late writer brings the session back. An entry of
@@ -73,6 +86,27 @@ pub fn session_key(prefix: &str, uuid: Uuid) -> String {
     k.push('}');
     k
 }
+
+/// The visit key of session `uuid` under `prefix`: `{prefix}v:{<uuid>}`
+/// (the session key's hash tag: the same slot, so one script takes both).
+pub fn visit_key(prefix: &str, uuid: Uuid) -> String {
+    let mut k = String::with_capacity(prefix.len() + 40);
+    k.push_str(prefix);
+    k.push_str("v:{");
+    k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    k.push('}');
+    k
+}
+
+/// Both keys of session `uuid`, as every session script takes them:
+/// `KEYS[1]` the session hash, `KEYS[2]` its visit key.
+pub fn session_keys(prefix: &str, uuid: Uuid) -> Vec<String> {
+    vec![session_key(prefix, uuid), visit_key(prefix, uuid)]
+}
+
+/// A session hash is extended by what the session has left plus this
+/// fraction of it (1/4) when its visit key would outlive it.
+pub const HASH_SLACK_DIVISOR: i64 = 4;
 
 /// The open_id index key of (`app`, `open_id`): `{prefix}o:{<app>:<open_id>}`.
 /// The whole pair is the hash tag, so an app's users spread over a

@@ -246,17 +246,23 @@ impl Redis {
         session_key(&self.prefix, uuid)
     }
 
-    /// Runs `script` by SHA on `key`; on `NOSCRIPT` (Redis restarted or
-    /// flushed its scripts) loads it and runs it again. `args` is a builder,
-    /// not a value, so the common path does not clone the arguments.
+    /// Session `uuid`'s hash and visit key, as its scripts take them.
+    fn keys(&self, uuid: Uuid) -> Vec<String> {
+        layout::session_keys(&self.prefix, uuid)
+    }
+
+    /// Runs `script` by SHA on `keys` (of one slot); on `NOSCRIPT` (Redis
+    /// restarted or flushed its scripts) loads it and runs it again. `args`
+    /// is a builder, not a value, so the common path does not clone the
+    /// arguments.
     async fn eval(
         &self,
         op: Op,
         script: &Script,
-        key: String,
+        keys: Vec<String>,
         args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
-        self.eval_on(self.pool.next_connected(), op, script, key, args)
+        self.eval_on(self.pool.next_connected(), op, script, keys, args)
             .await
     }
 
@@ -266,10 +272,10 @@ impl Redis {
         client: &Client,
         op: Op,
         script: &Script,
-        key: String,
+        keys: Vec<String>,
         args: impl Fn() -> Vec<Value> + Sync,
     ) -> StoreResult<Value> {
-        let send = || client.evalsha::<Value, _, _, _>(script.sha1().clone(), key.as_str(), args());
+        let send = || client.evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args());
         // Every node of a cluster: the next key may live on any.
         let load = || script.load(client);
         self.eval_by(op, load, send).await
@@ -309,7 +315,7 @@ impl Redis {
     ) -> StoreResult<AuthOutcome> {
         let args = || auth_args(creds, granularity_ms);
         let reply = self
-            .eval(Op::Auth, &self.auth, self.key(creds.uuid), args)
+            .eval(Op::Auth, &self.auth, self.keys(creds.uuid), args)
             .await?;
         Ok(auth_outcome(reply))
     }
@@ -333,8 +339,9 @@ impl Redis {
         // argument here is the script's SHA, not a key).
         let slot = fred::util::redis_keyslot(key.as_bytes());
         let key = Value::from(key);
+        let visit = Value::from(layout::visit_key(&self.prefix, creds.uuid));
         let send = || {
-            let mut args = vec![sha.clone(), Value::Integer(1), key.clone()];
+            let mut args = vec![sha.clone(), Value::Integer(2), key.clone(), visit.clone()];
             args.extend(auth_args(creds, granularity_ms));
             args.push(Value::from_static_str("1"));
             let evalsha = fred::cmd!("EVALSHA", hash: ClusterHash::Custom(slot));
@@ -352,9 +359,10 @@ impl Redis {
         Ok(auth_outcome(reply))
     }
 
-    /// Caches `record` with a TTL of `ttl_ms` (and points the open_id index
-    /// at it until its absolute limit, `index_ttl_ms`), unless Redis holds a
-    /// newer generation of it or a tombstone. Returns whether it was
+    /// Caches `record` with a TTL of `ttl_ms` (its hash a quarter longer,
+    /// within its absolute limit, `index_ttl_ms`: see `layout.rs`; and
+    /// points the open_id index at it until that limit), unless Redis holds
+    /// a newer generation of it or a tombstone. Returns whether it was
     /// written. Both commands are sent at once (one round trip's wait).
     pub async fn put(
         &self,
@@ -367,14 +375,18 @@ impl Redis {
             return Ok(false);
         }
         let fields = layout::fields(record);
+        let hash_ttl_ms =
+            (ttl_ms + ttl_ms / layout::HASH_SLACK_DIVISOR).min(index_ttl_ms.max(ttl_ms));
         let args = || {
-            let mut a = Vec::with_capacity(2 + fields.len());
+            let mut a = Vec::with_capacity(4 + fields.len());
             a.push(Value::Integer(record.generation));
             a.push(Value::Integer(ttl_ms));
+            a.push(Value::Integer(hash_ttl_ms));
+            a.push(Value::Integer(record.last_visit.0));
             a.extend(fields.iter().cloned());
             a
         };
-        let session = self.eval(Op::Put, &self.put, self.key(record.uuid), args);
+        let session = self.eval(Op::Put, &self.put, self.keys(record.uuid), args);
         let index = async {
             let call = self.pool.next_connected().set::<Value, _, _>(
                 layout::index_key(&self.prefix, record.app_id, &record.open_id),
@@ -395,7 +407,7 @@ impl Redis {
     pub async fn bury(&self, uuid: Uuid) -> StoreResult<()> {
         let args = || vec![Value::Integer(TOMBSTONE_MS)];
         let was = self
-            .eval(Op::Bury, &self.bury, self.key(uuid), args)
+            .eval(Op::Bury, &self.bury, self.keys(uuid), args)
             .await?;
         let Value::Array(parts) = was else {
             return Ok(());
@@ -409,7 +421,7 @@ impl Redis {
         };
         let key = layout::index_key(&self.prefix, app, &open_id);
         let args = || vec![Value::from(uuid.hyphenated().to_string())];
-        self.eval(Op::Index, &self.unindex, key, args)
+        self.eval(Op::Index, &self.unindex, vec![key], args)
             .await
             .map(drop)
     }
@@ -437,19 +449,27 @@ impl Redis {
             .map(|s| (uuid, s)))
     }
 
-    /// Session `uuid` as Redis holds it, if it does (not a tombstone).
+    /// Session `uuid` as Redis holds it, if it does (not a tombstone): its
+    /// hash, with the last visit of its visit key if that is later.
     pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<layout::Stored>> {
         use fred::prelude::HashesInterface;
-        let call = self
-            .pool
-            .next_connected()
-            .hgetall::<Vec<(String, Value)>, _>(self.key(uuid));
-        match self.bounded(Op::Load, call).await {
-            Ok(pairs) => Ok(layout::decode_stored(pairs)),
+        let client = self.pool.next_connected();
+        let hash = client.hgetall::<Vec<(String, Value)>, _>(self.key(uuid));
+        let visit = client.hget::<Option<i64>, _, _>(
+            layout::visit_key(&self.prefix, uuid),
+            layout::field::VISITED,
+        );
+        let both = async { Ok::<_, RedisError>(tokio::join!(hash, visit)) };
+        let (hash, visit) = self.bounded(Op::Load, both).await?;
+        match hash {
+            Ok(pairs) => Ok(layout::decode_stored(pairs).map(|mut s| {
+                s.visited = s.visited.max(visit.ok().flatten().unwrap_or(0));
+                s
+            })),
             // An earlier version's string: not readable here, and a miss is
             // always safe (PostgreSQL has the record).
             Err(_) if self.is_connected() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -457,7 +477,7 @@ impl Redis {
     /// the next auth).
     pub async fn evict(&self, uuid: Uuid) -> StoreResult<()> {
         use fred::prelude::KeysInterface;
-        let call = self.pool.next_connected().del::<i64, _>(self.key(uuid));
+        let call = self.pool.next_connected().del::<i64, _>(self.keys(uuid));
         self.bounded(Op::Evict, call).await.map(drop)
     }
 
@@ -535,7 +555,7 @@ impl Redis {
     ) -> StoreResult<()> {
         let key = layout::lease_key(&self.prefix, app, lease.label());
         let args = || vec![Value::from(holder)];
-        self.eval(Op::Token, &self.release, key, args)
+        self.eval(Op::Token, &self.release, vec![key], args)
             .await
             .map(drop)
     }
@@ -671,7 +691,7 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
     }
 }
 
-pub use layout::{Visit, session_key};
+pub use layout::{Visit, session_key, session_keys, visit_key};
 pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
 
 /// Commands one client holds for its connection: far above what a

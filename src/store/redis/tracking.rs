@@ -3,8 +3,9 @@
 //! `CLIENT TRACKING ON BCAST PREFIX {prefix}s:`, on every node.
 //!
 //! - Any write to a session key by anyone (another instance's login,
-//!   logout, revoke or slide; this instance's own writes too) is pushed
-//!   here as an invalidation. Broadcast mode needs no per-key state in Redis
+//!   logout or revoke; this instance's own writes too) is pushed here as an
+//!   invalidation. Slides write the session's visit key (`{prefix}v:`),
+//!   which is not tracked (the hash only about once per quarter session). Broadcast mode needs no per-key state in Redis
 //!   and no reads on this connection to register interest.
 //! - The near cache's fills read and never write, and they read here, on
 //!   a node this connection tracks, without following a redirection: a
@@ -12,7 +13,7 @@
 //!   A session whose slot moved (or is moving) is answered through the
 //!   pool instead, and the layout change makes the cache go dark until
 //!   tracking is on on the new layout. Its slides go through the pool like
-//!   every other command, and their writes come back as invalidations too
+//!   every other command; its other writes come back as invalidations too
 //!   (Redis' `NOLOOP` does not cover writes made inside scripts, Redis
 //!   7.0).
 //! - A cluster tracks per node: tracking is turned on on every primary
@@ -97,13 +98,17 @@ pub struct Slide<'a> {
     pub limits: Limits,
     /// The visit granularity for PostgreSQL, ms.
     pub granularity_ms: i64,
+    /// When it is written, ms (the keys live as long as the session has
+    /// left from then).
+    pub now: i64,
 }
 
 /// What writing a slide did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slid {
-    /// Written; `true` when the visit is due for PostgreSQL. Redis pushes
-    /// this write back as an invalidation, like any other.
+    /// Written; `true` when the visit is due for PostgreSQL. It went to
+    /// the session's visit key, which no near cache tracks (its hash only
+    /// about once per quarter session, pushed like any other write).
     Written(bool),
     /// Nothing written: Redis held a later visit.
     Unchanged,
@@ -365,11 +370,12 @@ impl Tracked {
                 Value::Integer(s.limits.session_ms),
                 Value::Integer(s.granularity_ms),
                 Value::Integer(s.generation),
+                Value::Integer(s.now),
             ]
         };
         let reply = self
             .redis
-            .eval(Op::Slide, &self.slide, self.redis.key(s.uuid), args)
+            .eval(Op::Slide, &self.slide, self.redis.keys(s.uuid), args)
             .await?;
         Ok(match reply {
             Value::Integer(2) => Slid::Written(true),

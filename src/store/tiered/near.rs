@@ -283,6 +283,7 @@ impl Near {
 
     async fn write(&self, store: &TieredStore, batch: &[PendingSlide]) {
         let apps = store.apps.load();
+        let now = store.clock.now().0;
         let mut todo: Vec<(&PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
         for p in batch {
             // An app deleted since: its sessions are gone.
@@ -300,6 +301,7 @@ impl Near {
                     visited: p.visited,
                     limits,
                     granularity_ms: store.every.visit.for_session_ms(limits.session_ms),
+                    now,
                 },
             ));
         }
