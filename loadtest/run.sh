@@ -47,6 +47,8 @@
 #                       p99 at equal load no worse (median of rounds): the near cache
 #                       must never be worse than off. WAFER_* variables in the
 #                       environment reach every wafer (WAFER_NEAR_CACHE_BYTES=16MiB...)
+#   ACCESS [uniform]    how the auth loads pick sessions: uniform (each as often, in
+#                       turn) or zipf (Zipf popularity, exponent ZIPF [0.99], as YCSB)
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -86,6 +88,7 @@ BASE_B=127.0.0.1:18084
 CEILING=127.0.0.1:19300
 FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
+export WAFER_ACCESS=${ACCESS:-uniform} WAFER_ZIPF=${ZIPF:-0.99}
 
 WITH_K6=${WITH_K6:-1}
 BUILD=${BUILD:-1}
@@ -423,7 +426,7 @@ start_wafer() { # listen extra-env...
   fi
 }
 
-say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions, $ROUNDS rounds per comparison"
+say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions ($WAFER_ACCESS access), $ROUNDS rounds per comparison"
 if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
 NEAR_ENV=()
 if [ -n "$NEAR_CACHE" ]; then NEAR_ENV=(WAFER_NEAR_CACHE="$NEAR_CACHE"); fi

@@ -68,7 +68,7 @@ mod defaults {
     pub const DATABASE_TIMEOUT: &str = "2s";
     pub const VISIT_GRANULARITY: &str = "1%";
     pub const NEAR_CACHE_SLIDE: &str = "1%";
-    pub const NEAR_CACHE_BYTES: &str = "256MiB";
+    pub const NEAR_CACHE_BYTES: &str = "1280MiB";
     pub const WECHAT_TIMEOUT: &str = "5s";
     pub const WECHAT_CONNECT_TIMEOUT: &str = "2s";
     pub const LOG: &str = "info";
@@ -216,7 +216,7 @@ impl Default for RedisSettings {
             tls_ca: None,
             near_cache: true,
             near_cache_entries: crate::store::near::NearSettings::DEFAULT.max_entries,
-            near_cache_bytes: parse_bytes(defaults::NEAR_CACHE_BYTES).unwrap_or(256 << 20),
+            near_cache_bytes: parse_bytes(defaults::NEAR_CACHE_BYTES).unwrap_or(1280 << 20),
             near_cache_slide: defaults::NEAR_CACHE_SLIDE
                 .parse()
                 .unwrap_or(crate::store::near::NearSettings::DEFAULT.slide),
