@@ -48,7 +48,14 @@
 #                       must never be worse than off. WAFER_* variables in the
 #                       environment reach every wafer (WAFER_NEAR_CACHE_BYTES=16MiB...)
 #   ACCESS [uniform]    how the auth loads pick sessions: uniform (each as often, in
-#                       turn) or zipf (Zipf popularity, exponent ZIPF [0.99], as YCSB)
+#                       turn) or zipf (Zipf popularity, exponent ZIPF [0.99], as YCSB);
+#                       "uniform zipf" runs the auth rounds once for each, on the same
+#                       sessions (forward auth and the revocations use the first)
+#   WARM [0]            seconds of unmeasured auth load on tiered wafer (and the
+#                       baseline) before each access pattern's rounds, every session
+#                       in turn (loadtest/wrk/warm.lua): the rounds then see an instance
+#                       that has served its sessions before, as in production, not one
+#                       meeting each of a million sessions for the first time
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -88,7 +95,8 @@ BASE_B=127.0.0.1:18084
 CEILING=127.0.0.1:19300
 FIXED=127.0.0.1:19301
 export WRK_DIR=$ROOT/loadtest/wrk WAFER_APP_ID=1 WAFER_RUN_TAG=$TAG
-export WAFER_ACCESS=${ACCESS:-uniform} WAFER_ZIPF=${ZIPF:-0.99}
+ACCESS=${ACCESS:-uniform} WARM=${WARM:-0}
+export WAFER_ACCESS=${ACCESS%% *} WAFER_ZIPF=${ZIPF:-0.99}
 
 WITH_K6=${WITH_K6:-1}
 BUILD=${BUILD:-1}
@@ -426,7 +434,7 @@ start_wafer() { # listen extra-env...
   fi
 }
 
-say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions ($WAFER_ACCESS access), $ROUNDS rounds per comparison"
+say "# wafer load test $(date -u +%FT%TZ): $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $SESSIONS sessions ($ACCESS access, ${WARM}s warm-up), $ROUNDS rounds per comparison"
 if [ "$WITH_K6" = 1 ]; then say "# and k6 ($("$K6_BIN" version | cut -d' ' -f2)) with $CONNECTIONS VUs for ${DURATION}s after each wrk load"; fi
 NEAR_ENV=()
 if [ -n "$NEAR_CACHE" ]; then NEAR_ENV=(WAFER_NEAR_CACHE="$NEAR_CACHE"); fi
@@ -473,7 +481,7 @@ PROCS=("wafer=$TIERED_PID" "redis=${REDIS_PID:-0}" "mock=$MOCK_PID")
 # own: its writes (every auth slides) would otherwise reach wafer's near
 # cache as invalidations, and wafer would work while the ceiling is measured.
 CEIL_PREFIX="${PREFIX}ceiling:"
-redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}s:*" |
+redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}[sv]:*" |
   awk -v p="$PREFIX" -v c="$CEIL_PREFIX" '{print "COPY", $0, c substr($0, length(p) + 1)}' |
   redis-cli -u "$REDIS_URL" >/dev/null
 "$ROOT/target/release/examples/ceiling" --listen "$CEILING" --redis "$REDIS_URL" --prefix "$CEIL_PREFIX" 2>>"$WORK/ceiling.log" &
@@ -483,7 +491,7 @@ CEIL_PID=$!; PIDS+=("$CEIL_PID")
 if [ -n "$BASELINE" ]; then
   [ -x "$BASELINE/wafer" ] || die "BASELINE=$BASELINE holds no wafer binary"
   BASE_PREFIX="${PREFIX}base:"
-  redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}[so]:*" |
+  redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}[sov]:*" |
     awk -v p="$PREFIX" -v c="$BASE_PREFIX" '{print "COPY", $0, c substr($0, length(p) + 1)}' |
     redis-cli -u "$REDIS_URL" >/dev/null
   BASE_ENV=(WAFER_REDIS_URL="$REDIS_URL" WAFER_DATABASE_URL="$DB_URL" WAFER_REDIS_PREFIX="$BASE_PREFIX"
@@ -503,9 +511,29 @@ sleep 0.5
 TIERED_PROCS="${PROCS[*]} postgres=$(pg_pids)"
 CEILING_PROCS="ceiling=$CEIL_PID redis=${REDIS_PID:-0}"
 BASE_PROCS="wafer=${BASE_A_PID:-0} redis=${REDIS_PID:-0} mock=$MOCK_PID postgres=$(pg_pids)"
-near_auth_rounds
-say "tiered $(near_stats "http://$TIERED")"
-if [ -n "$BASELINE" ]; then say "baseline $(near_stats "http://$BASE_A")"; fi
+# warm URL...: WARM seconds of every session in turn against each, unmeasured.
+warm() {
+  local url pids=()
+  for url in "$@"; do
+    WAFER_THREADS=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARM}s" -s loadtest/wrk/warm.lua "$url" >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+for access in $ACCESS; do
+  export WAFER_ACCESS=$access
+  say "# access: $access"
+  if [ "$WARM" != 0 ]; then
+    # One at a time: each gets the machine, as in the rounds.
+    warm "http://$TIERED"
+    if [ -n "$BASELINE" ]; then warm "http://$BASE_A"; fi
+    say "# warmed: ${WARM}s of every session in turn on each"
+  fi
+  near_auth_rounds
+  say "tiered $(near_stats "http://$TIERED")"
+  if [ -n "$BASELINE" ]; then say "baseline $(near_stats "http://$BASE_A")"; fi
+done
+export WAFER_ACCESS=${ACCESS%% *}
 kill "$CEIL_PID"
 # Forward auth (GET with headers, what a gateway sends) against POST
 # /mina/auth on the same wafer: the same check, so the ratio should be ~1.

@@ -86,7 +86,11 @@ fn k6_load_scripts_have_thresholds_and_read_the_sessions_file() {
 
 #[test]
 fn the_load_runner_parses() {
-    for script in ["loadtest/run.sh", "loadtest/faults.sh"] {
+    for script in [
+        "loadtest/run.sh",
+        "loadtest/faults.sh",
+        "loadtest/near-cache-churn.sh",
+    ] {
         let (ok, err) = run(Command::new("bash").arg("-n").arg(root().join(script)));
         assert!(ok, "{script}: {err}");
     }
