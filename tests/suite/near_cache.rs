@@ -68,10 +68,13 @@ async fn its_own_slides_cost_the_cache_no_copy() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = a.metrics().await;
     let until = Instant::now() + Duration::from_millis(1_500);
+    // wafer's clock keeps pace with Redis' (which expires the keys).
+    let mut last = Instant::now();
     while Instant::now() < until {
         assert_eq!(a.auth(id, &uuid, &skey).await.status, 200);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        a.clock.advance(Duration::from_millis(20));
+        a.clock.advance(last.elapsed());
+        last = Instant::now();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = a.metrics().await;
@@ -945,8 +948,8 @@ async fn with_redis_away_no_slide_is_sent() {
 }
 
 /// Many more sessions in use than the cache holds, used evenly: filling
-/// only churns it, so it steps aside (a miss fills it one time in 16 and
-/// otherwise asks Redis the usual way) and every auth is still answered;
+/// only churns it, so it steps aside (most auths go to Redis the usual way,
+/// a sample looks the cache up and fills it) and every auth is still answered;
 /// once the sessions in use fit again, it fills again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_that_only_churns_steps_aside_and_back() {
@@ -996,5 +999,9 @@ async fn a_cache_that_only_churns_steps_aside_and_back() {
         assert!(accepts(&s, &hot[(lookups % 8) as usize]).await);
         lookups += 1;
     }
-    assert!(hot.iter().all(|c| near.holds(c.uuid)));
+    // Back: every miss fills again (a hot session that never came up in
+    // the sample while aside is held at its next auth).
+    for c in hot {
+        cached(&s, c).await;
+    }
 }

@@ -3,12 +3,15 @@
 //! later a slide write, its echo and a fetch again of a copy in use; an
 //! auth without the cache costs one Redis call. When the cache is full and
 //! most lookups miss (many more sessions in use than it holds, accessed
-//! about evenly), filling only churns it, and it steps aside: a miss is
-//! answered by Redis the usual way (one call, slid there) and fills only
-//! one time in [`SAMPLE`], so the copies held keep answering, and a hot set
-//! can still enter. It fills again once hits come back.
+//! about evenly), filling only churns it, and it steps aside: an auth goes
+//! straight to Redis the usual way (one call, slid there), as without the
+//! cache, but for one in [`CONSULT`], which looks the cache up (the copies
+//! held keep answering those, and their hits are what is judged) and, on a
+//! miss, fills one time in [`SAMPLE`], so that a hot set can still enter.
+//! It fills again once hits come back.
 //!
-//! Judged over windows of [`WINDOW`] lookups, with a gap between the
+//! Judged over windows of [`WINDOW`] lookups ([`CONSULT`] times fewer
+//! while aside, so a window spans as many auths), with a gap between the
 //! ratios that step aside and back so that it does not flap.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,8 +22,11 @@ pub const WINDOW: u64 = 16_384;
 pub const STEP_ASIDE: f64 = 0.6;
 /// From this share of hits in a window, it fills again.
 pub const STEP_BACK: f64 = 0.75;
-/// While aside, one miss in this many still fills.
-pub const SAMPLE: u64 = 16;
+/// While aside, one auth in this many still consults the cache.
+pub const CONSULT: u64 = 8;
+/// While aside, one miss of those in this many still fills (one miss in 16
+/// in all).
+pub const SAMPLE: u64 = 2;
 
 /// The window's lookups (low 32 bits) and hits (high 32 bits), in one word
 /// so that a lookup costs one atomic add.
@@ -33,6 +39,7 @@ pub struct Admission {
     window: AtomicU64,
     aside: AtomicBool,
     misses_aside: AtomicU64,
+    auths_aside: AtomicU64,
 }
 
 /// A change of [`Admission`]'s state, for the metric and the log.
@@ -49,10 +56,17 @@ impl Admission {
     /// window, judges it. `full`: whether the cache holds nearly all it may
     /// (asked only then).
     pub fn looked_up(&self, hit: bool, full: impl Fn() -> bool) -> Option<Turn> {
+        let size = if self.aside.load(Ordering::Relaxed) {
+            WINDOW / CONSULT
+        } else {
+            WINDOW
+        };
         let was = self
             .window
             .fetch_add(if hit { HIT } else { MISS }, Ordering::Relaxed);
-        if (was & 0xffff_ffff) + 1 != WINDOW {
+        // The window is emptied whenever the state turns, so it meets its
+        // size exactly once.
+        if (was & 0xffff_ffff) + 1 != size {
             return None;
         }
         // The lookup that ends the window judges it and starts the next.
@@ -80,6 +94,13 @@ impl Admission {
             || self.misses_aside.fetch_add(1, Ordering::Relaxed) % SAMPLE == 0
     }
 
+    /// Whether this auth goes straight to Redis, past the cache: while
+    /// aside, all but one in [`CONSULT`].
+    pub fn passes(&self) -> bool {
+        self.aside.load(Ordering::Relaxed)
+            && self.auths_aside.fetch_add(1, Ordering::Relaxed) % CONSULT != 0
+    }
+
     /// Whether the cache stands aside.
     pub fn is_aside(&self) -> bool {
         self.aside.load(Ordering::Relaxed)
@@ -91,8 +112,16 @@ mod tests {
     use super::*;
 
     fn window(a: &Admission, hits: u64, full: bool) -> Option<Turn> {
-        let mut turn = None;
-        for i in 0..WINDOW {
+        let (mut turn, size) = (
+            None,
+            if a.is_aside() {
+                WINDOW / CONSULT
+            } else {
+                WINDOW
+            },
+        );
+        let hits = hits * size / WINDOW;
+        for i in 0..size {
             if let Some(t) = a.looked_up(i < hits, || full) {
                 turn = Some(t);
             }
@@ -110,9 +139,13 @@ mod tests {
         // Mostly misses, but not full yet: still fills.
         assert_eq!(window(&a, WINDOW / 10, false), None);
         assert!(!a.is_aside());
-        // Mostly misses and full: aside; one miss in SAMPLE fills.
+        assert!(!a.passes());
+        // Mostly misses and full: aside; one auth in CONSULT looks the
+        // cache up, one miss of those in SAMPLE fills.
         assert!(matches!(window(&a, WINDOW / 10, true), Some(Turn::Aside(r)) if r < 0.11));
         assert!(a.is_aside());
+        let consulted = (0..CONSULT * 10).filter(|_| !a.passes()).count() as u64;
+        assert_eq!(consulted, 10);
         let admitted = (0..SAMPLE * 10).filter(|_| a.admits()).count() as u64;
         assert_eq!(admitted, 10);
         // Between the two ratios: stays aside (no flapping).
@@ -125,6 +158,7 @@ mod tests {
         ));
         assert!(!a.is_aside());
         assert!(a.admits());
+        assert!(!a.passes());
     }
 
     #[test]

@@ -39,8 +39,9 @@
 //!    hit's), unless Redis' copy would run out before the slide is due:
 //!    then the visit is written at once. Before Redis is asked about a
 //!    session, its pending slide is written: Redis never judges by a visit
-//!    this instance has held back. A slide that finds the session gone
-//!    from Redis hands its visit to PostgreSQL.
+//!    this instance has held back (but while the cache stands aside, most
+//!    auths go to Redis without that: [`NearCache::passes`]). A slide that
+//!    finds the session gone from Redis hands its visit to PostgreSQL.
 //! 6. **Own changes need no push.** This instance drops its copy of a
 //!    session it changed before it answers, and goes dark while a write of
 //!    its to Redis has failed (see `tiered/near.rs`).
@@ -442,6 +443,16 @@ impl NearCache {
         }
         self.answered(true);
         Lookup::Accept(e.profile.clone())
+    }
+
+    /// Whether an auth goes straight to Redis, past the cache, as without
+    /// it: while it stands aside, all but a sample (see [`admission`]).
+    /// Safe for any session: Redis judges by visits this instance held
+    /// back at most one and a half slide intervals, a tenth of any session
+    /// served here, and those are written long before such a lag could
+    /// end a session there.
+    pub fn passes(&self) -> bool {
+        self.admission.passes()
     }
 
     /// Queues `e`'s slide (one per session); `false` when the queue is

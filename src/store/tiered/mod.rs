@@ -471,7 +471,11 @@ impl Store for TieredStore {
     }
 
     async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
-        let near = self.near.as_ref();
+        // A near cache standing aside: most auths go to Redis as without it.
+        let near = self
+            .near
+            .as_ref()
+            .filter(|n| !(n.cache().passes() && self.redis.is_connected()));
         if let Some(near) = near {
             match near.lookup(creds) {
                 Lookup::Accept(profile) => return Ok(Some(profile)),
