@@ -158,7 +158,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wafer_near_cache_aside",
         Kind::Gauge,
-        "1 while the near cache stands aside: full, and most lookups of the last window missed, so a miss fills it only one time in 16 and otherwise asks Redis the usual way (a fill would only churn it); 0 while misses fill it.",
+        "1 while the near cache stands aside: full, and most lookups of the last window missed, so seven auths in eight go straight to Redis the usual way and the eighth looks it up (a miss of those fills it one time in two: a fill would only churn it); 0 while misses fill it.",
     ),
     (
         "wafer_near_cache_unfilled_total",
