@@ -6,7 +6,8 @@
 -- The slide goes to the visit key, which no near cache tracks: it costs no
 -- instance its copy. The visit key lives exactly as long as the session has
 -- left at now_ms (the slide is written up to a slide interval after the
--- visit); the hash at least as long (within a second: clocks), extended a
+-- visit); the hash at least as long (within an eighth of it, at most a second:
+-- clocks), extended a
 -- quarter more at a time. At the absolute limit both end together.
 -- Returns -1 when Redis no longer holds this session as the caller copied it
 -- (removed, expired, or another generation: a re-login, a phone number): the
@@ -39,7 +40,7 @@ end
 redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
 -- The one write of a slide that near caches see: once per quarter session.
 local kept = redis.call('PTTL', KEYS[1])
-if kept >= 0 and kept + 1000 < left then
+if kept >= 0 and kept + math.min(1000, math.floor(left / 8)) < left then
   redis.call('HSET', KEYS[1], 'visited', seen)
   redis.call('PEXPIRE', KEYS[1],
     string.format('%d', math.min(c + lm - now, left + math.floor(left / 4))))
