@@ -49,8 +49,9 @@ elseif now > v then
   redis.call('HSET', KEYS[2], 'visited', v)
 end
 -- The visit key lives exactly as long as the session has left; the hash at
--- least as long (within an eighth of it, at most a second: clocks), extended a quarter more at a
--- time. At the absolute limit both end together.
+-- least as long (within an eighth of it, at most a second: clocks),
+-- extended a quarter more at a time. At the absolute limit both end
+-- together.
 local left = math.min(c + lm, v + sm) - now
 redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
 local kept = redis.call('PTTL', KEYS[1])

@@ -6,9 +6,9 @@
 -- The slide goes to the visit key, which no near cache tracks: it costs no
 -- instance its copy. The visit key lives exactly as long as the session has
 -- left at now_ms (the slide is written up to a slide interval after the
--- visit); the hash at least as long (within an eighth of it, at most a second:
--- clocks), extended a
--- quarter more at a time. At the absolute limit both end together.
+-- visit); the hash at least as long (within an eighth of it, at most a
+-- second: clocks), extended a quarter more at a time. At the absolute limit
+-- both end together.
 -- Returns -1 when Redis no longer holds this session as the caller copied it
 -- (removed, expired, or another generation: a re-login, a phone number): the
 -- caller drops its copy. Else 2 when the visit was written and is due for
