@@ -79,9 +79,15 @@ pub mod field {
 /// The key of session `uuid` under `prefix`: `{prefix}s:{<uuid>}` (the
 /// braces are a Redis Cluster hash tag: a script on it touches one slot).
 pub fn session_key(prefix: &str, uuid: Uuid) -> String {
+    uuid_key(prefix, "s:{", uuid)
+}
+
+/// `{prefix}{kind}<uuid>}`: a key of session `uuid` whose hash tag is the
+/// uuid.
+fn uuid_key(prefix: &str, kind: &str, uuid: Uuid) -> String {
     let mut k = String::with_capacity(prefix.len() + 40);
     k.push_str(prefix);
-    k.push_str("s:{");
+    k.push_str(kind);
     k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
     k.push('}');
     k
@@ -90,12 +96,7 @@ pub fn session_key(prefix: &str, uuid: Uuid) -> String {
 /// The visit key of session `uuid` under `prefix`: `{prefix}v:{<uuid>}`
 /// (the session key's hash tag: the same slot, so one script takes both).
 pub fn visit_key(prefix: &str, uuid: Uuid) -> String {
-    let mut k = String::with_capacity(prefix.len() + 40);
-    k.push_str(prefix);
-    k.push_str("v:{");
-    k.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
-    k.push('}');
-    k
+    uuid_key(prefix, "v:{", uuid)
 }
 
 /// Both keys of session `uuid`, as every session script takes them:
