@@ -49,16 +49,9 @@ elseif now > v then
   redis.call('HSET', KEYS[2], 'visited', v)
 end
 -- The visit key lives exactly as long as the session has left; the hash at
--- least as long (within an eighth of it, at most a second: clocks),
--- extended a quarter more at a time. At the absolute limit both end
--- together.
+-- least as long (extend.lua).
 local left = math.min(c + lm, v + sm) - now
 redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
-local kept = redis.call('PTTL', KEYS[1])
-if kept >= 0 and kept + math.min(1000, math.floor(left / 8)) < left then
-  redis.call('HSET', KEYS[1], 'visited', v)
-  redis.call('PEXPIRE', KEYS[1],
-    string.format('%d', math.min(c + lm - now, left + math.floor(left / 4))))
-end
+extend_hash(c, lm, now, left, v)
 reply[1], reply[7] = due and 1 or 0, v
 return reply

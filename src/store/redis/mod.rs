@@ -668,7 +668,7 @@ impl From<SharedToken> for AccessToken {
 }
 
 /// The auth script: a reply of bytes or a string is an accepted session.
-pub const AUTH_SCRIPT: &str = include_str!("auth.lua");
+pub const AUTH_SCRIPT: &str = concat!(include_str!("extend.lua"), include_str!("auth.lua"));
 
 /// What the auth script's reply says.
 fn auth_outcome(reply: Value) -> AuthOutcome {

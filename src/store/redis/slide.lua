@@ -39,10 +39,5 @@ else
 end
 redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
 -- The one write of a slide that near caches see: once per quarter session.
-local kept = redis.call('PTTL', KEYS[1])
-if kept >= 0 and kept + math.min(1000, math.floor(left / 8)) < left then
-  redis.call('HSET', KEYS[1], 'visited', seen)
-  redis.call('PEXPIRE', KEYS[1],
-    string.format('%d', math.min(c + lm - now, left + math.floor(left / 4))))
-end
+extend_hash(c, lm, now, left, seen)
 return due and 2 or 1

@@ -189,7 +189,10 @@ impl Tracked {
             sessions: format!("{}s:", redis.prefix).into(),
             redis: redis.clone(),
             client,
-            slide: Script::from_lua(include_str!("slide.lua")),
+            slide: Script::from_lua(concat!(
+                include_str!("extend.lua"),
+                include_str!("slide.lua")
+            )),
             tracked: Mutex::new(Vec::new()),
         })
     }
