@@ -56,6 +56,9 @@
 #                       in turn (loadtest/wrk/warm.lua): the rounds then see an instance
 #                       that has served its sessions before, as in production, not one
 #                       meeting each of a million sessions for the first time
+#   PACE_RATE [unset]   auths a second of the loads at equal load (p99 compared);
+#                       unset = 70% of the slowest reference's full-load rate
+#                       (the ceiling's or the baseline's median) in the same run
 #   BUILD [1]           0 = use the release binaries already in target/release
 #   REDIS_URL [redis://127.0.0.1:6379]
 #   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]
@@ -325,7 +328,7 @@ redis_us() { awk -v c="${LAST_CPU[redis]:-0}" -v r="$1" 'BEGIN {printf "%.1f", (
 # ratios of tiered to each, each load's p99 and Redis CPU per auth. wrk only.
 near_auth_rounds() {
   local to_ceiling=() to_embedded=() p99s=() redis_per=() t tp tr b=0 bp=0 br=0
-  local base_ceiling=() base_embedded=() to_base=() paced_t=() paced_b=()
+  local base_ceiling=() base_embedded=() to_base=() paced_t=() paced_b=() ceil_rps=() base_rps=()
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # word splitting of the pid lists is intended
     load tiered_auth loadtest/wrk/auth.lua "$TIERED" $TIERED_PROCS
@@ -338,6 +341,8 @@ near_auth_rounds() {
     fi
     # shellcheck disable=SC2086
     load ceiling_auth loadtest/wrk/auth.lua "$CEILING" $CEILING_PROCS
+    ceil_rps+=("$LAST_RPS")
+    [ -z "$BASELINE" ] || base_rps+=("$b")
     to_ceiling+=("$(awk -v a="$t" -v b="$LAST_RPS" 'BEGIN {printf "%.2f", a / b}')")
     p99s+=("tiered=${tp}us/ceiling=${LAST_P99}us")
     redis_per+=("tiered=${tr}us/ceiling=$(redis_us "$LAST_RPS")us")
@@ -362,10 +367,19 @@ near_auth_rounds() {
   fi
   say "auth_p99 at full load by round: ${p99s[*]}"
   say "redis_cpu_per_auth by round: ${redis_per[*]}"
-  # Latency at equal load: each connection paced (loadtest/wrk/auth-paced.lua),
-  # so both serve about the same rate and p99 is the servers', not the queue's.
+  # Latency at equal load: the same steady rate against each server
+  # (loadtest/wrk/auth-paced.lua), so p99 is the servers', not the queue's:
+  # PACE_RATE, or 70% of the slowest reference's median full-load rate in
+  # this run (the ceiling's or the baseline's), which all can serve.
+  local rate slowest
+  slowest=$(printf '%s\n' "${ceil_rps[@]}" | median)
+  if [ -n "$BASELINE" ]; then
+    slowest=$(printf '%s\n' "$slowest" "$(printf '%s\n' "${base_rps[@]}" | median)" | sort -n | head -n 1)
+  fi
+  rate=${PACE_RATE:-$(awk -v r="$slowest" 'BEGIN {printf "%d", r * 0.7}')}
   p99s=()
   for _ in $(seq 1 "$ROUNDS"); do
+    export WAFER_RATE=$rate WAFER_THREADS=$THREADS
     # shellcheck disable=SC2086
     load tiered_auth_paced loadtest/wrk/auth-paced.lua "$TIERED" $TIERED_PROCS
     tp="tiered=${LAST_P99}us@${LAST_RPS}/s"
@@ -380,7 +394,8 @@ near_auth_rounds() {
       paced_b+=("$LAST_P99")
     fi
   done
-  say "auth_p99 at equal load by round: ${p99s[*]} (target: tiered no worse than the ceiling)"
+  unset WAFER_RATE
+  say "auth_p99 at equal load ($rate/s asked) by round: ${p99s[*]} (target: tiered no worse than the ceiling)"
   if [ -n "$BASELINE" ] && [ "$NOT_WORSE" = 1 ]; then
     local pt pb
     pt=$(printf '%s\n' "${paced_t[@]}" | median) pb=$(printf '%s\n' "${paced_b[@]}" | median)
