@@ -371,7 +371,7 @@ near_auth_rounds() {
   # (loadtest/wrk/auth-paced.lua), so p99 is the servers', not the queue's:
   # PACE_RATE, or 70% of the slowest reference's median full-load rate in
   # this run (the ceiling's or the baseline's), which all can serve.
-  local rate slowest
+  local rate slowest before
   slowest=$(printf '%s\n' "${ceil_rps[@]}" | median)
   if [ -n "$BASELINE" ]; then
     slowest=$(printf '%s\n' "$slowest" "$(printf '%s\n' "${base_rps[@]}" | median)" | sort -n | head -n 1)
@@ -381,7 +381,9 @@ near_auth_rounds() {
   for _ in $(seq 1 "$ROUNDS"); do
     export WAFER_RATE=$rate WAFER_THREADS=$THREADS
     # shellcheck disable=SC2086
+    before=$(near_counters "http://$TIERED")
     load tiered_auth_paced loadtest/wrk/auth-paced.lua "$TIERED" $TIERED_PROCS
+    say "  (over it: tiered $(near_stats "http://$TIERED" "$before"))"
     tp="tiered=${LAST_P99}us@${LAST_RPS}/s"
     paced_t+=("$LAST_P99")
     # shellcheck disable=SC2086
@@ -408,17 +410,31 @@ near_auth_rounds() {
   fi
 }
 
-# near_stats URL: the near cache's hit ratio and sizes from wafer's metrics.
-near_stats() {
+# near_counters URL: the near cache's counters and gauges from wafer's
+# metrics, as one line of numbers for near_stats.
+near_counters() {
   curl -fs "$1/metrics" | awk '
     /^wafer_near_cache_hits_total/ { hits += $NF }
     /^wafer_near_cache_misses_total/ { misses += $NF }
     /^wafer_near_cache_invalidations_total/ { inv = $NF }
     /^wafer_near_cache_slides_total\{result="ok"/ { slides = $NF }
+    /^wafer_near_cache_unfilled_total/ { unfilled = $NF }
     /^wafer_near_cache_entries/ { entries = $NF }
     /^wafer_near_cache_bytes/ { bytes = $NF }
-    END { printf "near_cache: hits=%d misses=%d hit_ratio=%.3f invalidations=%d slides=%d entries=%d bytes=%d\n",
-      hits, misses, (hits + misses) ? hits / (hits + misses) : 0, inv, slides, entries, bytes }'
+    /^wafer_near_cache_aside/ { aside = $NF }
+    END { printf "%d %d %d %d %d %d %d %d\n", hits, misses, inv, slides, unfilled, entries, bytes, aside }'
+}
+
+# near_stats URL [SINCE]: the near cache's hit ratio, invalidations per hit
+# and sizes; the counters since SINCE (a line of near_counters) if given.
+near_stats() {
+  printf '%s\n%s\n' "$(near_counters "$1")" "${2:-0 0 0 0 0 0 0 0}" | awk '
+    NR == 1 { split($0, now) } NR == 2 { split($0, then) }
+    END {
+      hits = now[1] - then[1]; misses = now[2] - then[2]; inv = now[3] - then[3]
+      printf "near_cache: hits=%d misses=%d hit_ratio=%.3f invalidations=%d invalidations_per_hit=%.3f slides=%d unfilled=%d entries=%d bytes=%d bytes_per_entry=%d aside=%d\n",
+        hits, misses, (hits + misses) ? hits / (hits + misses) : 0, inv, hits ? inv / hits : 0,
+        now[4] - then[4], now[5] - then[5], now[6], now[7], now[6] ? now[7] / now[6] : 0, now[8] }'
 }
 
 BIN=$ROOT/target/release
@@ -544,9 +560,13 @@ for access in $ACCESS; do
     if [ -n "$BASELINE" ]; then warm "http://$BASE_A"; fi
     say "# warmed: ${WARM}s of every session in turn on each"
   fi
+  # The counters of the measured rounds only (not the seeding's logins,
+  # which Redis reports as invalidations, nor the warm-up).
+  NEAR_T0=$(near_counters "http://$TIERED")
+  NEAR_B0=$([ -z "$BASELINE" ] || near_counters "http://$BASE_A")
   near_auth_rounds
-  say "tiered $(near_stats "http://$TIERED")"
-  if [ -n "$BASELINE" ]; then say "baseline $(near_stats "http://$BASE_A")"; fi
+  say "tiered $(near_stats "http://$TIERED" "$NEAR_T0")"
+  if [ -n "$BASELINE" ]; then say "baseline $(near_stats "http://$BASE_A" "$NEAR_B0")"; fi
 done
 export WAFER_ACCESS=${ACCESS%% *}
 kill "$CEIL_PID"
