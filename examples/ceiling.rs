@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use clap::Parser;
@@ -58,6 +59,9 @@ const OK: &[u8] =
     br#"{"ok":"success","msg":"auth ok","data":{"user_info":null,"open_id":"x","union_id":null}}"#;
 const FAIL: &[u8] = br#"{"ok":"fail","msg":"session invalid","error":"session_invalid"}"#;
 
+/// Refusals logged so far (only the first few are).
+static REFUSALS_LOGGED: AtomicU64 = AtomicU64::new(0);
+
 fn reply(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body)));
     *r.status_mut() = status;
@@ -99,7 +103,15 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respo
     {
         // An accepted session answers its profile: an array.
         Ok(Value::Array(_)) => reply(StatusCode::OK, OK),
-        _ => reply(StatusCode::UNAUTHORIZED, FAIL),
+        // Refused (1), not in Redis (0) or an error: the first few are
+        // logged with the session, so that a refusal the load should not
+        // see (the load's sessions are all valid) can be looked into.
+        other => {
+            if REFUSALS_LOGGED.fetch_add(1, Ordering::Relaxed) < 20 {
+                eprintln!("ceiling: session {uuid} refused: {other:?}");
+            }
+            reply(StatusCode::UNAUTHORIZED, FAIL)
+        }
     }
 }
 

@@ -16,6 +16,10 @@ use wafer::domain::skey::SkeyHash;
 use wafer::metrics::NearMetrics;
 use wafer::store::near::{Entry, Lookup, NearCache, NearSettings};
 
+/// The allocator of the `wafer` binary: RSS per copy is the allocator's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Cli {
     /// Copies to hold.

@@ -449,7 +449,8 @@ done
 : >"$WORK/generators.txt"
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$DB\"" >/dev/null
 
-"$BIN/wechat-mock" --listen "$MOCK" 2>"$WORK/mock.log" & MOCK_PID=$!; PIDS+=("$MOCK_PID")
+# The mock knows the load's app (created below with this secret).
+"$BIN/wechat-mock" --listen "$MOCK" --app wxload=load-secret 2>"$WORK/mock.log" & MOCK_PID=$!; PIDS+=("$MOCK_PID")
 wait_http "http://$MOCK/healthz"
 
 start_wafer() { # listen extra-env...

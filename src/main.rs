@@ -7,6 +7,12 @@ use wafer::admin_cli::{AppsCommand, CliError, SessionsCommand};
 use wafer::config::{DatabaseSettings, RedisSettings, Settings, WechatSettings};
 use wafer::startup::Application;
 
+/// mimalloc, not glibc's malloc: with the near cache turning over copies of
+/// about a kilobyte, glibc's bin consolidation took an eighth of the
+/// server's CPU (BENCHMARKS.md, "Near cache under churn").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// wafer: the session server of WeChat mini-programs.
 #[derive(Parser)]
 #[command(version, about)]

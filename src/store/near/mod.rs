@@ -35,9 +35,10 @@
 //!    batches; so a session is written at most once per interval and its
 //!    newest visit always is. Redis' copy lags by at most one and a half
 //!    intervals, 15% of any session served here, so no other instance sees
-//!    it expire early. A fill never writes (its visit is slid like a
-//!    hit's), unless Redis' copy would run out before the slide is due:
-//!    then the visit is written at once. Before Redis is asked about a
+//!    it expire early. A fill for an auth is that auth in Redis: its
+//!    visit is written there as without the cache, so the copy starts with
+//!    nothing to slide (a fill that queued a slide cost a second Redis
+//!    call, pure cost for a copy evicted before its next use). Before Redis is asked about a
 //!    session, its pending slide is written: Redis never judges by a visit
 //!    this instance has held back (but while the cache stands aside, most
 //!    auths go to Redis without that: [`NearCache::passes`]). A slide that
@@ -131,7 +132,10 @@ impl NearSettings {
     pub fn writer_period(&self) -> Duration {
         match self.slide {
             VisitGranularity::Every(d) => (d / 10).max(Duration::from_millis(10)),
-            VisitGranularity::ShareOfSession(_) => SLIDE_FLOOR / 2,
+            // Often, so that a million sessions' slides reach Redis as a
+            // steady trickle, not a burst of thousands every half second
+            // that the auths asking Redis meanwhile queue behind.
+            VisitGranularity::ShareOfSession(_) => SLIDE_FLOOR / 20,
         }
     }
 }
@@ -1035,7 +1039,9 @@ mod tests {
             filled(&near, Uuid::new_v4(), 0);
         }
         let entries = near.sizes().entries;
-        assert!(entries <= 100, "{entries} entries");
+        // Held to the bound, and filled up to it: a cache that admitted
+        // nothing would also hold at most 100.
+        assert!((90..=100).contains(&entries), "{entries} entries");
         let settings = NearSettings {
             max_entries: 1_000_000,
             max_bytes: 64 * 1024,
@@ -1047,7 +1053,7 @@ mod tests {
             filled(&near, Uuid::new_v4(), 0);
         }
         let Sizes { entries, bytes, .. } = near.sizes();
-        assert!(bytes <= 64 * 1024, "{bytes} bytes");
+        assert!((48 * 1024..=64 * 1024).contains(&bytes), "{bytes} bytes");
         assert!(entries > 0 && entries < 1_000);
     }
 }

@@ -320,12 +320,12 @@ impl Redis {
         Ok(auth_outcome(reply))
     }
 
-    /// [`Redis::authenticate`] writing nothing (the near cache slides the
-    /// session in process), sent on `node` (a client bound to one node,
-    /// following no redirection), recorded as `op`. A node that lacks the
-    /// script gets it on the same connection (a node that just joined a
-    /// cluster has none).
-    async fn peek_on(
+    /// [`Redis::authenticate`] sent on `node` (a client bound to one node,
+    /// following no redirection), recorded as `op`: an [`Op::Auth`] checks
+    /// and slides the session as any auth does, an [`Op::Peek`] only checks
+    /// it (writes nothing). A node that lacks the script gets it on the
+    /// same connection (a node that just joined a cluster has none).
+    async fn auth_on(
         &self,
         node: &WithOptions<Client>,
         op: Op,
@@ -343,7 +343,9 @@ impl Redis {
         let send = || {
             let mut args = vec![sha.clone(), Value::Integer(2), key.clone(), visit.clone()];
             args.extend(auth_args(creds, granularity_ms));
-            args.push(Value::from_static_str("1"));
+            if matches!(op, Op::Peek) {
+                args.push(Value::from_static_str("1"));
+            }
             let evalsha = fred::cmd!("EVALSHA", hash: ClusterHash::Custom(slot));
             node.custom::<Value, Value>(evalsha, args)
         };

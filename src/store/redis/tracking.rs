@@ -7,7 +7,8 @@
 //!   invalidation. Slides write the session's visit key (`{prefix}v:`),
 //!   which is not tracked (the hash only about once per quarter session). Broadcast mode needs no per-key state in Redis
 //!   and no reads on this connection to register interest.
-//! - The near cache's fills read and never write, and they read here, on
+//! - The near cache's fills are asked here (an auth's fill slides the
+//!   session as any auth does; a fetch again after a change only reads), on
 //!   a node this connection tracks, without following a redirection: a
 //!   copy is only ever made from a node whose changes reach this instance.
 //!   A session whose slot moved (or is moving) is answered through the
@@ -304,11 +305,14 @@ impl Tracked {
         self.redis.bounded(Op::Track, call).await
     }
 
-    /// Checks a session as [`Redis::authenticate`] does, writing nothing:
-    /// the near cache slides it in process and writes the slide later (a
-    /// write here would come back as an invalidation of the copy it makes).
-    /// `again`: a copy fetched again after a change (recorded as `peek`),
-    /// not an auth (recorded as `auth`).
+    /// Checks a session as [`Redis::authenticate`] does, and for an auth
+    /// (`again` false) slides it as that does: the visit goes to the visit
+    /// key, which is not tracked, so the copy made from the answer costs no
+    /// later slide and is not dropped by its own write (the hash's
+    /// extension, about once per quarter session, comes back as an
+    /// invalidation and drops it: safe, and rare). `again`: a copy fetched
+    /// again after a change, with no auth behind it: only checked, nothing
+    /// written (recorded as `peek`).
     ///
     /// Read on this connection, from the primary its layout names as the
     /// slot's owner, only when tracking is on on that primary, and
@@ -331,7 +335,7 @@ impl Tracked {
             return Err(super::not_connected());
         }
         let node = self.client.with_options(&Options::default());
-        let outcome = self.redis.peek_on(&node, op, creds, granularity_ms).await?;
+        let outcome = self.redis.auth_on(&node, op, creds, granularity_ms).await?;
         // A layout learnt meanwhile (a redirection refused here refreshes
         // it) may name an owner tracking is not on yet.
         if !self.owned_by_tracked(slot) {

@@ -18,7 +18,7 @@ use crate::store::StoreResult;
 use crate::store::near::{
     Entry, Lookup, NearCache, NearSettings, PendingSlide, SlideEnd, Ticket, flush_reason,
 };
-use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, Tracking, TrackingEvent, Visit};
+use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, Tracking, TrackingEvent};
 
 /// How often tracking is proven on every node. A connection lost without a
 /// word (a partition) empties the cache at most this plus the Redis
@@ -26,7 +26,7 @@ use crate::store::redis::{AuthOutcome, Slid, Slide, Tracked, Tracking, TrackingE
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
 /// Most slides sent at once.
-const SLIDE_BATCH: usize = 1_000;
+const SLIDE_BATCH: usize = 256;
 /// Dropped copies waiting to be fetched again; past it, they are not.
 const REFILL_QUEUE: usize = 16_384;
 /// Most copies fetched again at once.
@@ -104,28 +104,12 @@ impl Near {
             self.wake.notify_one();
             return store.redis.authenticate(creds, granularity_ms).await;
         }
-        if let Ok(AuthOutcome::Accepted(_, v)) = &outcome {
-            if let Some(slide) = unqueued {
-                self.write_all(store, vec![slide]).await;
-            } else if self.expires_before_its_slide(creds, v) {
-                // Redis' copy would run out before the visit reached it.
-                self.catch_up(store, creds).await;
-            }
+        // Redis slid the session as it answered: the copy starts with its
+        // visit written (a slide the queue had no room for is written now).
+        if let Some(slide) = unqueued {
+            self.write_all(store, vec![slide]).await;
         }
         outcome
-    }
-
-    /// Whether Redis' copy of a session it answered as `v` runs out by its
-    /// sliding limit before a slide queued now is surely written: the
-    /// visit must then be written at once, or it is lost with the key.
-    fn expires_before_its_slide(&self, creds: &Credentials, v: &Visit) -> bool {
-        let limits = &creds.limits;
-        let sliding = v.visited.saturating_add(limits.session_ms);
-        let absolute = v.created.saturating_add(limits.login_ms);
-        // A slide is due within one and a half intervals; half more for
-        // the writer's round and the write itself.
-        let delay = self.cache.settings().slide_ms(limits.session_ms) * 2;
-        sliding < absolute && sliding - creds.now.0 < delay
     }
 
     /// Reads the session (writing nothing) and fills the copy under
@@ -278,6 +262,8 @@ impl Near {
         for batch in pending.chunks(SLIDE_BATCH) {
             self.write(store, batch).await;
             in_flight.settled(batch.len());
+            // Lets the requests queued on this worker run between batches.
+            tokio::task::yield_now().await;
         }
     }
 
