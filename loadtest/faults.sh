@@ -144,7 +144,9 @@ report() {
 }
 
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$DB\"" >/dev/null
-"$BIN/wechat-mock" --listen "127.0.0.1:$MOCK_PORT" 2>"$WORK/mock.log" & PIDS+=($!)
+# The mock knows the drill's apps (created below with secret "s").
+"$BIN/wechat-mock" --listen "127.0.0.1:$MOCK_PORT" --app wxfaults=s,wxoutage=s,wxreshard=s \
+  2>"$WORK/mock.log" & PIDS+=($!)
 start_redis
 start_relay
 start_wafer

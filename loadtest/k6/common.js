@@ -17,7 +17,8 @@
 //                   for real runs on a quiet machine only
 //
 // wafer must be started with WAFER_WECHAT_API_BASE pointing at the WeChat
-// mock (`wechat-mock`): it answers every code, so logins create users.
+// mock (`wechat-mock --app APPID=SECRET` with the app's appid and secret): it
+// answers every code, so logins create users.
 import { SharedArray } from 'k6/data';
 
 export const BASE = __ENV.WAFER_URL || 'http://127.0.0.1:8080';

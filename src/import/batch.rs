@@ -202,14 +202,283 @@ mod tests {
         assert!(time("-5", None).is_err());
     }
 
-    proptest::proptest! {
-        #[test]
-        fn any_export_is_read_or_refused(text in "\\PC{0,200}") {
-            if let Ok(t) = Table::parse(&text) {
-                for row in t.rows() {
-                    let _ = row.get(Some(0));
+    use proptest::strategy::{Just, Strategy};
+    use proptest::test_runner::TestCaseError;
+
+    /// A `mysql -B` export: its column names and rows (`None`: `NULL`),
+    /// each row perhaps after a blank line.
+    #[derive(Debug, Clone)]
+    struct Export {
+        header: Vec<String>,
+        rows: Vec<(bool, Vec<Option<String>>)>,
+    }
+
+    /// A cell as `mysql -B` writes it.
+    fn escape(cell: &Option<String>) -> String {
+        match cell {
+            None => "NULL".into(),
+            Some(c) => c
+                .replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('\0', "\\0"),
+        }
+    }
+
+    impl Export {
+        /// The text, and the byte offset where each row's line ends (its
+        /// newline).
+        fn text(&self) -> (String, Vec<usize>) {
+            let mut text = self.header.join("\t");
+            text.push('\n');
+            let mut ends = Vec::new();
+            for (blank, cells) in &self.rows {
+                if *blank {
+                    text.push_str("  \n");
+                }
+                let line: Vec<String> = cells.iter().map(escape).collect();
+                text.push_str(&line.join("\t"));
+                ends.push(text.len());
+                text.push('\n');
+            }
+            (text, ends)
+        }
+
+        /// Each row that is not blank (the parser skips lines of only
+        /// whitespace): its line number and what `get` must give for each
+        /// cell.
+        fn expected_rows(&self) -> Vec<(usize, usize, Vec<Option<String>>)> {
+            let mut line = 1;
+            let mut out = Vec::new();
+            for (i, (blank, cells)) in self.rows.iter().enumerate() {
+                line += 1 + usize::from(*blank);
+                let escaped: Vec<String> = cells.iter().map(escape).collect();
+                if escaped.join("\t").trim().is_empty() {
+                    continue;
+                }
+                let want = cells
+                    .iter()
+                    .map(|c| {
+                        c.as_deref()
+                            .filter(|c| *c != "NULL")
+                            .map(str::trim)
+                            .filter(|c| !c.is_empty())
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                out.push((i, line, want));
+            }
+            out
+        }
+    }
+
+    fn export() -> impl Strategy<Value = Export> {
+        // Cells hold the characters `mysql -B` escapes, spaces to trim,
+        // text that reads as NULL, and more than ASCII.
+        let cell = proptest::prop_oneof![
+            8 => proptest::option::of("[ -~\t\n\r\\x00é中]{0,12}"),
+            1 => Just(Some("NULL".to_owned())),
+        ];
+        (1usize..6)
+            .prop_flat_map(move |width| {
+                (
+                    proptest::collection::btree_set("[a-z][a-z0-9_]{0,8}", width),
+                    proptest::collection::vec(proptest::arbitrary::any::<bool>(), width),
+                    proptest::collection::vec(
+                        (
+                            proptest::arbitrary::any::<bool>(),
+                            proptest::collection::vec(cell.clone(), width),
+                        ),
+                        0..8,
+                    ),
+                )
+            })
+            .prop_map(|(names, upper, rows)| Export {
+                // Header names are read case-insensitively.
+                header: names
+                    .into_iter()
+                    .zip(upper)
+                    .map(|(n, up)| if up { n.to_ascii_uppercase() } else { n })
+                    .collect(),
+                rows,
+            })
+    }
+
+    /// What is done to an export's text.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Nothing,
+        /// A tab between two cells removed (row, tab; modulo): the cells
+        /// join.
+        DropTab(usize, usize),
+        /// Text cut at a char boundary (modulo the length).
+        Truncate(usize),
+        /// Bytes replaced at a char boundary by characters that matter to
+        /// the format: the rows before are read the same.
+        Splice(usize, usize, String),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        use proptest::arbitrary::any;
+        proptest::prop_oneof![
+            2 => Just(Mutation::Nothing),
+            1 => (any::<usize>(), any::<usize>()).prop_map(|(r, t)| Mutation::DropTab(r, t)),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+            1 => (any::<usize>(), 0usize..4, "[\t\n\\\\ a]{0,3}")
+                .prop_map(|(at, n, s)| Mutation::Splice(at, n, s)),
+        ]
+    }
+
+    /// The cells of `row` through `get`, one past the last.
+    fn read_row(row: Row<'_>, width: usize) -> Vec<Option<String>> {
+        (0..=width)
+            .map(|i| row.get(Some(i)).map(str::to_owned))
+            .collect()
+    }
+
+    /// Parses a mutated export and checks it against what the mutation must
+    /// cause. Returns (rows read, cells holding a tab or a newline), so a
+    /// test can see the tables are not all one cell.
+    fn parse_mutated(e: &Export, m: &Mutation) -> Result<(usize, usize), TestCaseError> {
+        use proptest::{prop_assert, prop_assert_eq};
+        let width = e.header.len();
+        let (mut text, ends) = e.text();
+        let mut rows = e.expected_rows();
+        // Rows whose line ends before this byte are read as written.
+        let mut intact_before = usize::MAX;
+        match m.clone() {
+            Mutation::Nothing => {}
+            Mutation::DropTab(r, t) if width > 1 && !e.rows.is_empty() => {
+                let r = r % e.rows.len();
+                let t = t % (width - 1);
+                let line_start = ends[r]
+                    - e.rows[r]
+                        .1
+                        .iter()
+                        .map(|c| escape(c).len() + 1)
+                        .sum::<usize>()
+                    + 1;
+                let tab = line_start
+                    + e.rows[r].1[..=t]
+                        .iter()
+                        .map(|c| escape(c).len())
+                        .sum::<usize>()
+                    + t;
+                prop_assert_eq!(text.as_bytes()[tab], b'\t');
+                text.remove(tab);
+                // The two cells join as written (`NULL` is then text).
+                let cells = &e.rows[r].1;
+                let joined = format!("{}{}", escape(&cells[t]), escape(&cells[t + 1]));
+                let joined = (joined != "NULL").then(|| {
+                    let raw = |c: &Option<String>| c.clone().unwrap_or_else(|| "NULL".into());
+                    raw(&cells[t]) + &raw(&cells[t + 1])
+                });
+                let joined = joined
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned);
+                if let Some(row) = rows.iter_mut().find(|(i, _, _)| *i == r) {
+                    row.2.splice(t..=t + 1, [joined]);
                 }
             }
+            Mutation::DropTab(..) => {}
+            Mutation::Truncate(at) | Mutation::Splice(at, ..) => {
+                let mut at = at % (text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if let Mutation::Splice(_, n, with) = m {
+                    let mut end = (at + n).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, with);
+                } else {
+                    text.truncate(at);
+                }
+                intact_before = at;
+            }
+        }
+        let got = Table::parse(&text);
+        if intact_before == usize::MAX {
+            let t = got.map_err(|e| TestCaseError::fail(e.0))?;
+            for (i, name) in e.header.iter().enumerate() {
+                prop_assert_eq!(t.column(&name.to_ascii_lowercase()), Some(i));
+            }
+            prop_assert!(t.required(["no such column"]).is_err());
+            let read: Vec<_> = t
+                .rows()
+                .map(|row| (row.line, read_row(row, width)))
+                .collect();
+            let want: Vec<_> = rows
+                .into_iter()
+                .map(|(_, line, mut cells)| {
+                    cells.resize(width + 1, None);
+                    (line, cells)
+                })
+                .collect();
+            prop_assert_eq!(&read, &want);
+            let multiline = read
+                .iter()
+                .flat_map(|(_, c)| c)
+                .flatten()
+                .filter(|c| c.contains(['\t', '\n']))
+                .count();
+            return Ok((read.len(), multiline));
+        }
+        // A mutated export: read or refused, and the rows whose lines come
+        // before the change are read as written.
+        let header_end = e.header.join("\t").len();
+        match got {
+            Err(_) => prop_assert!(
+                text.trim().is_empty() || intact_before <= header_end,
+                "refused: {text:?}"
+            ),
+            Ok(t) => {
+                let intact: Vec<_> = rows
+                    .into_iter()
+                    .filter(|(i, _, _)| ends[*i] < intact_before)
+                    .map(|(_, line, mut cells)| {
+                        cells.resize(width + 1, None);
+                        (line, cells)
+                    })
+                    .collect();
+                let read: Vec<_> = t
+                    .rows()
+                    .take(intact.len())
+                    .map(|row| (row.line, read_row(row, width)))
+                    .collect();
+                prop_assert_eq!(&read, &intact);
+            }
+        }
+        Ok((0, 0))
+    }
+
+    #[test]
+    fn generated_exports_have_many_cells() {
+        // The property below means something only if its tables are not
+        // all one cell: count rows and cells with a tab or a newline.
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut rows, mut wide, mut multiline) = (0, 0, 0);
+        for _ in 0..500 {
+            let e = export().new_tree(&mut runner).unwrap().current();
+            let (r, m) = parse_mutated(&e, &Mutation::Nothing).unwrap();
+            rows += r;
+            multiline += m;
+            wide += usize::from(e.header.len() > 1 && r > 1);
+        }
+        assert!(rows >= 1000, "{rows} rows");
+        assert!(wide >= 200, "{wide} tables of several rows and columns");
+        assert!(multiline >= 200, "{multiline} cells with a tab or newline");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mutated_exports_are_read_as_written(e in export(), m in mutation()) {
+            parse_mutated(&e, &m)?;
         }
 
         #[test]

@@ -346,11 +346,262 @@ mod tests {
         );
     }
 
+    use proptest::strategy::{Just, Strategy};
+    use proptest::test_runner::TestCaseError;
+
+    /// A user object as WeChat encrypts it, under a random key and IV.
+    #[derive(Debug, Clone)]
+    struct Payload {
+        key: [u8; 16],
+        iv: [u8; 16],
+        object: serde_json::Value,
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        (
+            proptest::arbitrary::any::<[u8; 16]>(),
+            proptest::arbitrary::any::<[u8; 16]>(),
+            "\\PC{0,30}",
+            // Empty and NUL-bearing unionIds are dropped, not stored.
+            proptest::option::of("[A-Za-z0-9_\\x00-]{0,28}"),
+            // Some objects just under the 2048-byte cap, some over it.
+            proptest::option::of(proptest::prop_oneof![0usize..200, 1900usize..2100]),
+            proptest::arbitrary::any::<u32>(),
+        )
+            .prop_map(|(key, iv, nick, union_id, filler, ts)| {
+                let mut object =
+                    serde_json::json!({"nickName": nick, "watermark": {"appid": "wx1", "timestamp": ts}});
+                if let Some(u) = union_id {
+                    object["unionId"] = u.into();
+                }
+                if let Some(n) = filler {
+                    object["avatarUrl"] = "x".repeat(n).into();
+                }
+                Payload { key, iv, object }
+            })
+    }
+
+    /// What is done to a valid payload before wafer decrypts it.
+    #[derive(Debug, Clone)]
+    enum Spoil {
+        Nothing,
+        /// The session key decodes to this many bytes (never 16).
+        KeyLength(usize),
+        /// The IV decodes to this many bytes (never 16).
+        IvLength(usize),
+        /// A `!` in the data's base64 at this place (modulo its length).
+        NotBase64(usize),
+        /// The ciphertext cut to this many bytes (modulo its length).
+        Truncate(usize),
+        /// A ciphertext byte (modulo its length) xored with the mask.
+        FlipData(usize, u8),
+        /// An IV byte xored with the mask: the same byte of the padded
+        /// plaintext flips, so the outcome is known exactly.
+        FlipIv(usize, u8),
+        /// Decrypted with another key.
+        OtherKey([u8; 16]),
+        /// The JSON text cut to this many bytes (modulo its length) before
+        /// it is encrypted.
+        CutPlain(usize),
+        /// Encrypted plaintext that is not a JSON object.
+        NotObject(&'static [u8]),
+        /// Decrypted for another app.
+        OtherApp,
+    }
+
+    fn spoil() -> impl Strategy<Value = Spoil> {
+        use proptest::arbitrary::any;
+        proptest::prop_oneof![
+            4 => Just(Spoil::Nothing),
+            1 => (0usize..40).prop_filter("not 16", |n| *n != 16).prop_map(Spoil::KeyLength),
+            1 => (0usize..40).prop_filter("not 16", |n| *n != 16).prop_map(Spoil::IvLength),
+            1 => any::<usize>().prop_map(Spoil::NotBase64),
+            1 => any::<usize>().prop_map(Spoil::Truncate),
+            2 => (any::<usize>(), 1u8..).prop_map(|(i, m)| Spoil::FlipData(i, m)),
+            2 => (0usize..16, 1u8..).prop_map(|(i, m)| Spoil::FlipIv(i, m)),
+            1 => any::<[u8; 16]>().prop_map(Spoil::OtherKey),
+            1 => any::<usize>().prop_map(Spoil::CutPlain),
+            1 => proptest::sample::select(vec![
+                &b"[1,2]"[..], b"\"wx1\"", b"null", b"12", b"\xff\xfe{}", b"",
+            ])
+            .prop_map(Spoil::NotObject),
+            1 => Just(Spoil::OtherApp),
+        ]
+    }
+
+    /// What the checks make of `plain` for `appid`: the object, or the
+    /// message of the check that refuses it.
+    fn verdict(plain: &[u8], appid: &str) -> Result<serde_json::Value, &'static str> {
+        let v: serde_json::Value =
+            serde_json::from_slice(plain).map_err(|_| "decrypted data is not JSON")?;
+        if !v.is_object() {
+            return Err("decrypted data is not a JSON object");
+        }
+        if v["watermark"]["appid"] != appid {
+            return Err("watermark appid is not this app's");
+        }
+        Ok(v)
+    }
+
+    const NOT_DECRYPTED: &str = "encrypt_data does not decrypt with the session key";
+
+    /// Spoils `p`, decrypts it both ways and checks the answers against what
+    /// the spoil must cause: the exact refusal where it is known, else a
+    /// refusal or an object that passed every check. Returns the outcome
+    /// ("ok" or the refusal), so a test can count which checks were reached.
+    fn decrypt_spoiled(p: &Payload, spoil: &Spoil) -> Result<&'static str, TestCaseError> {
+        use proptest::{prop_assert, prop_assert_eq};
+        let mut plain = p.object.to_string().into_bytes();
+        let mut appid = "wx1";
+        match spoil {
+            Spoil::CutPlain(n) => plain.truncate(n % plain.len()),
+            Spoil::NotObject(text) => plain = text.to_vec(),
+            Spoil::OtherApp => appid = "wx2",
+            _ => {}
+        }
+        let mut data =
+            Aes128CbcEnc::new(&p.key.into(), &p.iv.into()).encrypt_padded_vec::<Pkcs7>(&plain);
+        let (mut key, mut iv) = (p.key.to_vec(), p.iv.to_vec());
+        // `None`: the outcome is not known beforehand.
+        let mut want = Some(verdict(&plain, appid));
+        let mut data64 = None;
+        match *spoil {
+            Spoil::KeyLength(n) => {
+                key.resize(n, 7);
+                want = Some(Err("session key is not 16 bytes of base64"));
+            }
+            Spoil::IvLength(n) => {
+                iv.resize(n, 7);
+                want = Some(Err("iv is not 16 bytes of base64"));
+            }
+            Spoil::NotBase64(i) => {
+                let mut text = STANDARD.encode(&data);
+                text.insert(i % (text.len() + 1), '!');
+                data64 = Some(text);
+                want = Some(Err("encrypt_data is not base64"));
+            }
+            Spoil::Truncate(n) => {
+                // Compact JSON holds no byte under 0x20, so no cut leaves a
+                // last block that unpads.
+                data.truncate(n % data.len());
+                want = Some(Err(NOT_DECRYPTED));
+            }
+            Spoil::FlipData(i, mask) => {
+                let i = i % data.len();
+                data[i] ^= mask;
+                want = None;
+            }
+            Spoil::FlipIv(i, mask) => {
+                iv[i] ^= mask;
+                if i < plain.len() {
+                    plain[i] ^= mask;
+                    want = Some(verdict(&plain, appid));
+                } else {
+                    // A padding byte.
+                    want = Some(Err(NOT_DECRYPTED));
+                }
+            }
+            Spoil::OtherKey(other) if other != p.key => {
+                key = other.to_vec();
+                want = None;
+            }
+            _ => {}
+        }
+        let (key64, iv64) = (STANDARD.encode(&key), STANDARD.encode(&iv));
+        let data64 = data64.unwrap_or_else(|| STANDARD.encode(&data));
+        let got = decrypt_data(&key64, &data64, &iv64, appid);
+        let user = decrypt_user_data(&key64, &data64, &iv64, appid);
+        match want {
+            Some(Ok(object)) => {
+                let text = object.to_string();
+                prop_assert_eq!(&got, &Ok(text.clone()));
+                if text.len() > MAX_USER_INFO_BYTES {
+                    prop_assert_eq!(
+                        &user,
+                        &Err(CryptoError::BadEncryptedData(
+                            "user data is larger than 2048 bytes"
+                        ))
+                    );
+                } else {
+                    let union_id = object["unionId"]
+                        .as_str()
+                        .filter(|u| !u.is_empty() && !u.contains('\0'))
+                        .map(str::to_owned);
+                    prop_assert_eq!(
+                        &user,
+                        &Ok(DecryptedUser {
+                            user_info: text,
+                            union_id
+                        })
+                    );
+                }
+            }
+            Some(Err(message)) => {
+                prop_assert_eq!(&got, &Err(CryptoError::BadEncryptedData(message)));
+                prop_assert_eq!(&user, &Err(CryptoError::BadEncryptedData(message)));
+            }
+            None => {
+                for answer in [
+                    got.map(|_| ()),
+                    user.as_ref().map(|_| ()).map_err(Clone::clone),
+                ] {
+                    prop_assert!(
+                        matches!(answer, Ok(()) | Err(CryptoError::BadEncryptedData(_))),
+                        "{answer:?}"
+                    );
+                }
+                if let Ok(u) = &user {
+                    // Whatever garbage decrypted passed every check.
+                    let v: serde_json::Value =
+                        serde_json::from_str(&u.user_info).unwrap_or_default();
+                    prop_assert_eq!(&v["watermark"]["appid"], appid);
+                    prop_assert!(u.user_info.len() <= MAX_USER_INFO_BYTES);
+                }
+            }
+        }
+        Ok(match user {
+            Ok(_) => "ok",
+            Err(CryptoError::BadEncryptedData(message)) => message,
+            Err(CryptoError::BadSignature) => "signature",
+        })
+    }
+
+    #[test]
+    fn spoiled_payloads_reach_every_check() {
+        // The property below means something only if its inputs get past
+        // base64 and the key: count where 1000 of them end.
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+        for _ in 0..1000 {
+            let (p, s) = (payload(), spoil())
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
+            *seen.entry(decrypt_spoiled(&p, &s).unwrap()).or_default() += 1;
+        }
+        assert!(seen.get("ok").copied().unwrap_or(0) >= 100, "{seen:?}");
+        for check in [
+            "session key is not 16 bytes of base64",
+            "iv is not 16 bytes of base64",
+            "encrypt_data is not base64",
+            NOT_DECRYPTED,
+            "decrypted data is not JSON",
+            "decrypted data is not a JSON object",
+            "watermark appid is not this app's",
+            "user data is larger than 2048 bytes",
+        ] {
+            assert!(
+                seen.get(check).copied().unwrap_or(0) >= 5,
+                "{check}: {seen:?}"
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_input_decrypts_or_is_refused(key in "\\PC{0,30}", data in "\\PC{0,80}", iv in "\\PC{0,30}") {
-            let _ = decrypt_data(&key, &data, &iv, "wx1");
-            let _ = decrypt_user_data(&key, &data, &iv, "wx1");
+        fn spoiled_payloads_are_refused_by_the_right_check(p in payload(), s in spoil()) {
+            decrypt_spoiled(&p, &s)?;
         }
 
         #[test]

@@ -222,12 +222,17 @@ impl TestApp {
             .bearer_auth(TOKEN)
     }
 
-    /// Creates an app; returns its id.
+    /// Creates an app with the secret `secret-of-{appid}`, registered with
+    /// the WeChat mock first (as an app is made in WeChat's console before
+    /// wafer is told of it); returns its id.
     pub async fn create_app(&self, appid: &str) -> i64 {
+        let secret = format!("secret-of-{appid}");
+        self.wechat.register_app(appid, &secret);
         let a = self
-            .send(self.admin(reqwest::Method::POST, "/admin/apps").json(
-                &json!({"title": "demo", "appid": appid, "secret": format!("secret-of-{appid}")}),
-            ))
+            .send(
+                self.admin(reqwest::Method::POST, "/admin/apps")
+                    .json(&json!({"title": "demo", "appid": appid, "secret": secret})),
+            )
             .await;
         assert_eq!(a.status, 201, "{}", a.text);
         a.body["id"].as_i64().expect("id")
@@ -270,16 +275,30 @@ impl TestApp {
         self.send(self.admin(reqwest::Method::GET, &path)).await
     }
 
-    /// A login of `code`'s user through another server of app `appid`: a
-    /// `jscode2session` call straight to the mock, which gives the user a
-    /// session key wafer does not have.
+    /// A login of `code`'s user through another server of app `appid` (which
+    /// holds the app's current secret): a `jscode2session` call straight to
+    /// the mock, which gives the user a session key wafer does not have.
     pub async fn login_elsewhere(&self, appid: &str, code: &str) {
-        let url = format!(
-            "http://{}/sns/jscode2session?appid={appid}&secret=x&js_code={code}&grant_type=authorization_code",
-            self.mock
-        );
-        let r = self.client.get(url).send().await.expect("the mock answers");
-        assert!(r.status().is_success(), "the mock answered {}", r.status());
+        let secret = self
+            .wechat
+            .app_secret(appid)
+            .expect("the app is registered with the mock");
+        let url = format!("http://{}/sns/jscode2session", self.mock);
+        let query = [
+            ("appid", appid),
+            ("secret", secret.as_str()),
+            ("js_code", code),
+            ("grant_type", "authorization_code"),
+        ];
+        let r = self
+            .client
+            .get(url)
+            .query(&query)
+            .send()
+            .await
+            .expect("the mock answers");
+        let body: Value = r.json().await.expect("the mock answers JSON");
+        assert!(body["openid"].is_string(), "the mock answered {body}");
     }
 
     /// The mock's user data for a code.

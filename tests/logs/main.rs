@@ -116,18 +116,25 @@ async fn drive(app: &TestApp, appid: &str) -> Vec<String> {
         )
         .await;
     assert_eq!(out.status, 200);
-    let phone = wechat_mock::phone_for("sam.p1");
-    vec![
+    // Every access token WeChat issued: the revoked one (which the 40001
+    // path handled) as well as the one read after the refresh.
+    let tokens = app.wechat.tokens(appid);
+    assert_eq!(tokens.len(), 2, "revoked and refreshed: {tokens:?}");
+    assert_eq!(tokens[1], access_token);
+    let mut secrets = vec![
         skey,
-        access_token,
-        phone.0,
-        phone.1,
         wechat_mock::session_key_for("sam.1"),
         wechat_mock::session_key_for("sam.2"),
-        format!("secret-of-{appid}"),
+        app.wechat.app_secret(appid).expect("registered"),
         TOKEN.to_owned(),
         enc,
-    ]
+    ];
+    secrets.extend(tokens);
+    for code in ["sam.p1", "sam.p2"] {
+        let (phone, pure, _) = wechat_mock::phone_for(code);
+        secrets.extend([phone, pure]);
+    }
+    secrets
 }
 
 fn assert_no_secret(secrets: &[String]) {

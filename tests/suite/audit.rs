@@ -15,6 +15,8 @@ async fn trail(app: &TestApp, query: &str) -> serde_json::Value {
 
 async fn audited(app: TestApp, appid: &str) {
     let id = app.create_app(appid).await;
+    // The secret is reset at WeChat, then given to wafer.
+    app.wechat.register_app(appid, "rotated-secret-77");
     let patch = app
         .send(
             app.admin(reqwest::Method::PATCH, &format!("/admin/apps/{id}"))

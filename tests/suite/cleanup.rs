@@ -16,12 +16,26 @@ async fn database_exists(name_in_url: &str) -> bool {
     !rows.is_empty()
 }
 
-fn redis_keys(pattern: &str) -> usize {
+/// Runs `redis-cli` on the test Redis; its output. A redis-cli that could
+/// not connect prints nothing on stdout: unchecked, that read as "no keys".
+fn redis_cli(args: &[&str]) -> String {
+    let url = backends::redis_url();
     let out = std::process::Command::new("redis-cli")
-        .args(["-u", &backends::redis_url(), "--scan", "--pattern", pattern])
+        .args(["-u", url.as_str()])
+        .args(args)
         .output()
         .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}, {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn redis_keys(pattern: &str) -> usize {
+    redis_cli(&["--scan", "--pattern", pattern]).lines().count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,11 +48,7 @@ async fn a_failing_test_still_removes_its_database_and_keys() {
             let db = backends::fresh_database().await;
             let prefix = backends::fresh_prefix();
             let key = format!("{prefix}probe");
-            let set = std::process::Command::new("redis-cli")
-                .args(["-u", &backends::redis_url(), "SET", &key, "1"])
-                .output()
-                .expect("redis-cli runs");
-            assert!(set.status.success());
+            assert_eq!(redis_cli(&["SET", &key, "1"]).trim(), "OK");
             let names = (db.to_string(), format!("{prefix}*"));
             std::panic::panic_any(names);
         })
@@ -51,4 +61,13 @@ async fn a_failing_test_still_removes_its_database_and_keys() {
         .expect("the names");
     assert!(!database_exists(&db_url).await, "its database was dropped");
     assert_eq!(redis_keys(&pattern), 0, "its keys were deleted");
+    // Both checks can see what they look for: an existing database, a key
+    // under a live prefix.
+    assert!(database_exists(&backends::pg_admin_url()).await);
+    let live = backends::fresh_prefix();
+    assert_eq!(
+        redis_cli(&["SET", &format!("{live}probe"), "1"]).trim(),
+        "OK"
+    );
+    assert_eq!(redis_keys(&format!("{live}*")), 1, "the scan finds a key");
 }

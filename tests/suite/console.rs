@@ -104,6 +104,8 @@ fn drive(addr: std::net::SocketAddr, test: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_finds_and_revokes_a_session_in_a_browser_embedded() {
     let app = spawn_app().await;
+    // The app drive.js creates, known to WeChat.
+    app.wechat.register_app("wxconsole", "console-secret");
     let addr = app.addr;
     tokio::task::spawn_blocking(move || drive(addr, "console browser test (embedded)"))
         .await
@@ -114,6 +116,7 @@ async fn an_operator_finds_and_revokes_a_session_in_a_browser_embedded() {
 async fn an_operator_finds_and_revokes_a_session_in_a_browser_tiered() {
     wafer_testkit::require_servers!();
     let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    app.wechat.register_app("wxconsole", "console-secret");
     let addr = app.addr;
     tokio::task::spawn_blocking(move || drive(addr, "console browser test (tiered)"))
         .await

@@ -151,6 +151,7 @@ async fn nginx_lets_only_valid_sessions_through() {
     };
     let app = spawn_app().await;
     // App 1, as the shipped file names it, with one-minute sessions.
+    app.wechat.register_app("wxgw", "s");
     let created = app
         .send(app.admin(Method::POST, "/admin/apps").json(&json!({
             "title": "gateway", "appid": "wxgw", "secret": "s", "session_duration": 60

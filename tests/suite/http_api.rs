@@ -155,6 +155,7 @@ async fn concurrent_logins_of_one_user_converge() {
 #[tokio::test]
 async fn sliding_and_absolute_expiry() {
     let app = spawn_app().await;
+    app.wechat.register_app("wxexp", "s");
     let a = app
         .send(app.admin(Method::POST, "/admin/apps").json(
             &json!({"title": "short", "appid": "wxexp", "secret": "s", "login_duration": 1, "session_duration": 3600}),
@@ -518,6 +519,7 @@ async fn admin_token_rules() {
 #[tokio::test]
 async fn admin_app_lifecycle() {
     let app = spawn_app().await;
+    app.wechat.register_app("wxshop", "very-secret");
     let a = app
         .send(app.admin(Method::POST, "/admin/apps").json(
             &json!({"title": "Shop", "appid": "wxshop", "secret": "very-secret", "ignored": 1}),

@@ -93,12 +93,43 @@ async fn stopping_one_instance_loses_nothing_while_the_other_serves() {
         }
         made
     });
+    // One login surely in flight when A is asked to stop: WeChat (the mock)
+    // has received its code and holds the reply for 1.5 s.
+    const HELD: &str = "slow-1500.held";
+    let held = tokio::spawn({
+        let (client, url) = (a.client.clone(), a.url("/mina/login"));
+        async move {
+            client
+                .post(&url)
+                .json(&json!({"app_id": id, "code": HELD}))
+                .send()
+                .await
+        }
+    });
+    for _ in 0..500 {
+        if a.wechat.calls(HELD) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.wechat.calls(HELD), 1, "the held login reached WeChat");
     tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!held.is_finished(), "the held login is in flight");
     // The rest of `a` (its database and keys) lives to the end of the test.
     let server = a.server;
     server.stop().await;
     let made = logins.await.expect("the login loop ends");
     assert!(!made.is_empty(), "A acknowledged logins before it stopped");
+    // The login in flight was drained, not cut: answered, and kept.
+    let reply = held
+        .await
+        .expect("the held login ends")
+        .expect("A answered the login in flight when it stopped");
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.expect("a JSON reply");
+    let (uuid, skey) = (&body["data"]["uuid"], &body["data"]["skey"]);
+    let (uuid, skey) = (uuid.as_str().unwrap(), skey.as_str().unwrap());
+    assert_eq!(b.auth(id, uuid, skey).await.status, 200, "held: {uuid}");
     // Every session A acknowledged authenticates on B.
     for (uuid, skey) in &made {
         assert_eq!(b.auth(id, uuid, skey).await.status, 200, "{uuid}");

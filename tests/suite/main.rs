@@ -26,6 +26,7 @@ mod original_sdk;
 mod phone;
 mod secrets;
 mod servers;
+mod startup;
 mod store_cluster;
 mod store_embedded;
 mod store_tiered;

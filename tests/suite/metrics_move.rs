@@ -61,20 +61,26 @@ fn value(totals: &BTreeMap<String, f64>, series: &str, kind: Kind) -> f64 {
     totals.get(&name).copied().unwrap_or(0.0)
 }
 
-/// Polls `/metrics` until `done` holds (or 10 s pass); returns the totals.
+/// Polls `/metrics` until `done` holds; returns the totals. Fails the test,
+/// naming `what` it waited for, after 10 s: the steps after a wait rely on
+/// it, and one that ran out silently let them check a state never reached.
 async fn wait_for(
     app: &TestApp,
+    what: &str,
     done: impl Fn(&BTreeMap<String, f64>) -> bool,
 ) -> BTreeMap<String, f64> {
-    let mut last = BTreeMap::new();
     for _ in 0..100 {
-        last = totals(&app.metrics().await);
-        if done(&last) {
-            break;
+        let now = totals(&app.metrics().await);
+        if done(&now) {
+            return now;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    last
+    let wafer: BTreeMap<_, _> = totals(&app.metrics().await)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("wafer_"))
+        .collect();
+    panic!("10 s passed waiting for {what}; /metrics totals: {wafer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +167,10 @@ async fn every_documented_series_moves_under_load() {
         .output()
         .expect("redis-cli runs");
     assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1");
-    wait_for(&app, |t| invalidations(t) > heard).await;
+    wait_for(&app, "the near cache to hear of the deletion", |t| {
+        invalidations(t) > heard
+    })
+    .await;
     assert_eq!(
         app.auth(id, &sessions[1].0, &sessions[1].1).await.status,
         200
@@ -175,7 +184,7 @@ async fn every_documented_series_moves_under_load() {
     // The token served now is 2 s old.
     let token = app.access_token(id).await;
     assert_eq!(token.status, 200, "{}", token.text);
-    let flushed = wait_for(&app, |t| {
+    let flushed = wait_for(&app, "a flush of due visits", |t| {
         value(t, "wafer_write_behind_flush_sessions", Kind::Histogram) > 0.0
             && t.get("wafer_sessions_stored").copied().unwrap_or(0.0) > 0.0
     })
@@ -199,7 +208,7 @@ async fn every_documented_series_moves_under_load() {
         .post("/mina/login", json!({"app_id": id, "code": "dan.1"}))
         .await;
     assert_eq!(login.status, 503, "{}", login.text);
-    let after = wait_for(&app, |t| {
+    let after = wait_for(&app, "failed flushes and a pending backlog", |t| {
         t.get("wafer_write_behind_flush_failures_total")
             .copied()
             .unwrap_or(0.0)
@@ -216,7 +225,10 @@ async fn every_documented_series_moves_under_load() {
             .copied()
             .unwrap_or(0.0)
     };
-    wait_for(&app, |t| flushed(t) > flushed(&before)).await;
+    wait_for(&app, "the near cache to be flushed", |t| {
+        flushed(t) > flushed(&before)
+    })
+    .await;
     assert_eq!(
         app.auth(id, &sessions[2].0, &sessions[2].1).await.status,
         200
@@ -230,7 +242,10 @@ async fn every_documented_series_moves_under_load() {
     }
     // Once PostgreSQL caught up, nothing is pending any more: the backlog
     // alert clears.
-    let caught_up = wait_for(&app, |t| t.get("wafer_write_behind_pending") == Some(&0.0)).await;
+    let caught_up = wait_for(&app, "the write-behind backlog to drain", |t| {
+        t.get("wafer_write_behind_pending") == Some(&0.0)
+    })
+    .await;
     assert_eq!(caught_up.get("wafer_write_behind_pending"), Some(&0.0));
 
     for (name, kind, _) in SERIES {

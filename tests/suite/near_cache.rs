@@ -46,7 +46,9 @@ async fn repeated_auths_are_answered_in_process_unless_it_is_off() {
             // (A fetch-again after the first auth's own write may add one.)
             assert!(hits >= 8.0 && asked <= 3.0, "hits {hits}, redis {asked}");
             assert!(sample(&m, r#"wafer_near_cache_hits_total{answer="refused"}"#) >= 1.0);
-            assert!(sample(&m, "wafer_near_cache_entries") >= 0.0);
+            // One session used: one copy held (the gauge is sampled for
+            // the scrape).
+            assert_eq!(sample(&m, "wafer_near_cache_entries"), 1.0);
         } else {
             assert_eq!((hits, asked), (0.0, 11.0), "off: every auth asks Redis");
         }
@@ -96,6 +98,53 @@ async fn its_own_slides_cost_the_cache_no_copy() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_is_the_auth_in_redis_and_leaves_no_slide_to_write() {
+    wafer_testkit::require_servers!();
+    // A copy made for an auth: Redis wrote that auth's visit as it answered
+    // (as without the cache), so the copy has nothing to slide. A fill that
+    // only read left a slide for every copy, a second Redis call each, pure
+    // cost for a copy evicted before its next use.
+    let a = spawn_tiered_with(|s| {
+        s.redis.near_cache_slide =
+            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(100));
+    })
+    .await;
+    let id = a.create_app("wxfill").await;
+    let mut sessions = Vec::new();
+    for i in 0..10 {
+        sessions.push(a.login(id, &format!("fay{i}.1")).await);
+    }
+    // Past every login's own write, on wafer's clock and Redis'.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.clock.advance(Duration::from_millis(50));
+    let before = a.metrics().await;
+    for (uuid, skey) in &sessions {
+        assert_eq!(a.auth(id, uuid, skey).await.status, 200);
+    }
+    let filled_at = a.clock.now().0;
+    // Past one and a half slide intervals and a writer round.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = a.metrics().await;
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(moved(REDIS_AUTHS), 10.0, "one Redis auth per session");
+    let slides = moved(r#"wafer_near_cache_slides_total{result="ok"}"#);
+    assert_eq!(slides, 0.0, "the fills left {slides} slides to write");
+    // Each session's visit is in Redis' visit key, and each copy answers.
+    let prefix = a.redis_prefix().expect("tiered").to_owned();
+    for (uuid, skey) in &sessions {
+        let key = format!("{prefix}v:{{{uuid}}}");
+        let visited: i64 = cli(&backends::redis_url(), &["HGET", &key, "visited"])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        assert_eq!(visited, filled_at, "{uuid}: the fill's visit in Redis");
+        assert_eq!(a.auth(id, uuid, skey).await.status, 200);
+    }
+    let hits = sample(&a.metrics().await, HITS) - sample(&after, HITS);
+    assert_eq!(hits, 10.0, "every copy was kept");
+}
+
 /// Two instances on one Redis and one PostgreSQL (and the guards that
 /// clean both up).
 struct Pair {
@@ -104,11 +153,25 @@ struct Pair {
     _guards: (backends::TestDb, backends::TestPrefix),
 }
 
+/// Two instances whose slides come at production intervals (1% of the
+/// session: 36 s for `new_app`'s hour): a copy that goes away within a test
+/// was dropped by Redis' push, not by the instance's own slide finding the
+/// session gone (with the test suite's 100 ms slides, that alone refuses a
+/// revoked session within ~160 ms).
 async fn pair_on(redis_url: &str) -> Pair {
+    let production = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings::DEFAULT),
+        ..backends::test_intervals()
+    };
+    pair_with(redis_url, production).await
+}
+
+/// [`pair_on`] with background timings of the test's choosing.
+async fn pair_with(redis_url: &str, every: wafer::store::tiered::Intervals) -> Pair {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
-    let a = backends::tiered_at(redis_url, &db, &prefix).await;
-    let b = backends::tiered_at(redis_url, &db, &prefix).await;
+    let a = backends::tiered_with(redis_url, &db, &prefix, every).await;
+    let b = backends::tiered_with(redis_url, &db, &prefix, every).await;
     Pair {
         a,
         b,
@@ -142,14 +205,23 @@ async fn cached(s: &TieredStore, c: &Credentials) {
     panic!("the near cache never held {}", c.uuid);
 }
 
-/// Time from now until `s` refuses `c` (at most 1 s, then a stale accept is
-/// reported); it then keeps refusing.
-async fn refused_after(s: &TieredStore, c: &Credentials) -> Duration {
+/// How soon another instance refuses a change, at most. The docs promise
+/// about a millisecond (RELIABILITY.md: 0.43 ms median, 1.78 ms p99, 19 ms
+/// at most over 5,000 changes, release build); this leaves room for a debug
+/// build on a shared 2-core machine running other tests, and stays far
+/// below any slide interval (1 s at the least, 36 s in these tests), so
+/// only Redis' push can meet it.
+pub(crate) const SEEN_WITHIN: Duration = Duration::from_millis(200);
+
+/// Time from now until `s` refuses `c` (at most [`SEEN_WITHIN`], then a
+/// stale accept is reported); it then keeps refusing.
+pub(crate) async fn refused_after(s: &TieredStore, c: &Credentials) -> Duration {
     let started = Instant::now();
     while accepts(s, c).await {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "a stale session was still accepted after 1 s"
+            started.elapsed() < SEEN_WITHIN,
+            "a stale session was still accepted after {:?}",
+            started.elapsed()
         );
         tokio::task::yield_now().await;
     }
@@ -205,8 +277,9 @@ async fn a_change_through_one_instance_is_refused_by_the_other() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "B kept the old profile"
+            started.elapsed() < SEEN_WITHIN,
+            "B kept the old profile for {:?}",
+            started.elapsed()
         );
         tokio::task::yield_now().await;
     }
@@ -222,7 +295,7 @@ async fn slides_held_back_keep_the_session_alive_everywhere() {
     wafer_testkit::require_servers!();
     // Real time: Redis expires keys by its own clock. Sessions of 2 s,
     // slides written every 100 ms (the test settings).
-    let p = pair_on(&backends::redis_url()).await;
+    let p = pair_with(&backends::redis_url(), backends::test_intervals()).await;
     let mut short = new_app("wxslide");
     short.session_duration = 2;
     let app = p.a.create_app(short, T0).await.unwrap();
@@ -288,15 +361,22 @@ async fn losing_redis_empties_the_cache_and_nothing_stale_is_accepted() {
     cached(&p.b, &creds(&app, back, &skey, T0.plus_millis(1_000))).await;
 }
 
+/// Bounds of the revocation latency's median and p99 under load: the docs
+/// give 0.43 ms and 1.78 ms (release build); a debug build on a busy
+/// machine gets ten times that and more, but nowhere near a slide.
+const P50_WITHIN: Duration = Duration::from_millis(10);
+const P99_WITHIN: Duration = Duration::from_millis(50);
+
 /// A percentile of sorted `d`.
 fn pct(d: &[Duration], p: f64) -> Duration {
     d[((d.len() as f64 * p).ceil() as usize).clamp(1, d.len()) - 1]
 }
 
 /// How fast a revoke or re-login through one instance is refused by
-/// another whose near cache held the session, under auth load. The target
-/// (10 ms p99) is measured by `loadtest/run.sh` in a release build; here
-/// every change must be seen (within 1 s), and the distribution is printed.
+/// another whose near cache held the session, under auth load. The figures
+/// the docs give are measured by `loadtest/run.sh` in a release build; here
+/// (a debug build beside other tests) the distribution is printed and held
+/// to bounds far above them and far below the slide interval.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_latency_under_auth_load() {
     wafer_testkit::require_servers!();
@@ -378,8 +458,12 @@ async fn revocation_latency_under_auth_load() {
     line("all", &all);
     line("revoke", &revoked);
     line("re-login", &relogged);
-    assert_eq!(all.len(), n);
     assert!(auths > 0, "the load ran");
+    // Each change was refused within SEEN_WITHIN (refused_after); most
+    // within a few milliseconds, as Redis' push arrives.
+    let (p50, p99) = (pct(&all, 0.50), pct(&all, 0.99));
+    assert!(p50 <= P50_WITHIN, "median {p50:?} over {P50_WITHIN:?}");
+    assert!(p99 <= P99_WITHIN, "p99 {p99:?} over {P99_WITHIN:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,13 @@ async fn phone_numbers_on_the_tiered_store() {
     phone_numbers(spawn_tiered_with(|_| {}).await, "wxphtier").await;
 }
 
+/// The one token the mock issued for `appid` so far.
+fn only_token(app: &TestApp, appid: &str) -> String {
+    let issued = app.wechat.tokens(appid);
+    assert_eq!(issued.len(), 1, "one token issued: {issued:?}");
+    issued[0].clone()
+}
+
 /// A token WeChat revokes is replaced once (forced), and the phone call
 /// then succeeds; a storm of calls with the revoked token forces once.
 async fn revoked_tokens(app: TestApp, appid: &str) {
@@ -102,22 +109,40 @@ async fn revoked_tokens(app: TestApp, appid: &str) {
     let (uuid, skey) = app.login(id, "cy.1").await;
     assert_eq!(app.phone(id, &uuid, &skey, "cy.p0").await.status, 200);
     assert_eq!(app.wechat.token_calls(appid).normal, 1);
+    let first = only_token(&app, appid);
+    assert_eq!(
+        app.wechat.phone_tokens("cy.p0"),
+        std::slice::from_ref(&first)
+    );
     assert_eq!(app.phone(id, &uuid, &skey, "cy.p1").await.status, 200);
     assert_eq!(
-        app.wechat.token_calls(appid).normal,
-        1,
+        app.wechat.phone_tokens("cy.p1"),
+        std::slice::from_ref(&first),
         "the token is cached"
     );
+    assert_eq!(app.wechat.token_calls(appid).normal, 1);
 
     assert!(app.wechat.invalidate_token(appid));
     let a = app.phone(id, &uuid, &skey, "cy.p2").await;
     assert_eq!(a.status, 200, "{}", a.text);
     let calls = app.wechat.token_calls(appid);
     assert_eq!((calls.normal, calls.forced), (1, 1));
+    let issued = app.wechat.tokens(appid);
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    let (revoked, fresh) = (issued[0].clone(), issued[1].clone());
+    assert_eq!(revoked, first);
+    assert_ne!(fresh, revoked);
     assert_eq!(
-        app.wechat.phone_calls("cy.p2"),
-        2,
-        "refused once, repeated once"
+        app.wechat.phone_tokens("cy.p2"),
+        [revoked.clone(), fresh.clone()],
+        "refused once with the revoked token, repeated once with the new one"
+    );
+    let served = app.access_token(id).await;
+    assert_eq!(
+        served.body["access_token"],
+        fresh.as_str(),
+        "{}",
+        served.text
     );
 
     // 100 calls at once meet a revoked token: one forced refresh. (Another
@@ -126,6 +151,7 @@ async fn revoked_tokens(app: TestApp, appid: &str) {
     let id2 = app.create_app(&appid2).await;
     let (uuid, skey) = app.login(id2, "cy.1").await;
     assert_eq!(app.phone(id2, &uuid, &skey, "cy.q0").await.status, 200);
+    let revoked = only_token(&app, &appid2);
     assert!(app.wechat.invalidate_token(&appid2));
     let calls = (0..100).map(|i| {
         let (app, uuid, skey) = (&app, uuid.clone(), skey.clone());
@@ -140,6 +166,19 @@ async fn revoked_tokens(app: TestApp, appid: &str) {
         (1, 1),
         "one forced refresh for the storm"
     );
+    let issued = app.wechat.tokens(&appid2);
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert_eq!(issued[0], revoked);
+    let fresh = issued[1].clone();
+    // Each call carried the revoked token at most once, and succeeded on
+    // the one new token.
+    for i in 0..100 {
+        let carried = app.wechat.phone_tokens(&format!("cy.storm{i}"));
+        assert!(
+            carried == [fresh.clone()] || carried == [revoked.clone(), fresh.clone()],
+            "storm call {i} carried {carried:?} (revoked {revoked}, new {fresh})"
+        );
+    }
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("wafer_access_token_refreshes_total 2"),
@@ -222,6 +261,16 @@ async fn two_instances_on_one_redis_fetch_one_token() {
         pb.text
     );
     assert_eq!(ta.body["access_token"], tb.body["access_token"]);
+    let token = only_token(&a, "wxtwo");
+    assert_eq!(ta.body["access_token"], token.as_str());
+    assert_eq!(
+        a.wechat.phone_tokens("dee.pa"),
+        std::slice::from_ref(&token)
+    );
+    assert_eq!(
+        a.wechat.phone_tokens("dee.pb"),
+        std::slice::from_ref(&token)
+    );
     let left = ta.body["expires_in"].as_u64().unwrap();
     assert!(left > 7000 && left <= 7200, "{left}");
     assert_eq!(ta.headers["cache-control"], "no-store");
@@ -316,13 +365,10 @@ async fn decrypt_on_the_tiered_store() {
 async fn tokens_and_key_checks(app: TestApp, appid: &str) {
     let id = app.create_app(appid).await;
     let path = format!("/admin/apps/{id}/access_token");
-    let first = admin_get(&app, &path).await;
-    assert_eq!(first.status, 200, "{}", first.text);
-    assert!(
-        first.body["access_token"]
-            .as_str()
-            .is_some_and(|t| !t.is_empty())
-    );
+    let served = admin_get(&app, &path).await;
+    assert_eq!(served.status, 200, "{}", served.text);
+    let first = only_token(&app, appid);
+    assert_eq!(served.body["access_token"], first.as_str());
     let forbidden = app.send(app.client.get(app.url(&path))).await;
     assert_admin_fail(&forbidden, 403, "forbidden");
     assert_admin_fail(
@@ -331,7 +377,10 @@ async fn tokens_and_key_checks(app: TestApp, appid: &str) {
         "not_found",
     );
     assert_eq!(app.wechat.token_calls(appid).normal, 1);
-    // A new secret: the token of the old one is never served again.
+    // A new secret (reset at WeChat, then given to wafer): the token of the
+    // old one is not served from wafer's store, it is fetched again (WeChat
+    // answers its current token, still the same one).
+    app.wechat.register_app(appid, "a-new-secret");
     let patched = app
         .send(
             app.admin(reqwest::Method::PATCH, &format!("/admin/apps/{id}"))
@@ -339,21 +388,39 @@ async fn tokens_and_key_checks(app: TestApp, appid: &str) {
         )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
-    assert_eq!(admin_get(&app, &path).await.status, 200);
+    let second = admin_get(&app, &path).await;
+    assert_eq!(second.status, 200, "{}", second.text);
     assert_eq!(
         app.wechat.token_calls(appid).normal,
         2,
         "fetched with the new secret"
     );
-    // A secret WeChat refuses: 502, and the reason is the app's credentials.
+    assert_eq!(
+        second.body["access_token"],
+        first.as_str(),
+        "WeChat's current token"
+    );
+    // A secret WeChat refuses (40125): 502, and the reason is the app's
+    // credentials; no token is issued.
     app.send(
         app.admin(reqwest::Method::PATCH, &format!("/admin/apps/{id}"))
             .json(&json!({"secret": "wrong-secret"})),
     )
     .await;
     assert_admin_fail(&admin_get(&app, &path).await, 502, "upstream_error");
+    assert_eq!(
+        app.wechat.token_calls(appid).normal,
+        2,
+        "a refused call issues nothing"
+    );
+    assert_eq!(
+        app.wechat.tokens(appid),
+        std::slice::from_ref(&first),
+        "none issued"
+    );
 
     // Support's check: is the stored session key the user's current one?
+    app.wechat.register_app(appid, "good-again");
     app.send(
         app.admin(reqwest::Method::PATCH, &format!("/admin/apps/{id}"))
             .json(&json!({"secret": "good-again"})),
@@ -386,13 +453,14 @@ async fn tokens_and_key_checks(app: TestApp, appid: &str) {
     assert_eq!(gone.status, 204);
     let again = app.create_app(appid).await;
     let before = app.wechat.token_calls(appid).normal;
-    assert_eq!(
-        admin_get(&app, &format!("/admin/apps/{again}/access_token"))
-            .await
-            .status,
-        200
-    );
+    let after = admin_get(&app, &format!("/admin/apps/{again}/access_token")).await;
+    assert_eq!(after.status, 200, "{}", after.text);
     assert_eq!(app.wechat.token_calls(appid).normal, before + 1);
+    assert_eq!(
+        after.body["access_token"],
+        first.as_str(),
+        "WeChat's current token"
+    );
 }
 
 #[tokio::test]
@@ -423,4 +491,5 @@ async fn a_token_is_renewed_before_it_expires() {
     assert_ne!(renewed, first);
     assert_eq!(admin_get(&app, &path).await.body["access_token"], renewed);
     assert_eq!(app.wechat.token_calls("wxrenew").normal, 2);
+    assert_eq!(app.wechat.tokens("wxrenew"), [first, renewed]);
 }

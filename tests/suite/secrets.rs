@@ -1,13 +1,15 @@
 //! Secrets at rest: with data keys, a dump of wafer's database holds
 //! neither app secrets nor session keys; `wafer rekey` seals what was
 //! stored in plain text and re-seals under a new key; a wafer without the
-//! key a value is sealed under refuses to start, saying which key.
+//! key a value is sealed under refuses to start, saying which key; WeChat
+//! gets the opened secret, never the sealed text.
 
 use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use wafer_testkit::spawn_tiered_with;
+use serde_json::{Value, json};
+use wafer_testkit::{assert_admin_fail, assert_fail, spawn_tiered_with};
 
 fn dump(db: &str) -> String {
     let out = Command::new("pg_dump")
@@ -109,4 +111,144 @@ async fn a_dump_holds_no_secret_and_keys_rotate() {
         panic!("a wafer without data keys must not start on sealed secrets")
     };
     assert!(e.to_string().contains("WAFER_DATA_KEYS"), "{e}");
+}
+
+/// The app secret as PostgreSQL holds it.
+async fn stored_secret(db: &str, appid: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL answers");
+    tokio::spawn(conn);
+    client
+        .query_one("SELECT secret FROM apps WHERE appid = $1", &[&appid])
+        .await
+        .expect("the app's row")
+        .get(0)
+}
+
+/// What the mock answers to `secret` for `appid` on both APIs that take
+/// it: (jscode2session's errcode, stable_token's errcode and errmsg).
+async fn mock_answers(app: &wafer_testkit::TestApp, appid: &str, secret: &str) -> [Value; 3] {
+    let base = format!("http://{}", app.mock);
+    let session: Value = app
+        .client
+        .get(format!("{base}/sns/jscode2session"))
+        .query(&[
+            ("appid", appid),
+            ("secret", secret),
+            ("js_code", "probe.1"),
+            ("grant_type", "authorization_code"),
+        ])
+        .send()
+        .await
+        .expect("the mock answers")
+        .json()
+        .await
+        .expect("JSON");
+    let token: Value = app
+        .client
+        .post(format!("{base}/cgi-bin/stable_token"))
+        .json(&json!({"grant_type": "client_credential", "appid": appid, "secret": secret}))
+        .send()
+        .await
+        .expect("the mock answers")
+        .json()
+        .await
+        .expect("JSON");
+    [
+        session["errcode"].clone(),
+        token["errcode"].clone(),
+        token["errmsg"].clone(),
+    ]
+}
+
+/// The mock checks every app secret it is sent, so a wafer that sent the
+/// stored text (`sealed:v1:…`) instead of the secret it seals would fail
+/// here: WeChat gets the opened secret under one key and after rotation,
+/// and the sealed text itself is refused (40125), which wafer answers 502
+/// `upstream_error` as API.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_gets_the_opened_secret_under_sealed_and_rotated_keys() {
+    wafer_testkit::require_servers!();
+    let k1 = format!("k1:{}", STANDARD.encode([3u8; 32]));
+    let k2 = format!("k2:{}", STANDARD.encode([5u8; 32]));
+    let app = spawn_tiered_with(|s| s.database.data_keys = Some(k1.as_str().into())).await;
+    let db = app.database_url().unwrap().to_owned();
+    let id = app.create_app("wxopen").await;
+    // Its token is first fetched after the rotation.
+    let later = app.create_app("wxopen2").await;
+    let secret = app.wechat.app_secret("wxopen").expect("registered");
+    let sealed = stored_secret(&db, "wxopen").await;
+    assert!(sealed.starts_with("sealed:v1:k1:"), "stored sealed");
+    assert!(!sealed.contains(&secret));
+
+    // Sealed under k1: a login and a token fetch pass WeChat's check.
+    app.login(id, "una.1").await;
+    assert_eq!(app.wechat.calls("una.1"), 1);
+    let token = app.access_token(id).await;
+    assert_eq!(token.status, 200, "{}", token.text);
+    assert_eq!(
+        app.wechat.tokens("wxopen"),
+        [token.body["access_token"].as_str().unwrap()]
+    );
+
+    // Rotated: sealed under k2, k1 still listed; a wafer started now opens
+    // the k2 values.
+    let both = format!("{k2},{k1}");
+    rekey(&db, &both);
+    let sealed = stored_secret(&db, "wxopen2").await;
+    assert!(sealed.starts_with("sealed:v1:k2:"), "re-sealed under k2");
+    let rotated = app
+        .sibling_with(|s| s.database.data_keys = Some(both.as_str().into()))
+        .await
+        .expect("starts with both keys");
+    rotated.login(id, "una.2").await;
+    let token = rotated.access_token(later).await;
+    assert_eq!(token.status, 200, "{}", token.text);
+    assert_eq!(
+        rotated.wechat.tokens("wxopen2"),
+        [token.body["access_token"].as_str().unwrap()]
+    );
+
+    // The sealed text is not the secret: WeChat refuses it as it refuses any
+    // wrong secret, on both APIs.
+    let [session, token, msg] = mock_answers(&rotated, "wxopen2", &sealed).await;
+    assert_eq!((session, token), (json!(40125), json!(40125)));
+    assert!(
+        msg.as_str()
+            .is_some_and(|m| m.starts_with("invalid appsecret, rid: ")),
+        "{msg}"
+    );
+    // A wafer that sends it: its secret set to that text. Logins and token
+    // fetches reach WeChat and are refused: 502 upstream_error.
+    let patched = rotated
+        .send(
+            rotated
+                .admin(reqwest::Method::PATCH, &format!("/admin/apps/{later}"))
+                .json(&json!({"secret": sealed})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let login = rotated
+        .post("/mina/login", json!({"app_id": later, "code": "una.3"}))
+        .await;
+    assert_fail(&login, 502, "upstream_error");
+    assert_eq!(rotated.wechat.calls("una.3"), 1, "refused at WeChat");
+    let token = rotated.access_token(later).await;
+    assert_admin_fail(&token, 502, "upstream_error");
+    for answer in [&login, &token] {
+        assert!(!answer.text.contains(&sealed) && !answer.text.contains(&secret));
+    }
+    let metrics = rotated.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"wafer_wechat_requests_total{api="jscode2session",result="app_credentials"} 1"#
+        ),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("wafer_wechat_requests_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -61,8 +61,15 @@ async fn the_near_cache_hears_every_master() {
     let cluster = RedisCluster::start();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
-    let a = backends::tiered_at(&cluster.url(), &db, &prefix).await;
-    let b = backends::tiered_at(&cluster.url(), &db, &prefix).await;
+    // Slides at production intervals (36 s for these sessions): a copy
+    // that goes away in the test was dropped by a master's push, not by
+    // B's own slide finding the session gone.
+    let production = wafer::store::tiered::Intervals {
+        near: Some(wafer::store::near::NearSettings::DEFAULT),
+        ..backends::test_intervals()
+    };
+    let a = backends::tiered_with(&cluster.url(), &db, &prefix, production).await;
+    let b = backends::tiered_with(&cluster.url(), &db, &prefix, production).await;
     // Tracking is on on every master, for this prefix's sessions.
     for port in &cluster.ports {
         let out = std::process::Command::new("redis-cli")
@@ -104,16 +111,10 @@ async fn the_near_cache_hears_every_master() {
         assert!(held, "{uuid} never cached");
         sessions.push(c);
     }
-    // Revoked through A, wherever their key lives: refused by B.
+    // Revoked through A, wherever their key lives: refused by B within
+    // the latency the docs promise (with a margin).
     for c in &sessions {
         assert!(a.revoke(c.uuid).await.unwrap());
-        let started = std::time::Instant::now();
-        while b.authenticate(c).await.unwrap().is_some() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(1),
-                "a revoked session still accepted"
-            );
-            tokio::task::yield_now().await;
-        }
+        crate::near_cache::refused_after(&b, c).await;
     }
 }

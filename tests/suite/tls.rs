@@ -1,4 +1,4 @@
-//! TLS to Redis: a redis-server of the test's own serving TLS only, with a
+//! TLS to Redis and PostgreSQL: servers of the test's own serving TLS, with a
 //! CA the test generates (openssl). A certificate of that CA for the host
 //! connects; another CA, or a certificate for another host name, stops
 //! wafer at start with the reason.
@@ -359,6 +359,28 @@ impl TlsPostgres {
 
     /// Connections to it that use TLS now.
     fn tls_connections(&self) -> u64 {
+        self.query("SELECT count(*) FROM pg_stat_ssl WHERE ssl")
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// Client connections named `application_name` now, as the server sees
+    /// them: (over TLS, in plain text).
+    fn connections_of(&self, application_name: &str) -> (u64, u64) {
+        let counts = self.query(&format!(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.application_name = '{application_name}'"
+        ));
+        let (tls, plain) = counts
+            .split_once('|')
+            .unwrap_or_else(|| panic!("psql answered {counts:?}"));
+        (tls.parse().unwrap(), plain.parse().unwrap())
+    }
+
+    /// Runs `sql` over the Unix socket (not a client connection the tests
+    /// count), answering its unaligned output.
+    fn query(&self, sql: &str) -> String {
         let out = Command::new("psql")
             .args([
                 "-X",
@@ -369,20 +391,10 @@ impl TlsPostgres {
                 "-p",
                 &self.port.to_string(),
             ])
-            .args([
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                "SELECT count(*) FROM pg_stat_ssl WHERE ssl",
-            ])
+            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
             .output()
             .expect("psql runs");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
 
@@ -419,6 +431,24 @@ async fn postgresql_over_tls_in_every_sslmode() {
         panic!("a wafer trusting another CA must not start")
     };
     assert!(e.to_string().contains("TLS with PostgreSQL"), "{e}");
+    // verify-ca checks the chain too: another CA is refused at start, with
+    // the reason, and nothing connected in plain text instead.
+    let wrong_ca = format!("{}&application_name=wafer-wrong-ca", good.url("verify-ca"));
+    let Err(e) = app
+        .sibling_with(|s| {
+            s.database.url = Some(wrong_ca.as_str().into());
+            s.database.tls_ca = Some(other_ca.clone());
+        })
+        .await
+    else {
+        panic!("verify-ca must refuse a certificate of another CA")
+    };
+    assert!(e.to_string().contains("TLS with PostgreSQL"), "{e}");
+    assert_eq!(
+        good.connections_of("wafer-wrong-ca"),
+        (0, 0),
+        "a wafer refused by TLS must not connect otherwise"
+    );
 
     // A certificate for another name: verify-full refuses, verify-ca (the
     // chain only) and require (encryption only) accept.
@@ -438,7 +468,27 @@ async fn postgresql_over_tls_in_every_sslmode() {
         .expect("verify-ca checks the chain, not the name");
     let other = b.create_app("wxpgca").await;
     assert!(other > 0);
-    let require = elsewhere.url("require");
+    // verify-ca with another CA, against a certificate for another name:
+    // the name is forgiven, the chain is not.
+    let chain_other = format!("{chain}&application_name=wafer-wrong-ca");
+    let Err(e) = app
+        .sibling_with(|s| {
+            s.database.url = Some(chain_other.as_str().into());
+            s.database.tls_ca = Some(other_ca.clone());
+        })
+        .await
+    else {
+        panic!("verify-ca must refuse a certificate of another CA")
+    };
+    assert!(e.to_string().contains("TLS with PostgreSQL"), "{e}");
+    assert_eq!(elsewhere.connections_of("wafer-wrong-ca"), (0, 0));
+    // require: this server also takes plain text (its pg_hba has `host`
+    // rules), so only the server can tell whether wafer's pool really
+    // encrypts: every connection of that wafer must be over TLS.
+    let require = format!(
+        "{}&application_name=wafer-require",
+        elsewhere.url("require")
+    );
     let c = app
         .sibling_with(|s| {
             s.database.url = Some(require.as_str().into());
@@ -447,6 +497,13 @@ async fn postgresql_over_tls_in_every_sslmode() {
         .await
         .expect("require encrypts without checking the certificate");
     assert_eq!(c.send(c.client.get(c.url("/readyz"))).await.status, 200);
+    let other = c.create_app("wxpgrequire").await;
+    assert!(other > 0);
+    let (tls, plain) = elsewhere.connections_of("wafer-require");
+    assert!(
+        tls >= 1 && plain == 0,
+        "sslmode=require: {tls} connections over TLS, {plain} in plain text"
+    );
     drop((b, c, app));
     drop((good, elsewhere));
     let _ = std::fs::remove_dir_all(&dir);

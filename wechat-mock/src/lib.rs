@@ -2,6 +2,15 @@
 //! `getuserphonenumber`, `checksession`), for tests, walkthroughs and load
 //! tests (WeChat itself is not reachable from them).
 //!
+//! WeChat knows only the apps registered with the mock, each with its
+//! secret: [`Mock::register_app`] in process, `POST
+//! /mock/apps?appid=…&secret=…` over HTTP, `wechat-mock --app APPID=SECRET`
+//! (or `WECHAT_MOCK_APPS=APPID=SECRET,…`) at start. `jscode2session` and
+//! `stable_token` check both as WeChat does (an appid it does not know:
+//! 40013 `invalid appid, rid: …`; another secret: 40125 `invalid appsecret,
+//! rid: …`), before anything else, so a caller that sends the wrong secret
+//! (say, one still sealed) fails whatever the code.
+//!
 //! Deterministic: a code names its user by the part before the first `.`, so
 //! `alice.1` and `alice.2` are the same user (same `openid` per appid) with
 //! different session keys. Users named `union-…` also get a `unionid`.
@@ -218,6 +227,10 @@ async fn jscode2session(query: &str, state: &State) -> Response<Full<Bytes>> {
     let appid = query_param(query, "appid").unwrap_or_default();
     let code = query_param(query, "js_code").unwrap_or_default();
     calls.count(&code);
+    let secret = query_param(query, "secret").unwrap_or_default();
+    if let Err(refused) = state.api.check_credentials(&appid, &secret) {
+        return reply(StatusCode::OK, TYPE, refused.to_string());
+    }
     let Some(code) = Some(code).filter(|c| !c.is_empty()) else {
         return reply(
             StatusCode::OK,
@@ -286,6 +299,19 @@ async fn handle(req: Request<Incoming>, state: State) -> Response<Full<Bytes>> {
             &param("signature"),
             &param("sig_method"),
         )),
+        "/mock/apps" if req.method() == hyper::Method::POST => {
+            let (appid, secret) = (param("appid"), param("secret"));
+            if appid.is_empty() || secret.is_empty() {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "POST /mock/apps?appid=…&secret=…",
+                );
+            }
+            state.api.register(&appid, &secret);
+            // Never the secret: a log of the caller may keep the answer.
+            json(serde_json::json!({"appid": appid, "registered": true}))
+        }
         "/mock/calls" => {
             let code = param("code");
             json(serde_json::json!({"code": code, "calls": state.calls.of(&code)}))
@@ -316,9 +342,14 @@ async fn handle(req: Request<Incoming>, state: State) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves the mock on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener) {
-    serve_state(listener, State::default()).await
+/// Serves the mock on `listener` until the runtime stops, knowing `apps`
+/// (appid, secret) from the start.
+pub async fn serve(listener: TcpListener, apps: &[(String, String)]) {
+    let state = State::default();
+    for (appid, secret) in apps {
+        state.api.register(appid, secret);
+    }
+    serve_state(listener, state).await
 }
 
 async fn serve_state(listener: TcpListener, state: State) {
@@ -356,6 +387,30 @@ impl std::fmt::Debug for Mock {
 }
 
 impl Mock {
+    /// Makes `appid` an app WeChat knows, with `secret`; registering it again
+    /// resets the secret (the old one is refused from then on), as WeChat's
+    /// console does.
+    pub fn register_app(&self, appid: &str, secret: &str) {
+        self.state.api.register(appid, secret)
+    }
+
+    /// The secret `appid` was registered with.
+    pub fn app_secret(&self, appid: &str) -> Option<String> {
+        self.state.api.secret(appid)
+    }
+
+    /// Every access token issued for `appid`, oldest first (revoked and
+    /// expired ones too).
+    pub fn tokens(&self, appid: &str) -> Vec<String> {
+        self.state.api.tokens(appid)
+    }
+
+    /// The access token each `getuserphonenumber` call with `code` carried,
+    /// in the order received.
+    pub fn phone_tokens(&self, code: &str) -> Vec<String> {
+        self.state.api.phone_tokens(code)
+    }
+
     /// How many `jscode2session` calls carried `code`.
     pub fn calls(&self, code: &str) -> u64 {
         self.state.calls.of(code)
@@ -383,7 +438,8 @@ impl Mock {
     }
 }
 
-/// Starts the mock on a free loopback port.
+/// Starts the mock on a free loopback port, knowing no app yet
+/// ([`Mock::register_app`]).
 pub async fn spawn() -> std::io::Result<Mock> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
