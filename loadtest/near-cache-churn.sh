@@ -10,13 +10,14 @@
 # a p99 at equal load no worse. Not part of the CI suite: it measures, and
 # this machine is shared; run it alone, after a change to the near cache.
 #
-#   loadtest/near-cache-churn.sh            (about 12 minutes)
+#   loadtest/near-cache-churn.sh            (about 14 minutes)
 #
-# Environment: SESSIONS [150000], ROUNDS [3], BUILD [1]; the rest as
+# Environment: SESSIONS [150000], ROUNDS [4: the two swap places every
+# round, so each goes first as often], BUILD [1]; the rest as
 # loadtest/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SESSIONS=${SESSIONS:-150000} ROUNDS=${ROUNDS:-3}
+export SESSIONS=${SESSIONS:-150000} ROUNDS=${ROUNDS:-4}
 export ONLY=auth WITH_K6=0 REVOCATIONS=${REVOCATIONS:-1000}
 export WAFER_NEAR_CACHE_BYTES=16MiB WAFER_NEAR_CACHE_SLIDE=5s
 export BASELINE=target/release BASELINE_ENV=WAFER_NEAR_CACHE=false NOT_WORSE=1
