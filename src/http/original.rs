@@ -842,15 +842,7 @@ mod tests {
             (Err(f), Some(Err(want))) => prop_assert_eq!(f.original, Some(want)),
             (got, Some(want)) => prop_assert!(false, "read {got:?}, want {want:?}"),
             (Err(f), None) => {
-                let known = [
-                    code::NOT_JSON,
-                    code::NO_INTERFACE,
-                    code::NO_PARA,
-                    code::PARA_ERR,
-                    code::UNKNOWN_INTERFACE,
-                    code::NO_APPID,
-                ];
-                prop_assert!(f.original.is_some_and(|c| known.contains(&c)), "{f:?}");
+                prop_assert!(f.original.is_some_and(|c| REFUSALS.contains(&c)), "{f:?}");
             }
             // Whatever was read passed the rules.
             (Ok(Read::IdSkey { code, .. }), None) => {
@@ -867,6 +859,16 @@ mod tests {
         })
     }
 
+    /// The protocol's refusals a mutated request can meet.
+    const REFUSALS: [(i64, &str); 6] = [
+        code::NOT_JSON,
+        code::NO_INTERFACE,
+        code::NO_PARA,
+        code::PARA_ERR,
+        code::UNKNOWN_INTERFACE,
+        code::NO_APPID,
+    ];
+
     #[test]
     fn mutated_requests_reach_every_check() {
         // The property below means something only if its requests get past
@@ -882,14 +884,7 @@ mod tests {
             *seen.entry(parse_mutated(r, &m).unwrap()).or_default() += 1;
         }
         assert!(seen.get("ok").copied().unwrap_or(0) >= 400, "{seen:?}");
-        for c in [
-            code::NOT_JSON,
-            code::NO_INTERFACE,
-            code::NO_PARA,
-            code::PARA_ERR,
-            code::UNKNOWN_INTERFACE,
-            code::NO_APPID,
-        ] {
+        for c in REFUSALS {
             assert!(
                 seen.get(c.1).copied().unwrap_or(0) >= 20,
                 "{}: {seen:?}",

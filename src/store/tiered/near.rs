@@ -112,10 +112,11 @@ impl Near {
         outcome
     }
 
-    /// Reads the session (writing nothing) and fills the copy under
-    /// `ticket`; `visit`: the copy is made for an auth now (in use, and
-    /// slid), not fetched again after a change. Answers, beside the
-    /// outcome, a slide the queue had no room for (to write at once).
+    /// Asks Redis about the session and fills the copy under `ticket`;
+    /// `visit`: the copy is made for an auth now (checked and slid in
+    /// Redis as that auth, and in use), not fetched again after a change
+    /// (only read). Answers, beside the outcome, a slide the queue had no
+    /// room for (to write at once).
     async fn fetch(
         &self,
         ticket: Ticket<'_>,
