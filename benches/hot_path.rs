@@ -21,8 +21,8 @@ use wafer::domain::session::{NewSession, Profile};
 use wafer::domain::skey::Skey;
 use wafer::http::body::Format;
 use wafer::http::mina;
-use wafer::store::Store;
 use wafer::store::embedded::EmbeddedStore;
+use wafer::store::{AppStore, SessionStore};
 use wafer::wechat::WechatClient;
 use wafer::wechat::crypto::decrypt_user_data;
 

@@ -529,6 +529,12 @@ key_memory() { # pattern label
 key_memory "${PREFIX}s:*" session
 key_memory "${PREFIX}o:*" index
 export WAFER_SESSIONS=$WORK/sessions.csv
+# Measured fresh, as the baseline and the ceiling are: the instance that
+# served the seeding's logins (its allocator's history, its queues) is
+# not the one measured.
+kill "$TIERED_PID"; wait "$TIERED_PID" 2>/dev/null || true
+SHARED=1 start_wafer "$TIERED" "${TIERED_ENV[@]}"
+TIERED_PID=$WAFER_PID
 
 PROCS=("wafer=$TIERED_PID" "redis=${REDIS_PID:-0}" "mock=$MOCK_PID")
 # The ceiling server works on a copy of the sessions under a prefix of its

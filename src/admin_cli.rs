@@ -14,9 +14,9 @@ use crate::domain::app::{
     AppRef, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
 use crate::import::{ImportError, UtcOffset, parse_cappinfo, parse_csessioninfo};
-use crate::store::Store;
 use crate::store::postgres::Postgres;
 use crate::store::{ConnectError, StoreError};
+use crate::store::{Store, StoreHealth};
 
 /// `wafer apps` subcommands.
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::http::AdminToken;
 use crate::http::body::DEFAULT_MAX_BODY;
 use crate::store::ConnectError;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
@@ -424,13 +423,6 @@ pub struct AdminSettings {
         hide_env_values = true
     )]
     pub token: Option<Secret>,
-}
-
-impl AdminSettings {
-    /// The token check of the admin API (off without a token).
-    pub fn token(&self) -> AdminToken {
-        AdminToken::new(self.token.as_ref().map(Secret::expose))
-    }
 }
 
 /// The embedded store.

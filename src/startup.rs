@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseSettings, RedisSettings, Secret, Settings};
 use crate::domain::Wafer;
-use crate::http::Handler;
 use crate::http::server::{Server, ServerLimits};
+use crate::http::{AdminToken, Handler};
 use crate::metrics::{Metrics, StoreMetrics};
 use crate::store::periodic::spawn_every;
 use crate::store::tiered::Intervals;
@@ -141,7 +141,7 @@ impl Application {
             METRICS_UPKEEP_EVERY,
             |m| async move { m.upkeep() },
         );
-        let admin = settings.admin.token();
+        let admin = AdminToken::new(settings.admin.token.as_ref().map(|t| t.expose()));
         if !admin.is_on() {
             tracing::info!("admin API is off: set WAFER_ADMIN_TOKEN to turn it on");
         }

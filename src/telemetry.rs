@@ -25,20 +25,41 @@ pub fn filter(spec: &str) -> (EnvFilter, Option<String>) {
     (filter, bad)
 }
 
+/// Whether text logs are coloured: only on a terminal (escapes in a file,
+/// journald or `docker logs` break `grep`), and never with `NO_COLOR` set
+/// to anything but the empty string (<https://no-color.org>).
+pub fn colour(on_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    on_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber writing to stderr. A bad filter falls back
 /// to `info` with a warning rather than refusing to start.
 pub fn init(spec: &str, format: LogFormat) {
-    init_with_writer(spec, format, std::io::stderr);
+    use std::io::IsTerminal;
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
+    install(spec, format, std::io::stderr, ansi);
 }
 
-/// Installs the global subscriber writing to `writer` (tests capture logs).
+/// Installs the global subscriber writing to `writer`, without colour
+/// (tests capture logs).
 pub fn init_with_writer<W>(spec: &str, format: LogFormat, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    install(spec, format, writer, false);
+}
+
+fn install<W>(spec: &str, format: LogFormat, writer: W, ansi: bool)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let (filter, bad) = filter(spec);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -94,6 +115,15 @@ mod tests {
             out.contains("notice: kept") && out.contains("wafer trace: kept"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None));
+        assert!(!colour(true, Some("1".into())));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(colour(true, Some("".into())));
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub struct App {
 
 impl App {
     /// The session limits of this app.
-    pub fn limits(&self) -> crate::domain::session::Limits {
-        crate::domain::session::Limits::new(self.login_duration, self.session_duration)
+    pub fn limits(&self) -> crate::domain::lifetime::Limits {
+        crate::domain::lifetime::Limits::new(self.login_duration, self.session_duration)
     }
 }
 

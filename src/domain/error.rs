@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::domain::ports::StoreError;
 use crate::error::ErrorCode;
-use crate::store::StoreError;
 use crate::wechat::WechatError;
 use crate::wechat::crypto::CryptoError;
 
@@ -123,7 +123,7 @@ impl From<CryptoError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Backend, Cause, SqlState};
+    use crate::domain::ports::{Backend, Cause, SqlState};
 
     #[test]
     fn wechat_errors_map_to_the_status_table() {

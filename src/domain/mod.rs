@@ -4,11 +4,14 @@ pub mod app;
 pub mod audit;
 mod error;
 pub mod input;
-mod limits;
+pub mod lifetime;
+mod login_limits;
+pub mod ports;
 mod service;
 pub mod session;
 pub mod skey;
 pub mod token;
+mod token_keeper;
 
 pub use error::Error;
 pub use service::{LoginOutput, MAX_PAGE, Wafer};

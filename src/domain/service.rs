@@ -8,12 +8,13 @@ use crate::clock::Clock;
 use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::error::Error;
 use crate::domain::input::{AuthInput, LoginInput, no_nul};
-use crate::domain::limits::LoginLimits;
+use crate::domain::login_limits::LoginLimits;
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
 };
 use crate::domain::skey::{Skey, SkeyHash};
-use crate::domain::token::{AccessToken, Tokens};
+use crate::domain::token::AccessToken;
+use crate::domain::token_keeper::Tokens;
 use crate::metrics::TokenMetrics;
 use crate::store::{BackendHealth, Store};
 use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
@@ -376,7 +377,7 @@ impl<S: Store> Wafer<S> {
         tracing::info!(
             audit = true,
             action = action.label(),
-            target = %target,
+            audit_target = %target,
             caller = %caller_text,
             "admin action"
         );

@@ -22,7 +22,10 @@ use crate::metrics::StoreMetrics;
 use crate::metrics::store::Op;
 use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::periodic::spawn_every;
-use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
+use crate::store::{
+    AppStore, AuditStore, Backend, BackendHealth, Cause, SessionStore, StoreError, StoreHealth,
+    StoreResult, TokenStore,
+};
 
 /// Admin actions the embedded store keeps (it keeps nothing across restarts).
 const AUDIT_KEPT: usize = 10_000;
@@ -187,7 +190,7 @@ impl EmbeddedStore {
     }
 }
 
-impl Store for EmbeddedStore {
+impl AppStore for EmbeddedStore {
     async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {
         Ok(self.apps.load().get(app).cloned())
     }
@@ -243,7 +246,9 @@ impl Store for EmbeddedStore {
         self.sessions.retain(|_, s| s.app_id != id);
         Ok(())
     }
+}
 
+impl SessionStore for EmbeddedStore {
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let started = Instant::now();
         let out = self.upsert(new);
@@ -290,6 +295,28 @@ impl Store for EmbeddedStore {
         Ok(uuid.and_then(|u| self.sessions.get(&u).map(|s| s.session_key.to_string())))
     }
 
+    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
+        let started = Instant::now();
+        let out = Ok(self.remove_where(creds.uuid, &|s| {
+            creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
+        }));
+        self.record(Op::Logout, started, out)
+    }
+
+    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
+        let started = Instant::now();
+        let out = Ok(self.remove_where(uuid, &|_| true));
+        self.record(Op::Revoke, started, out)
+    }
+
+    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
+        let started = Instant::now();
+        let out = Ok(self.list(app, query));
+        self.record(Op::ListSessions, started, out)
+    }
+}
+
+impl TokenStore for EmbeddedStore {
     async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
         Ok(self.tokens.get(&app).map(|t| t.clone()))
     }
@@ -335,7 +362,9 @@ impl Store for EmbeddedStore {
         self.tokens.remove(&app);
         Ok(())
     }
+}
 
+impl AuditStore for EmbeddedStore {
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let mut trail = self
             .audit
@@ -367,27 +396,9 @@ impl Store for EmbeddedStore {
         let (entries, next) = crate::store::split_page(entries, limit, |e| e.id);
         Ok(AuditPage { entries, next })
     }
+}
 
-    async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
-        let started = Instant::now();
-        let out = Ok(self.remove_where(creds.uuid, &|s| {
-            creds.accepts(s.app_id, &s.skey_hash, s.create_time, s.last_visit())
-        }));
-        self.record(Op::Logout, started, out)
-    }
-
-    async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
-        let started = Instant::now();
-        let out = Ok(self.remove_where(uuid, &|_| true));
-        self.record(Op::Revoke, started, out)
-    }
-
-    async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
-        let started = Instant::now();
-        let out = Ok(self.list(app, query));
-        self.record(Op::ListSessions, started, out)
-    }
-
+impl StoreHealth for EmbeddedStore {
     async fn sizes(&self) -> (Option<u64>, usize) {
         (Some(self.sessions.len() as u64), self.apps.load().len())
     }

@@ -49,6 +49,12 @@ pub enum SealError {
     Corrupt(String),
 }
 
+impl From<SealError> for crate::store::StoreError {
+    fn from(e: SealError) -> Self {
+        crate::store::StoreError::Sealed(e.to_string())
+    }
+}
+
 /// The configured data keys; the first seals, any opens.
 #[derive(Clone)]
 pub struct DataKeys {

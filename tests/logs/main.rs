@@ -203,3 +203,91 @@ async fn the_request_id_is_echoed_and_logged() {
         assert!(line.contains(field), "{field} missing in {line}");
     }
 }
+
+/// A JSON value whose every object has unique keys: serde_json alone keeps
+/// the last of two equal keys without a word, and so does many a log
+/// pipeline.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} twice")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
+
+#[tokio::test]
+async fn every_json_line_is_valid_json_with_unique_keys() {
+    log();
+    let app = spawn_app_with(|_| {}).await;
+    // Every kind of line: requests, WeChat calls, tokens, audit entries.
+    drive(&app, "wxlogjson").await;
+    let log = log();
+    let audit = log
+        .lines()
+        .find(|l| l.contains(r#""audit":true"#) && l.contains("app.created"))
+        .expect("an audit line");
+    let audit: serde_json::Value = serde_json::from_str(audit).expect("JSON");
+    // The entry's target and the module that wrote the line, both kept.
+    assert!(
+        audit["audit_target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("app ")),
+        "{audit}"
+    );
+    assert!(
+        audit["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("wafer")),
+        "{audit}"
+    );
+    let mut lines = 0;
+    for line in log.lines() {
+        if let Err(e) = serde_json::from_str::<UniqueKeys>(line) {
+            panic!("not a JSON line with unique keys ({e}): {line}");
+        }
+        lines += 1;
+    }
+    assert!(lines > 20, "only {lines} lines");
+}

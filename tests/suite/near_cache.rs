@@ -12,7 +12,7 @@ use wafer::clock::{Clock, SystemClock};
 use wafer::domain::app::App;
 use wafer::domain::session::Credentials;
 use wafer::domain::skey::Skey;
-use wafer::store::{Store, TieredStore};
+use wafer::store::{AppStore, SessionStore, TieredStore};
 use wafer_testkit::backends::{self, PrivateRedis};
 use wafer_testkit::spawn_tiered_with;
 

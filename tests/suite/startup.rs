@@ -382,6 +382,12 @@ async fn the_binary_serves_on_redis_and_postgres_and_stops_cleanly_on_sigterm() 
         "{log}"
     );
     assert!(!log.contains("still open after the drain timeout"), "{log}");
+    // Standard error is a file here, not a terminal: plain text that grep
+    // finds, no colour escapes.
+    assert!(
+        !log.contains('\x1b'),
+        "colour escapes in a log file:\n{log}"
+    );
     eprintln!("wafer exited 0 {took:?} after SIGTERM");
 
     // Flushed: the held-back slide reached Redis, and its visit PostgreSQL.

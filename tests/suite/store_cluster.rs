@@ -3,7 +3,7 @@
 //! the same code serves a cluster.
 
 use crate::contract::{self, Fixture, T0, creds, login, new_app};
-use wafer::store::{Store, TieredStore};
+use wafer::store::{AppStore, SessionStore, TieredStore};
 use wafer_testkit::backends::{self, RedisCluster};
 
 async fn store_on(cluster: &RedisCluster) -> Fixture<TieredStore> {

@@ -3,7 +3,7 @@
 
 use crate::contract::{self, Fixture};
 use wafer::domain::app::AppRef;
-use wafer::store::{EmbeddedStore, Store, StoreError};
+use wafer::store::{AppStore, EmbeddedStore, SessionStore, StoreError};
 
 async fn make_store() -> Option<Fixture<EmbeddedStore>> {
     Some(Fixture::bare(std::sync::Arc::new(EmbeddedStore::new(

@@ -8,7 +8,7 @@ use crate::contract::{T0, creds, login, new_app};
 use wafer::clock::Timestamp;
 use wafer::domain::app::App;
 use wafer::store::postgres::Postgres;
-use wafer::store::{Store, StoreError, TieredStore};
+use wafer::store::{AppStore, SessionStore, StoreError, StoreHealth, TieredStore};
 use wafer_testkit::backends::{self, PrivateRedis, Proxy, ProxyMode};
 
 store_contract!(backends::tiered);

@@ -35,7 +35,10 @@ use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis, Tracked};
-use crate::store::{Backend, BackendHealth, Cause, Store, StoreError, StoreResult};
+use crate::store::{
+    AppStore, AuditStore, Backend, BackendHealth, Cause, SessionStore, StoreError, StoreHealth,
+    StoreResult, TokenStore,
+};
 
 pub use granularity::VisitGranularity;
 use near::Near;
@@ -414,7 +417,7 @@ async fn bounded_check(
         .unwrap_or_else(|_| Err(StoreError::unavailable(backend, Cause::Timeout)))
 }
 
-impl Store for TieredStore {
+impl AppStore for TieredStore {
     async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {
         Ok(self.apps.load().get(app).cloned())
     }
@@ -452,7 +455,9 @@ impl Store for TieredStore {
         }
         Ok(())
     }
+}
 
+impl SessionStore for TieredStore {
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let record = self.pg.upsert_session(&new).await?;
         self.misses.known(record.uuid);
@@ -539,50 +544,6 @@ impl Store for TieredStore {
         self.pg.user_session_key(app, open_id).await
     }
 
-    async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
-        self.redis.access_token(app).await
-    }
-
-    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.pg.record_audit(entry).await
-    }
-
-    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
-        self.pg.audit_trail(before, limit).await
-    }
-
-    async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
-        // Shared as it is fetched: its whole life is left.
-        let life = token.expires_at.0 - token.fetched_at.0;
-        self.redis.put_access_token(app, token, life).await
-    }
-
-    async fn lease_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-        ttl: Duration,
-    ) -> StoreResult<bool> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.redis
-            .lease_access_token(app, lease, holder, ttl_ms)
-            .await
-    }
-
-    async fn release_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-    ) -> StoreResult<()> {
-        self.redis.release_access_token(app, lease, holder).await
-    }
-
-    async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
-        self.redis.drop_access_token(app).await
-    }
-
     async fn logout(&self, creds: &Credentials) -> StoreResult<bool> {
         if self.authenticate(creds).await?.is_none() {
             return Ok(false);
@@ -635,7 +596,57 @@ impl Store for TieredStore {
             .into_iter()
             .next())
     }
+}
 
+impl TokenStore for TieredStore {
+    async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
+        self.redis.access_token(app).await
+    }
+
+    async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
+        // Shared as it is fetched: its whole life is left.
+        let life = token.expires_at.0 - token.fetched_at.0;
+        self.redis.put_access_token(app, token, life).await
+    }
+
+    async fn lease_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.redis
+            .lease_access_token(app, lease, holder, ttl_ms)
+            .await
+    }
+
+    async fn release_access_token(
+        &self,
+        app: AppId,
+        lease: TokenLease,
+        holder: &str,
+    ) -> StoreResult<()> {
+        self.redis.release_access_token(app, lease, holder).await
+    }
+
+    async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
+        self.redis.drop_access_token(app).await
+    }
+}
+
+impl AuditStore for TieredStore {
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.pg.record_audit(entry).await
+    }
+
+    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
+        self.pg.audit_trail(before, limit).await
+    }
+}
+
+impl StoreHealth for TieredStore {
     async fn health(&self) -> Vec<BackendHealth> {
         // Readiness probes must answer fast even when a store hangs.
         let (redis, pg) = tokio::join!(
