@@ -13,10 +13,12 @@ use crate::domain::app::App;
 use crate::domain::app::{
     AppRef, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
+use crate::domain::audit::AuditAction;
+use crate::domain::{Error as DomainError, Wafer};
 use crate::import::{ImportError, UtcOffset, parse_cappinfo, parse_csessioninfo};
 use crate::store::postgres::Postgres;
 use crate::store::{ConnectError, StoreError};
-use crate::store::{Store, StoreHealth};
+use crate::store::{Store, StoreHealth, TieredStore};
 
 /// `wafer apps` subcommands.
 #[derive(Debug, Subcommand)]
@@ -207,13 +209,31 @@ pub async fn rekey(db: &DatabaseSettings, out: &mut impl Write) -> Result<(), Cl
     )?)
 }
 
-/// `wafer apps …`.
+/// `wafer apps …`: through the same domain operations as the admin API,
+/// on the production store (Redis and PostgreSQL), so that a change is
+/// audited, a new secret or a removal drops the app's access token, and a
+/// removal ends the app's sessions in Redis at once.
 pub async fn apps(
-    db: &DatabaseSettings,
+    stores: Stores<'_>,
     command: AppsCommand,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let pg = open(db).await?;
+    let store = open_store(&stores).await?;
+    let wafer = Wafer::new(
+        store.clone(),
+        stores.wechat.client()?,
+        Arc::new(SystemClock),
+    );
+    let result = apps_on(&wafer, command, out).await;
+    store.close().await;
+    result
+}
+
+async fn apps_on<S: Store>(
+    wafer: &Wafer<S>,
+    command: AppsCommand,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     match command {
         AppsCommand::Add {
             title,
@@ -229,37 +249,30 @@ pub async fn apps(
                 login_duration,
                 session_duration,
             };
-            new.validate().map_err(|e| CliError::Invalid(e.0))?;
-            let app = pg
-                .create_app(&new, SystemClock.now())
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict => CliError::Conflict(new.appid.clone()),
-                    e => e.into(),
-                })?;
+            let app = add_app(wafer, new).await?;
             Ok(writeln!(out, "added app {} ({})", app.id, app.appid)?)
         }
         AppsCommand::Import { file } => {
             let apps = parse_cappinfo(&read_input(&file)?)?;
             let (mut added, mut kept) = (0, 0);
             for new in apps {
-                match pg.create_app(&new, SystemClock.now()).await {
+                match add_app(wafer, new).await {
                     Ok(app) => {
                         added += 1;
                         writeln!(out, "added app {} ({})", app.id, app.appid)?;
                     }
-                    Err(StoreError::Conflict) => {
+                    Err(CliError::Conflict(appid)) => {
                         kept += 1;
-                        writeln!(out, "kept app {} (it exists)", new.appid)?;
+                        writeln!(out, "kept app {appid} (it exists)")?;
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(writeln!(out, "imported {added} apps, kept {kept}")?)
         }
         AppsCommand::List => {
             writeln!(out, "id\tappid\ttitle\tlogin_duration\tsession_duration")?;
-            for app in pg.list_apps().await? {
+            for app in wafer.list_apps().await? {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}",
@@ -269,20 +282,48 @@ pub async fn apps(
             Ok(())
         }
         AppsCommand::Remove { app } => {
-            let apps = pg.list_apps().await?;
+            let apps = wafer.list_apps().await?;
             let found = find_app(&apps, &app)?;
-            let sessions = pg.delete_app(found.id).await?;
-            // Redis copies of these sessions can no longer authenticate (the
-            // app is gone and ids are never reused); they expire on their own.
+            wafer.delete_app(found.id).await?;
+            wafer
+                .audit(AuditAction::AppDeleted, format!("app {}", found.id), None)
+                .await;
             Ok(writeln!(
                 out,
-                "removed app {} ({}) and {} sessions",
-                found.id,
-                found.appid,
-                sessions.len()
+                "removed app {} ({}) and its sessions",
+                found.id, found.appid
             )?)
         }
     }
+}
+
+/// Adds an app as the admin API does, audited.
+async fn add_app<S: Store>(wafer: &Wafer<S>, new: NewApp) -> Result<Arc<App>, CliError> {
+    let appid = new.appid.clone();
+    let app = wafer.create_app(new).await.map_err(|e| match e {
+        DomainError::Conflict => CliError::Conflict(appid),
+        DomainError::BadRequest(why) => CliError::Invalid(why.into_owned()),
+        e => e.into(),
+    })?;
+    wafer
+        .audit(AuditAction::AppCreated, format!("app {}", app.id), None)
+        .await;
+    Ok(app)
+}
+
+/// The production store the commands work on: both Redis and PostgreSQL.
+async fn open_store(stores: &Stores<'_>) -> Result<Arc<TieredStore>, CliError> {
+    let redis_url = stores.redis.url.as_ref().ok_or(CliError::NoRedis)?;
+    let db_url = stores.db.url.as_ref().ok_or(CliError::NoDatabase)?;
+    Ok(crate::startup::open_tiered(
+        stores.redis,
+        stores.db,
+        redis_url,
+        db_url,
+        Arc::new(SystemClock),
+        Default::default(),
+    )
+    .await?)
 }
 
 /// Finds app `app` (numeric id or appid) among `apps`.
@@ -390,17 +431,7 @@ pub async fn sessions(
         SessionsCommand::Revoke { app, open_id } => (UserCommand::Revoke, app, open_id),
         SessionsCommand::CheckKey { app, open_id } => (UserCommand::CheckKey, app, open_id),
     };
-    let redis_url = stores.redis.url.as_ref().ok_or(CliError::NoRedis)?;
-    let db_url = stores.db.url.as_ref().ok_or(CliError::NoDatabase)?;
-    let store = crate::startup::open_tiered(
-        stores.redis,
-        stores.db,
-        redis_url,
-        db_url,
-        Arc::new(SystemClock),
-        Default::default(),
-    )
-    .await?;
+    let store = open_store(&stores).await?;
     let result = match what {
         UserCommand::CheckKey => check_key(&store, stores.wechat, &app, &open_id, out).await,
         UserCommand::Show | UserCommand::Revoke => {
@@ -428,7 +459,7 @@ async fn check_key<S: Store>(
 ) -> Result<(), CliError> {
     let apps = store.list_apps().await?;
     let found = find_app(&apps, app)?;
-    let wafer = crate::domain::Wafer::new(store.clone(), wechat.client()?, Arc::new(SystemClock));
+    let wafer = Wafer::new(store.clone(), wechat.client()?, Arc::new(SystemClock));
     let current = wafer
         .check_session_key(found.id, open_id)
         .await

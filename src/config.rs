@@ -10,7 +10,7 @@ use crate::store::ConnectError;
 use crate::store::embedded::DEFAULT_MAX_SESSIONS;
 use crate::store::postgres::Postgres;
 use crate::store::redis::{DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, Redis};
-use crate::store::tiered::VisitGranularity;
+use crate::store::visit_granularity::VisitGranularity;
 use crate::wechat::WechatClient;
 use crate::wechat::client::{DEFAULT_API_BASE, WechatClientError};
 

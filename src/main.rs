@@ -33,7 +33,11 @@ enum Command {
     /// Manages apps in the database directly.
     Apps {
         #[command(flatten)]
+        redis: RedisSettings,
+        #[command(flatten)]
         db: DatabaseSettings,
+        #[command(flatten)]
+        wechat: WechatSettings,
         #[command(subcommand)]
         command: AppsCommand,
     },
@@ -97,8 +101,18 @@ async fn main() -> ExitCode {
             finish(wafer::admin_cli::migrate(&db, &mut std::io::stdout()).await)
         }
         Command::Rekey(db) => finish(wafer::admin_cli::rekey(&db, &mut std::io::stdout()).await),
-        Command::Apps { db, command } => {
-            finish(wafer::admin_cli::apps(&db, command, &mut std::io::stdout()).await)
+        Command::Apps {
+            redis,
+            db,
+            wechat,
+            command,
+        } => {
+            let stores = wafer::admin_cli::Stores {
+                redis: &redis,
+                db: &db,
+                wechat: &wechat,
+            };
+            finish(wafer::admin_cli::apps(stores, command, &mut std::io::stdout()).await)
         }
         Command::Sessions {
             redis,

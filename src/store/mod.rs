@@ -14,6 +14,7 @@ pub mod redis;
 pub mod sealed;
 pub mod tiered;
 pub mod tls;
+pub mod visit_granularity;
 
 pub use embedded::EmbeddedStore;
 pub use error::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};

@@ -4,10 +4,13 @@ use std::process::{Command, Output};
 
 use wafer_testkit::backends;
 
-fn wafer(db: &str, args: &[&str]) -> Output {
+/// `wafer ARGS` on database `db` and Redis under `prefix`.
+fn wafer(db: &str, prefix: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wafer"))
         .args(args)
         .env("WAFER_DATABASE_URL", db)
+        .env("WAFER_REDIS_URL", backends::redis_url())
+        .env("WAFER_REDIS_PREFIX", prefix)
         .env_remove("WAFER_APP_SECRET")
         .output()
         .expect("wafer runs")
@@ -21,15 +24,18 @@ fn stdout(o: &Output) -> String {
 async fn migrate_then_manage_apps_without_a_server() {
     wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
-    let first = wafer(&db, &["migrate"]);
+    let prefix = backends::fresh_prefix();
+    let first = wafer(&db, &prefix, &["migrate"]);
     assert!(first.status.success());
     assert!(stdout(&first).contains("0001_init.sql"));
-    let again = wafer(&db, &["migrate"]);
+    let again = wafer(&db, &prefix, &["migrate"]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
 
     let mut add = Command::new(env!("CARGO_BIN_EXE_wafer"));
     add.args(["apps", "add", "--title", "Demo", "--appid", "wxcli"])
         .env("WAFER_DATABASE_URL", db.as_str())
+        .env("WAFER_REDIS_URL", backends::redis_url())
+        .env("WAFER_REDIS_PREFIX", prefix.as_str())
         .env("WAFER_APP_SECRET", "cli-secret-9d2");
     let added = add.output().unwrap();
     assert!(
@@ -42,7 +48,7 @@ async fn migrate_then_manage_apps_without_a_server() {
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("exists"));
 
-    let list = wafer(&db, &["apps", "list"]);
+    let list = wafer(&db, &prefix, &["apps", "list"]);
     let listed = stdout(&list);
     assert!(listed.contains("wxcli") && listed.contains("Demo"));
     assert!(
@@ -52,6 +58,7 @@ async fn migrate_then_manage_apps_without_a_server() {
 
     let bad = wafer(
         &db,
+        &prefix,
         &[
             "apps", "add", "--title", "", "--appid", "wx2", "--secret", "s",
         ],
@@ -59,11 +66,68 @@ async fn migrate_then_manage_apps_without_a_server() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("title"));
 
-    let removed = wafer(&db, &["apps", "remove", "wxcli"]);
+    let removed = wafer(&db, &prefix, &["apps", "remove", "wxcli"]);
     assert!(removed.status.success());
-    assert!(!stdout(&wafer(&db, &["apps", "list"])).contains("wxcli"));
-    let missing = wafer(&db, &["apps", "remove", "wxcli"]);
+    assert!(!stdout(&wafer(&db, &prefix, &["apps", "list"])).contains("wxcli"));
+    let missing = wafer(&db, &prefix, &["apps", "remove", "wxcli"]);
     assert!(!missing.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_remove_is_audited_and_ends_the_apps_sessions_in_redis() {
+    wafer_testkit::require_servers!();
+    let app = wafer_testkit::spawn_tiered_with(|_| {}).await;
+    let id = app.create_app("wxclirm").await;
+    let (uuid, _skey) = app.login(id, "rm.1").await;
+    let (db, prefix) = (
+        app.database_url().unwrap().to_owned(),
+        app.redis_prefix().unwrap().to_owned(),
+    );
+    let key = format!("{prefix}s:{{{uuid}}}");
+    let removed_mark = |key: &str| {
+        let out = Command::new("redis-cli")
+            .args(["-u", &backends::redis_url(), "HGET", key, "removed"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(removed_mark(&key), "", "the session is live in Redis");
+    let removed = wafer(&db, &prefix, &["apps", "remove", "wxclirm"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    // The session left Redis with the app (a tombstone in its place, so
+    // that no late writer brings it back), not at its expiry.
+    assert_eq!(
+        removed_mark(&key),
+        "1",
+        "the session is still live in Redis"
+    );
+    // Audited as the admin API audits it.
+    let trail = app
+        .send(app.admin(reqwest::Method::GET, "/admin/audit"))
+        .await;
+    assert_eq!(trail.status, 200, "{}", trail.text);
+    let entries = trail.body["entries"].as_array().expect("entries");
+    let target = format!("app {id}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "app.deleted" && e["target"] == target.as_str()),
+        "{entries:?}"
+    );
+    // Without Redis the command refuses instead of leaving sessions behind.
+    let half = Command::new(env!("CARGO_BIN_EXE_wafer"))
+        .args(["apps", "list"])
+        .env("WAFER_DATABASE_URL", &db)
+        .env_remove("WAFER_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("WAFER_REDIS_URL"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,6 +199,7 @@ async fn sessions_show_and_revoke_one_user_from_the_command_line() {
 async fn apps_of_the_original_wafer_are_imported_once() {
     wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
     let file = std::env::temp_dir().join(format!("cappinfo-{}.tsv", uuid::Uuid::new_v4().simple()));
     // What `mysql -B -e 'SELECT … FROM cAppinfo'` prints.
     std::fs::write(
@@ -143,7 +208,7 @@ async fn apps_of_the_original_wafer_are_imported_once() {
     )
     .unwrap();
     let path = file.to_str().unwrap();
-    let first = wafer(&db, &["apps", "import", path]);
+    let first = wafer(&db, &prefix, &["apps", "import", path]);
     assert!(
         first.status.success(),
         "{}",
@@ -154,13 +219,13 @@ async fn apps_of_the_original_wafer_are_imported_once() {
         "{}",
         stdout(&first)
     );
-    let again = wafer(&db, &["apps", "import", path]);
+    let again = wafer(&db, &prefix, &["apps", "import", path]);
     assert!(
         stdout(&again).contains("imported 0 apps, kept 2"),
         "{}",
         stdout(&again)
     );
-    let list = stdout(&wafer(&db, &["apps", "list"]));
+    let list = stdout(&wafer(&db, &prefix, &["apps", "list"]));
     assert!(list.contains("wxold1\twxold1\t7\t3600"), "{list}");
     assert!(!list.contains("secret-one"), "secrets are never listed");
     let _ = std::fs::remove_file(&file);

@@ -74,7 +74,7 @@ use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
 use crate::domain::skey::SkeyHash;
 use crate::metrics::{NearMetrics, NearSizes as Sizes};
-use crate::store::tiered::VisitGranularity;
+use crate::store::visit_granularity::VisitGranularity;
 
 /// Sessions of an app are served from the near cache only when its
 /// `session_duration` is at least this many slide intervals: Redis' copy

@@ -9,8 +9,11 @@
 //! - A Redis write that fails after PostgreSQL committed queues the key for
 //!   eviction, so Redis never keeps serving a stale copy once it is back.
 
-mod granularity;
+mod apps;
+mod audit;
+mod health;
 mod near;
+mod tokens;
 mod unknown;
 mod write_behind;
 
@@ -40,7 +43,7 @@ use crate::store::{
     StoreResult, TokenStore,
 };
 
-pub use granularity::VisitGranularity;
+pub use crate::store::visit_granularity::VisitGranularity;
 use near::Near;
 use unknown::MissGuard;
 pub use unknown::UNKNOWN_TTL;
@@ -417,46 +420,6 @@ async fn bounded_check(
         .unwrap_or_else(|_| Err(StoreError::unavailable(backend, Cause::Timeout)))
 }
 
-impl AppStore for TieredStore {
-    async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {
-        Ok(self.apps.load().get(app).cloned())
-    }
-
-    async fn list_apps(&self) -> StoreResult<Vec<Arc<App>>> {
-        let apps = self.pg.list_apps().await?;
-        self.apps.store(AppTable::new(apps.iter().cloned()));
-        Ok(apps)
-    }
-
-    async fn create_app(&self, app: NewApp, now: Timestamp) -> StoreResult<Arc<App>> {
-        let app = self.pg.create_app(&app, now).await?;
-        self.apps.store(self.apps.load().with(app.clone()));
-        Ok(app)
-    }
-
-    async fn update_app(
-        &self,
-        id: AppId,
-        patch: AppPatch,
-        now: Timestamp,
-    ) -> StoreResult<Arc<App>> {
-        let app = self.pg.update_app(id, &patch, now).await?;
-        self.apps.store(self.apps.load().with(app.clone()));
-        Ok(app)
-    }
-
-    async fn delete_app(&self, id: AppId) -> StoreResult<()> {
-        let uuids = self.pg.delete_app(id).await?;
-        self.apps.store(self.apps.load().without(id));
-        // App ids are never reused, so the cached sessions can no longer
-        // authenticate; evicting them only frees memory early.
-        for uuid in uuids {
-            self.bury(uuid).await;
-        }
-        Ok(())
-    }
-}
-
 impl SessionStore for TieredStore {
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let record = self.pg.upsert_session(&new).await?;
@@ -595,94 +558,5 @@ impl SessionStore for TieredStore {
             .sessions
             .into_iter()
             .next())
-    }
-}
-
-impl TokenStore for TieredStore {
-    async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
-        self.redis.access_token(app).await
-    }
-
-    async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
-        // Shared as it is fetched: its whole life is left.
-        let life = token.expires_at.0 - token.fetched_at.0;
-        self.redis.put_access_token(app, token, life).await
-    }
-
-    async fn lease_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-        ttl: Duration,
-    ) -> StoreResult<bool> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.redis
-            .lease_access_token(app, lease, holder, ttl_ms)
-            .await
-    }
-
-    async fn release_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-    ) -> StoreResult<()> {
-        self.redis.release_access_token(app, lease, holder).await
-    }
-
-    async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
-        self.redis.drop_access_token(app).await
-    }
-}
-
-impl AuditStore for TieredStore {
-    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.pg.record_audit(entry).await
-    }
-
-    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
-        self.pg.audit_trail(before, limit).await
-    }
-}
-
-impl StoreHealth for TieredStore {
-    async fn health(&self) -> Vec<BackendHealth> {
-        // Readiness probes must answer fast even when a store hangs.
-        let (redis, pg) = tokio::join!(
-            bounded_check(Backend::Redis, self.redis.ping()),
-            bounded_check(Backend::Postgres, self.pg.ping())
-        );
-        vec![
-            BackendHealth {
-                name: Backend::Redis.label(),
-                problem: redis.err().map(|e| e.to_string()),
-            },
-            BackendHealth {
-                name: Backend::Postgres.label(),
-                problem: pg.err().map(|e| e.to_string()),
-            },
-        ]
-    }
-
-    async fn sizes(&self) -> (Option<u64>, usize) {
-        // The near cache's gauges too, fresh for the scrape (the heartbeat
-        // also samples them, but waits on Redis).
-        if let Some(near) = &self.near {
-            near.cache().sizes();
-        }
-        (
-            self.pg.session_estimate().await.ok(),
-            self.apps.load().len(),
-        )
-    }
-
-    async fn close(&self) {
-        if let Some(near) = &self.near {
-            near.close(self).await;
-        }
-        self.flush_visits().await;
-        self.repair().await;
-        self.redis.quit().await;
     }
 }

@@ -1,0 +1,13 @@
+//! The tiered store's audit trail, in PostgreSQL.
+
+use super::*;
+
+impl AuditStore for TieredStore {
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.pg.record_audit(entry).await
+    }
+
+    async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
+        self.pg.audit_trail(before, limit).await
+    }
+}

@@ -1,0 +1,44 @@
+//! The tiered store's health, sizes and clean close.
+
+use super::*;
+
+impl StoreHealth for TieredStore {
+    async fn health(&self) -> Vec<BackendHealth> {
+        // Readiness probes must answer fast even when a store hangs.
+        let (redis, pg) = tokio::join!(
+            bounded_check(Backend::Redis, self.redis.ping()),
+            bounded_check(Backend::Postgres, self.pg.ping())
+        );
+        vec![
+            BackendHealth {
+                name: Backend::Redis.label(),
+                problem: redis.err().map(|e| e.to_string()),
+            },
+            BackendHealth {
+                name: Backend::Postgres.label(),
+                problem: pg.err().map(|e| e.to_string()),
+            },
+        ]
+    }
+
+    async fn sizes(&self) -> (Option<u64>, usize) {
+        // The near cache's gauges too, fresh for the scrape (the heartbeat
+        // also samples them, but waits on Redis).
+        if let Some(near) = &self.near {
+            near.cache().sizes();
+        }
+        (
+            self.pg.session_estimate().await.ok(),
+            self.apps.load().len(),
+        )
+    }
+
+    async fn close(&self) {
+        if let Some(near) = &self.near {
+            near.close(self).await;
+        }
+        self.flush_visits().await;
+        self.repair().await;
+        self.redis.quit().await;
+    }
+}
