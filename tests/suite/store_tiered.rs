@@ -845,3 +845,51 @@ async fn wafer_reads_the_hash_encoding_setting_it_warns_about() {
     redis.cli(&["CONFIG", "SET", "hash-max-listpack-value", "512"]);
     assert_eq!(r.hash_listpack_value().await, Some(512));
 }
+
+/// Redis' `auth.lua` is the one copy of the lifetime rule outside the
+/// domain (`domain/lifetime.rs`); the two agree on every boundary of both
+/// limits: one millisecond before, at, and after each.
+#[tokio::test]
+async fn redis_and_the_domain_agree_on_every_lifetime_boundary() {
+    wafer_testkit::require_servers!();
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let s = backends::tiered_at(&backends::redis_url(), &db, &prefix).await;
+    let app = app_in(&s, "wxlife").await;
+    let (short, long) = (60_000, 86_400_000);
+    // Sliding limit alone, then the absolute one alone.
+    let cases = [
+        wafer::domain::lifetime::Limits {
+            login_ms: long,
+            session_ms: short,
+        },
+        wafer::domain::lifetime::Limits {
+            login_ms: short,
+            session_ms: long,
+        },
+    ];
+    let mut checked = 0;
+    for (i, limits) in cases.into_iter().enumerate() {
+        for d in [short - 1, short, short + 1] {
+            // A fresh session each time: an accepted auth slides it.
+            let (n, skey) = login(&app, &format!("o-life-{i}-{d}"), None, T0);
+            let uuid = s.upsert_session(n).await.unwrap().uuid;
+            // Redis answers, not a read-through from PostgreSQL.
+            let key = format!("{prefix}s:{{{uuid}}}");
+            let held = redis_cli(&backends::redis_url(), &["HEXISTS", &key, "skey_sha256"]);
+            assert_eq!(held.trim(), "1", "the session is not in Redis");
+            let now = T0.plus_millis(d);
+            let mut c = creds(&app, uuid, &skey, now);
+            c.limits = limits;
+            let redis = s.authenticate(&c).await.unwrap().is_some();
+            let domain = limits.alive(T0, T0, now);
+            assert_eq!(
+                redis, domain,
+                "{limits:?} at {d} ms after login: Redis says {redis}, the domain {domain}"
+            );
+            checked += usize::from(domain);
+        }
+    }
+    // One millisecond before each limit is alive, at and after it is not.
+    assert_eq!(checked, 2);
+}
