@@ -16,7 +16,7 @@ use crate::domain::skey::{Skey, SkeyHash};
 use crate::domain::token::AccessToken;
 use crate::domain::token_keeper::Tokens;
 use crate::metrics::TokenMetrics;
-use crate::store::{BackendHealth, Store};
+use crate::domain::ports::{BackendHealth, Store};
 use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
 
 /// Largest page of a session listing.

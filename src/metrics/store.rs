@@ -10,8 +10,8 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::metrics::NearMetrics;
 use crate::metrics::register::{counter, gauge, histogram};
-pub use crate::store::Backend;
-use crate::store::StoreResult;
+pub use crate::domain::ports::Backend;
+use crate::domain::ports::StoreResult;
 
 impl Backend {
     /// The operations this backend performs (the series registered for it).
