@@ -9,6 +9,7 @@ use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
 use crate::domain::error::Error;
 use crate::domain::input::{AuthInput, LoginInput, no_nul};
 use crate::domain::login_limits::LoginLimits;
+use crate::domain::ports::{BackendHealth, Store};
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
 };
@@ -16,7 +17,6 @@ use crate::domain::skey::{Skey, SkeyHash};
 use crate::domain::token::AccessToken;
 use crate::domain::token_keeper::Tokens;
 use crate::metrics::TokenMetrics;
-use crate::domain::ports::{BackendHealth, Store};
 use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
 
 /// Largest page of a session listing.

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
-use crate::metrics::NearMetrics;
-use crate::metrics::register::{counter, gauge, histogram};
 pub use crate::domain::ports::Backend;
 use crate::domain::ports::StoreResult;
+use crate::metrics::NearMetrics;
+use crate::metrics::register::{counter, gauge, histogram};
 
 impl Backend {
     /// The operations this backend performs (the series registered for it).
