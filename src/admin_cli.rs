@@ -214,11 +214,11 @@ pub async fn rekey(db: &DatabaseSettings, out: &mut impl Write) -> Result<(), Cl
 /// audited, a new secret or a removal drops the app's access token, and a
 /// removal ends the app's sessions in Redis at once.
 pub async fn apps(
-    stores: Stores<'_>,
+    stores: &Stores,
     command: AppsCommand,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let store = open_store(&stores).await?;
+    let store = open_store(stores).await?;
     let wafer = Wafer::new(
         store.clone(),
         stores.wechat.client()?,
@@ -312,12 +312,12 @@ async fn add_app<S: Store>(wafer: &Wafer<S>, new: NewApp) -> Result<Arc<App>, Cl
 }
 
 /// The production store the commands work on: both Redis and PostgreSQL.
-async fn open_store(stores: &Stores<'_>) -> Result<Arc<TieredStore>, CliError> {
+async fn open_store(stores: &Stores) -> Result<Arc<TieredStore>, CliError> {
     let redis_url = stores.redis.url.as_ref().ok_or(CliError::NoRedis)?;
     let db_url = stores.db.url.as_ref().ok_or(CliError::NoDatabase)?;
     Ok(crate::startup::open_tiered(
-        stores.redis,
-        stores.db,
+        &stores.redis,
+        &stores.db,
         redis_url,
         db_url,
         Arc::new(SystemClock),
@@ -395,15 +395,19 @@ async fn import_sessions(
     Ok(())
 }
 
-/// What `wafer sessions` works on.
-#[derive(Debug, Clone, Copy)]
-pub struct Stores<'a> {
+/// What `wafer apps` and `wafer sessions` work on: the production store
+/// and WeChat, from the same settings as `wafer serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Stores {
     /// Redis (sessions' hot copies, access tokens).
-    pub redis: &'a RedisSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
     /// PostgreSQL (the records).
-    pub db: &'a DatabaseSettings,
+    #[command(flatten)]
+    pub db: DatabaseSettings,
     /// WeChat (the session-key check).
-    pub wechat: &'a WechatSettings,
+    #[command(flatten)]
+    pub wechat: WechatSettings,
 }
 
 /// What a `wafer sessions` command does to one user's session.
@@ -417,7 +421,7 @@ enum UserCommand {
 /// that a revoked session is gone from both at once. `import` needs only
 /// PostgreSQL.
 pub async fn sessions(
-    stores: Stores<'_>,
+    stores: &Stores,
     command: SessionsCommand,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
@@ -426,14 +430,14 @@ pub async fn sessions(
             app,
             utc_offset,
             file,
-        } => return import_sessions(stores.db, &app, utc_offset, &file, out).await,
+        } => return import_sessions(&stores.db, &app, utc_offset, &file, out).await,
         SessionsCommand::Show { app, open_id } => (UserCommand::Show, app, open_id),
         SessionsCommand::Revoke { app, open_id } => (UserCommand::Revoke, app, open_id),
         SessionsCommand::CheckKey { app, open_id } => (UserCommand::CheckKey, app, open_id),
     };
-    let store = open_store(&stores).await?;
+    let store = open_store(stores).await?;
     let result = match what {
-        UserCommand::CheckKey => check_key(&store, stores.wechat, &app, &open_id, out).await,
+        UserCommand::CheckKey => check_key(&store, &stores.wechat, &app, &open_id, out).await,
         UserCommand::Show | UserCommand::Revoke => {
             one_user(
                 &*store,

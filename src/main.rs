@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wafer::admin_cli::{AppsCommand, CliError, SessionsCommand};
-use wafer::config::{DatabaseSettings, RedisSettings, Settings, WechatSettings};
+use wafer::admin_cli::{AppsCommand, CliError, SessionsCommand, Stores};
+use wafer::config::{DatabaseSettings, Settings};
 use wafer::startup::Application;
 
 /// mimalloc, not glibc's malloc: with the near cache turning over copies of
@@ -30,14 +30,10 @@ enum Command {
     /// Seals every app secret and session key under the first data key of
     /// WAFER_DATA_KEYS (plain ones and those of older keys), online.
     Rekey(DatabaseSettings),
-    /// Manages apps in the database directly.
+    /// Manages apps, as the admin API does (audited; on Redis and PostgreSQL).
     Apps {
         #[command(flatten)]
-        redis: RedisSettings,
-        #[command(flatten)]
-        db: DatabaseSettings,
-        #[command(flatten)]
-        wechat: WechatSettings,
+        stores: Stores,
         #[command(subcommand)]
         command: AppsCommand,
     },
@@ -45,11 +41,7 @@ enum Command {
     /// or the import of the original wafer's sessions.
     Sessions {
         #[command(flatten)]
-        redis: RedisSettings,
-        #[command(flatten)]
-        db: DatabaseSettings,
-        #[command(flatten)]
-        wechat: WechatSettings,
+        stores: Stores,
         #[command(subcommand)]
         command: SessionsCommand,
     },
@@ -101,31 +93,11 @@ async fn main() -> ExitCode {
             finish(wafer::admin_cli::migrate(&db, &mut std::io::stdout()).await)
         }
         Command::Rekey(db) => finish(wafer::admin_cli::rekey(&db, &mut std::io::stdout()).await),
-        Command::Apps {
-            redis,
-            db,
-            wechat,
-            command,
-        } => {
-            let stores = wafer::admin_cli::Stores {
-                redis: &redis,
-                db: &db,
-                wechat: &wechat,
-            };
-            finish(wafer::admin_cli::apps(stores, command, &mut std::io::stdout()).await)
+        Command::Apps { stores, command } => {
+            finish(wafer::admin_cli::apps(&stores, command, &mut std::io::stdout()).await)
         }
-        Command::Sessions {
-            redis,
-            db,
-            wechat,
-            command,
-        } => {
-            let stores = wafer::admin_cli::Stores {
-                redis: &redis,
-                db: &db,
-                wechat: &wechat,
-            };
-            finish(wafer::admin_cli::sessions(stores, command, &mut std::io::stdout()).await)
+        Command::Sessions { stores, command } => {
+            finish(wafer::admin_cli::sessions(&stores, command, &mut std::io::stdout()).await)
         }
     }
 }

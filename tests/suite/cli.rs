@@ -16,6 +16,19 @@ fn wafer(db: &str, prefix: &str, args: &[&str]) -> Output {
         .expect("wafer runs")
 }
 
+/// Asserts that `wafer ARGS` on database `db` alone refuses, naming the
+/// Redis setting, instead of leaving sessions behind in Redis.
+fn refused_without_redis(db: &str, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wafer"))
+        .args(args)
+        .env("WAFER_DATABASE_URL", db)
+        .env_remove("WAFER_REDIS_URL")
+        .output()
+        .expect("wafer runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAFER_REDIS_URL"));
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -120,14 +133,7 @@ async fn apps_remove_is_audited_and_ends_the_apps_sessions_in_redis() {
         "{entries:?}"
     );
     // Without Redis the command refuses instead of leaving sessions behind.
-    let half = Command::new(env!("CARGO_BIN_EXE_wafer"))
-        .args(["apps", "list"])
-        .env("WAFER_DATABASE_URL", &db)
-        .env_remove("WAFER_REDIS_URL")
-        .output()
-        .unwrap();
-    assert!(!half.status.success());
-    assert!(String::from_utf8_lossy(&half.stderr).contains("WAFER_REDIS_URL"));
+    refused_without_redis(&db, &["apps", "list"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,15 +147,7 @@ async fn sessions_show_and_revoke_one_user_from_the_command_line() {
         app.database_url().unwrap().to_owned(),
         app.redis_prefix().unwrap().to_owned(),
     );
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_wafer"))
-            .args(args)
-            .env("WAFER_DATABASE_URL", &db)
-            .env("WAFER_REDIS_URL", backends::redis_url())
-            .env("WAFER_REDIS_PREFIX", &prefix)
-            .output()
-            .expect("wafer runs")
-    };
+    let run = |args: &[&str]| wafer(&db, &prefix, args);
     let show = run(&["sessions", "show", "--app", "wxclis", "--open-id", &open_id]);
     assert!(
         show.status.success(),
@@ -185,14 +183,10 @@ async fn sessions_show_and_revoke_one_user_from_the_command_line() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no session"));
     // Without Redis the command refuses instead of leaving a copy behind.
-    let half = Command::new(env!("CARGO_BIN_EXE_wafer"))
-        .args(["sessions", "show", "--app", "wxclis", "--open-id", &open_id])
-        .env("WAFER_DATABASE_URL", &db)
-        .env_remove("WAFER_REDIS_URL")
-        .output()
-        .unwrap();
-    assert!(!half.status.success());
-    assert!(String::from_utf8_lossy(&half.stderr).contains("WAFER_REDIS_URL"));
+    refused_without_redis(
+        &db,
+        &["sessions", "show", "--app", "wxclis", "--open-id", &open_id],
+    );
 }
 
 #[tokio::test]
