@@ -2,7 +2,13 @@
 //! them all in memory (reloaded periodically, and at once after a change
 //! it made).
 
-use super::*;
+use std::sync::Arc;
+
+use super::TieredStore;
+use crate::clock::Timestamp;
+use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::store::app_table::AppTable;
+use crate::store::{AppStore, StoreResult};
 
 impl AppStore for TieredStore {
     async fn app(&self, app: &AppRef<'_>) -> StoreResult<Option<Arc<App>>> {

@@ -1,6 +1,8 @@
 //! The tiered store's audit trail, in PostgreSQL.
 
-use super::*;
+use super::TieredStore;
+use crate::domain::audit::{AuditEntry, AuditPage};
+use crate::store::{AuditStore, StoreResult};
 
 impl AuditStore for TieredStore {
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -1,6 +1,12 @@
 //! The tiered store's health, sizes and clean close.
 
-use super::*;
+use std::time::Duration;
+
+use super::TieredStore;
+use crate::store::{Backend, BackendHealth, Cause, StoreError, StoreHealth, StoreResult};
+
+/// Longest a health check of one backend may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl StoreHealth for TieredStore {
     async fn health(&self) -> Vec<BackendHealth> {
@@ -41,4 +47,15 @@ impl StoreHealth for TieredStore {
         self.repair().await;
         self.redis.quit().await;
     }
+}
+
+/// `check`, or a timeout after [`HEALTH_TIMEOUT`]: readiness probes
+/// answer fast even when a store hangs.
+async fn bounded_check(
+    backend: Backend,
+    check: impl std::future::Future<Output = StoreResult<()>>,
+) -> StoreResult<()> {
+    tokio::time::timeout(HEALTH_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::unavailable(backend, Cause::Timeout)))
 }

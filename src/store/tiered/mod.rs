@@ -24,13 +24,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::clock::{Clock, Timestamp};
-use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
-use crate::domain::audit::{AuditEntry, AuditPage};
+use crate::domain::app::{AppId, AppRef};
 use crate::domain::session::{
     Credentials, Limits, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
     StoredLogin,
 };
-use crate::domain::token::{AccessToken, TokenLease};
 use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
 use crate::store::near::{Lookup, NearCache, NearSettings};
@@ -38,10 +36,7 @@ use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis, Tracked};
-use crate::store::{
-    AppStore, AuditStore, Backend, BackendHealth, Cause, SessionStore, StoreError, StoreHealth,
-    StoreResult, TokenStore,
-};
+use crate::store::{Backend, Cause, SessionStore, StoreError, StoreResult};
 
 pub use crate::store::visit_granularity::VisitGranularity;
 use near::Near;
@@ -93,8 +88,6 @@ pub const DEFAULT_READ_THROUGH_PER_SECOND: u32 = 2_000;
 /// Rows deleted per purge statement: small, so the purge never holds many
 /// row locks or a long transaction.
 const PURGE_BATCH: i64 = 500;
-/// Longest a health check of one backend may take.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most sessions the write-behind buffer tracks.
 const WRITE_BEHIND_CAP: usize = 2_000_000;
 
@@ -409,15 +402,6 @@ impl TieredStore {
             phone_number: record.phone_number.map(Box::from),
         })))
     }
-}
-
-async fn bounded_check(
-    backend: Backend,
-    check: impl std::future::Future<Output = StoreResult<()>>,
-) -> StoreResult<()> {
-    tokio::time::timeout(HEALTH_TIMEOUT, check)
-        .await
-        .unwrap_or_else(|_| Err(StoreError::unavailable(backend, Cause::Timeout)))
 }
 
 impl SessionStore for TieredStore {

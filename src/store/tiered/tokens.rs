@@ -1,6 +1,11 @@
 //! The tiered store's access tokens and their leases, shared through Redis.
 
-use super::*;
+use std::time::Duration;
+
+use super::TieredStore;
+use crate::domain::app::AppId;
+use crate::domain::token::{AccessToken, TokenLease};
+use crate::store::{StoreResult, TokenStore};
 
 impl TokenStore for TieredStore {
     async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
