@@ -440,11 +440,11 @@ near_counters() {
     /^wafer_near_cache_misses_total/ { misses += $NF }
     /^wafer_near_cache_invalidations_total/ { inv = $NF }
     /^wafer_near_cache_slides_total\{result="ok"/ { slides = $NF }
-    /^wafer_near_cache_unfilled_total/ { unfilled = $NF }
+    /^wafer_near_cache_bypassed_total/ { bypassed = $NF }
     /^wafer_near_cache_entries/ { entries = $NF }
     /^wafer_near_cache_bytes/ { bytes = $NF }
     /^wafer_near_cache_aside/ { aside = $NF }
-    END { printf "%d %d %d %d %d %d %d %d\n", hits, misses, inv, slides, unfilled, entries, bytes, aside }'
+    END { printf "%d %d %d %d %d %d %d %d\n", hits, misses, inv, slides, bypassed, entries, bytes, aside }'
 }
 
 # near_stats URL [SINCE]: the near cache's hit ratio, invalidations per hit
@@ -454,7 +454,7 @@ near_stats() {
     NR == 1 { split($0, now) } NR == 2 { split($0, then) }
     END {
       hits = now[1] - then[1]; misses = now[2] - then[2]; inv = now[3] - then[3]
-      printf "near_cache: hits=%d misses=%d hit_ratio=%.3f invalidations=%d invalidations_per_hit=%.3f slides=%d unfilled=%d entries=%d bytes=%d bytes_per_entry=%d aside=%d\n",
+      printf "near_cache: hits=%d misses=%d hit_ratio=%.3f invalidations=%d invalidations_per_hit=%.3f slides=%d bypassed=%d entries=%d bytes=%d bytes_per_entry=%d aside=%d\n",
         hits, misses, (hits + misses) ? hits / (hits + misses) : 0, inv, hits ? inv / hits : 0,
         now[4] - then[4], now[5] - then[5], now[6], now[7], now[6] ? now[7] / now[6] : 0, now[8] }'
 }

@@ -23,7 +23,7 @@ struct Handles {
     fills: Gauge,
     pending: Gauge,
     aside: Gauge,
-    unfilled: Counter,
+    bypassed: Counter,
 }
 
 /// Pre-registered handles for the near cache; the default records nothing.
@@ -57,7 +57,7 @@ impl NearMetrics {
             fills: gauge(r, "wafer_near_cache_fills_in_flight", &[]),
             pending: gauge(r, "wafer_near_cache_slides_pending", &[]),
             aside: gauge(r, "wafer_near_cache_aside", &[]),
-            unfilled: counter(r, "wafer_near_cache_unfilled_total", &[]),
+            bypassed: counter(r, "wafer_near_cache_bypassed_total", &[]),
         })))
     }
 
@@ -109,11 +109,10 @@ impl NearMetrics {
         }
     }
 
-    /// A miss answered by Redis without filling the cache (it stands
-    /// aside).
-    pub fn unfilled(&self) {
+    /// An auth sent straight to Redis, past the cache (it stands aside).
+    pub fn bypassed(&self) {
         if let Some(h) = &self.0 {
-            h.unfilled.increment(1);
+            h.bypassed.increment(1);
         }
     }
 

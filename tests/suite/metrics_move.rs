@@ -294,7 +294,7 @@ const MOVED_ELSEWHERE: &[(&str, &str)] = &[
         "near_cache::a_cache_that_only_churns_steps_aside_and_back",
     ),
     (
-        "wafer_near_cache_unfilled_total",
+        "wafer_near_cache_bypassed_total",
         "near_cache::a_cache_that_only_churns_steps_aside_and_back",
     ),
 ];

@@ -1071,11 +1071,14 @@ async fn a_cache_that_only_churns_steps_aside_and_back() {
         i += 1;
         lookups += 1;
     }
-    // Aside, auths are answered all the same.
+    // Aside, the cache is emptied, auths are answered all the same, and
+    // none fills it.
     for c in all.iter().take(200) {
         assert!(accepts(&s, c).await);
     }
-    // Eight sessions in use: their misses fill (one in 16), then hit.
+    assert!(all.iter().take(200).all(|c| !near.holds(c.uuid)));
+    assert_eq!(near.sizes().entries, 0);
+    // Eight sessions in use: the shadow sees them fit, and it fills again.
     let hot = &all[..8];
     let mut lookups = 0u64;
     while near.is_aside() {
@@ -1083,8 +1086,7 @@ async fn a_cache_that_only_churns_steps_aside_and_back() {
         assert!(accepts(&s, &hot[(lookups % 8) as usize]).await);
         lookups += 1;
     }
-    // Back: every miss fills again (a hot session that never came up in
-    // the sample while aside is held at its next auth).
+    // Back: every miss fills again.
     for c in hot {
         cached(&s, c).await;
     }

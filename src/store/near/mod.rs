@@ -40,8 +40,8 @@
 //!    nothing to slide (a fill that queued a slide cost a second Redis
 //!    call, pure cost for a copy evicted before its next use). Before Redis is asked about a
 //!    session, its pending slide is written: Redis never judges by a visit
-//!    this instance has held back (but while the cache stands aside, most
-//!    auths go to Redis without that: [`NearCache::passes`]). A slide that
+//!    this instance has held back (but while the cache stands aside, auths
+//!    go to Redis without that: [`NearCache::passes`]). A slide that
 //!    finds the session gone from Redis hands its visit to PostgreSQL.
 //! 6. **Own changes need no push.** This instance drops its copy of a
 //!    session it changed before it answers, and goes dark while a write of
@@ -315,8 +315,10 @@ pub mod flush_reason {
     /// The Redis Cluster's layout changed (a primary joined, left or
     /// took slots): tracking must be proven on the new layout.
     pub const LAYOUT: &str = "layout";
+    /// It stood aside: full and mostly missing (see `admission`).
+    pub const ASIDE: &str = "aside";
     /// Every reason, for registering the series.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 8] = [
         LOST,
         RECONNECT,
         HEARTBEAT,
@@ -324,6 +326,7 @@ pub mod flush_reason {
         CLOSE,
         WRITE_FAILED,
         LAYOUT,
+        ASIDE,
     ];
 }
 
@@ -449,14 +452,21 @@ impl NearCache {
         Lookup::Accept(e.profile.clone())
     }
 
-    /// Whether an auth goes straight to Redis, past the cache, as without
-    /// it: while it stands aside, all but a sample (see [`admission`]).
+    /// Whether an auth of session `uuid` goes straight to Redis, past the
+    /// cache, as without it: while it stands aside (see [`admission`]).
     /// Safe for any session: Redis judges by visits this instance held
     /// back at most one and a half slide intervals, a tenth of any session
     /// served here, and those are written long before such a lag could
     /// end a session there.
-    pub fn passes(&self) -> bool {
-        self.admission.passes()
+    pub fn passes(&self, uuid: Uuid) -> bool {
+        if !self.admission.is_aside() {
+            return false;
+        }
+        self.metrics.bypassed();
+        if let Some(turn) = self.admission.follow(uuid) {
+            self.turned(turn);
+        }
+        true
     }
 
     /// Queues `e`'s slide (one per session); `false` when the queue is
@@ -508,26 +518,37 @@ impl NearCache {
     }
 
     /// Counts a lookup the cache answered (`hit`) or sent on to Redis,
-    /// and steps aside or back when a window of them says so.
+    /// and steps aside when a window of them says so.
     fn looked_up(&self, hit: bool) {
-        let full = || {
+        let held = || {
             let cap = self.settings.max_bytes.max(1);
-            self.entries.weighted_size() >= cap - cap / 10
+            (self.entries.weighted_size() >= cap - cap / 10).then(|| {
+                // Counted exactly: it sizes the shadow (once per step).
+                self.entries.run_pending_tasks();
+                self.entries.entry_count()
+            })
         };
-        match self.admission.looked_up(hit, full) {
-            Some(Turn::Aside(ratio)) => {
+        if let Some(turn) = self.admission.looked_up(hit, held) {
+            self.turned(turn);
+        }
+    }
+
+    /// Stepped aside (emptied: its copies would only cost upkeep) or back.
+    fn turned(&self, turn: Turn) {
+        match turn {
+            Turn::Aside(ratio) => {
+                self.flush(flush_reason::ASIDE);
                 self.metrics.aside(true);
                 tracing::warn!(
                     hit_ratio = ratio,
-                    "near cache full and mostly missing: one miss in 16 fills it, the others \
-                     go to Redis the usual way, until hits come back"
+                    "near cache full and mostly missing: emptied, auths go straight to Redis \
+                     as without it until a sample of the sessions in use says they would fit"
                 );
             }
-            Some(Turn::Back(ratio)) => {
+            Turn::Back(ratio) => {
                 self.metrics.aside(false);
-                tracing::info!(hit_ratio = ratio, "near cache fills again");
+                tracing::info!(estimated_hit_ratio = ratio, "near cache fills again");
             }
-            None => {}
         }
     }
 
@@ -551,7 +572,6 @@ impl NearCache {
             return None;
         }
         if !self.admission.admits() {
-            self.metrics.unfilled();
             return None;
         }
         // The epoch is read before the ticket is visible: a flush after

@@ -423,11 +423,11 @@ impl SessionStore for TieredStore {
     }
 
     async fn authenticate(&self, creds: &Credentials) -> StoreResult<Option<Arc<Profile>>> {
-        // A near cache standing aside: most auths go to Redis as without it.
+        // A near cache standing aside: auths go to Redis as without it.
         let near = self
             .near
             .as_ref()
-            .filter(|n| !(n.cache().passes() && self.redis.is_connected()));
+            .filter(|n| !(self.redis.is_connected() && n.cache().passes(creds.uuid)));
         if let Some(near) = near {
             match near.lookup(creds) {
                 Lookup::Accept(profile) => return Ok(Some(profile)),
