@@ -25,6 +25,33 @@ crate::labels::labelled! {
     }
 }
 
+/// Who asked for an admin action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin API, from this client address (when known).
+    Api(Option<IpAddr>),
+    /// `wafer apps …` or `wafer sessions …` on a host of wafer's.
+    CommandLine,
+}
+
+impl Caller {
+    /// The address the trail records (none from the command line).
+    pub fn address(self) -> Option<IpAddr> {
+        match self {
+            Caller::Api(address) => address,
+            Caller::CommandLine => None,
+        }
+    }
+
+    /// How the action came, for the log line: `api` or `cli`.
+    pub fn via(self) -> &'static str {
+        match self {
+            Caller::Api(_) => "api",
+            Caller::CommandLine => "cli",
+        }
+    }
+}
+
 /// One audited action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {

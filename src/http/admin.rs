@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::app::{
     App, AppId, AppPatch, DEFAULT_LOGIN_DURATION_DAYS, DEFAULT_SESSION_DURATION_SECS, NewApp,
 };
+use crate::domain::audit::Caller;
 use crate::domain::session::{SessionPage, SessionQuery, SessionSummary, mask_phone};
 use crate::domain::{Error as DomainError, Wafer};
 use crate::error::ErrorCode;
@@ -200,18 +201,25 @@ fn no_content() -> Reply {
 }
 
 /// `POST /admin/apps`; also the new app's id (for the audit trail).
-pub async fn create_app<S: Store>(w: &Wafer<S>, body: &Bytes) -> Result<(Reply, AppId), Failure> {
+pub async fn create_app<S: Store>(
+    w: &Wafer<S>,
+    body: &Bytes,
+    caller: Caller,
+) -> Result<Reply, Failure> {
     let c: CreateApp = parse_body(body)?;
     let app = w
-        .create_app(NewApp {
-            title: c.title,
-            appid: c.appid,
-            secret: c.secret,
-            login_duration: c.login_duration.unwrap_or(DEFAULT_LOGIN_DURATION_DAYS),
-            session_duration: c.session_duration.unwrap_or(DEFAULT_SESSION_DURATION_SECS),
-        })
+        .create_app(
+            NewApp {
+                title: c.title,
+                appid: c.appid,
+                secret: c.secret,
+                login_duration: c.login_duration.unwrap_or(DEFAULT_LOGIN_DURATION_DAYS),
+                session_duration: c.session_duration.unwrap_or(DEFAULT_SESSION_DURATION_SECS),
+            },
+            caller,
+        )
         .await?;
-    Ok((to_json(StatusCode::CREATED, &AppView::from(&*app))?, app.id))
+    to_json(StatusCode::CREATED, &AppView::from(&*app))
 }
 
 /// `GET /admin/apps`.
@@ -232,7 +240,12 @@ pub async fn get_app<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure>
 }
 
 /// `PATCH /admin/apps/{id}`.
-pub async fn update_app<S: Store>(w: &Wafer<S>, id: &str, body: &Bytes) -> Result<Reply, Failure> {
+pub async fn update_app<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    body: &Bytes,
+    caller: Caller,
+) -> Result<Reply, Failure> {
     let id = app_id(id)?;
     let p: PatchApp = parse_body(body)?;
     let app = w
@@ -245,14 +258,19 @@ pub async fn update_app<S: Store>(w: &Wafer<S>, id: &str, body: &Bytes) -> Resul
                 login_duration: p.login_duration,
                 session_duration: p.session_duration,
             },
+            caller,
         )
         .await?;
     to_json(StatusCode::OK, &AppView::from(&*app))
 }
 
 /// `DELETE /admin/apps/{id}`.
-pub async fn delete_app<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure> {
-    w.delete_app(app_id(id)?).await?;
+pub async fn delete_app<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    caller: Caller,
+) -> Result<Reply, Failure> {
+    w.delete_app(app_id(id)?, caller).await?;
     Ok(no_content())
 }
 
@@ -301,8 +319,8 @@ pub async fn app_sessions<S: Store>(
 }
 
 /// `DELETE /admin/sessions/{uuid}`.
-pub async fn revoke<S: Store>(w: &Wafer<S>, uuid: &str) -> Result<Reply, Failure> {
-    w.revoke(uuid).await?;
+pub async fn revoke<S: Store>(w: &Wafer<S>, uuid: &str, caller: Caller) -> Result<Reply, Failure> {
+    w.revoke(uuid, caller).await?;
     Ok(no_content())
 }
 
@@ -324,8 +342,12 @@ struct TokenView<'a> {
 
 /// `GET /admin/apps/{id}/access_token`: the app's shared WeChat token, for
 /// business services that call other WeChat APIs.
-pub async fn access_token<S: Store>(w: &Wafer<S>, id: &str) -> Result<Reply, Failure> {
-    let (token, expires_in) = w.access_token(app_id(id)?).await?;
+pub async fn access_token<S: Store>(
+    w: &Wafer<S>,
+    id: &str,
+    caller: Caller,
+) -> Result<Reply, Failure> {
+    let (token, expires_in) = w.access_token(app_id(id)?, caller).await?;
     let mut reply = to_json(
         StatusCode::OK,
         &TokenView {
@@ -353,8 +375,9 @@ pub async fn check_session_key<S: Store>(
     w: &Wafer<S>,
     id: &str,
     open_id: &str,
+    caller: Caller,
 ) -> Result<Reply, Failure> {
-    let current = w.check_session_key(app_id(id)?, open_id).await?;
+    let current = w.check_session_key(app_id(id)?, open_id, caller).await?;
     to_json(StatusCode::OK, &KeyCheckView { open_id, current })
 }
 
@@ -363,8 +386,9 @@ pub async fn revoke_user<S: Store>(
     w: &Wafer<S>,
     id: &str,
     open_id: &str,
+    caller: Caller,
 ) -> Result<Reply, Failure> {
-    w.revoke_user(app_id(id)?, open_id).await?;
+    w.revoke_user(app_id(id)?, open_id, caller).await?;
     Ok(no_content())
 }
 

@@ -27,7 +27,7 @@ use hyper::{Method, Request, StatusCode};
 
 use crate::config::HttpSettings;
 use crate::domain::Wafer;
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::Caller;
 use crate::error::ErrorCode;
 use crate::http::body::Format;
 use crate::http::response::{Failure, Reply, json};
@@ -72,19 +72,6 @@ impl<S: Store> Handler<S> {
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
         self.trusted_proxies = proxies;
         self
-    }
-
-    /// Records a successful admin action, with the caller's address.
-    async fn audit(
-        &self,
-        parts: &Parts,
-        peer: Option<SocketAddr>,
-        action: AuditAction,
-        target: String,
-    ) {
-        self.wafer
-            .audit(action, target, self.client(parts, peer))
-            .await;
     }
 
     /// The client's address (see [`client::client_ip`]), when the request
@@ -204,6 +191,8 @@ impl<S: Store> Handler<S> {
         peer: Option<SocketAddr>,
     ) -> Result<Reply, Failure> {
         let w = &self.wafer;
+        // Who an admin action is audited as: worked out only for those.
+        let caller = || Caller::Api(self.client(parts, peer));
         match endpoint {
             Endpoint::Auth => self.auth(parts, body).await,
             Endpoint::ForwardAuth => self.forward_auth(parts).await,
@@ -292,58 +281,22 @@ impl<S: Store> Handler<S> {
             Endpoint::ListApps => admin::list_apps(w).await,
             Endpoint::CreateApp => {
                 let body = self.admin_body(parts, body).await?;
-                let (reply, id) = admin::create_app(w, &body).await?;
-                self.audit(parts, peer, AuditAction::AppCreated, format!("app {id}"))
-                    .await;
-                Ok(reply)
+                admin::create_app(w, &body, caller()).await
             }
             Endpoint::GetApp(id) => admin::get_app(w, id).await,
             Endpoint::UpdateApp(id) => {
                 let body = self.admin_body(parts, body).await?;
-                let reply = admin::update_app(w, id, &body).await?;
-                self.audit(parts, peer, AuditAction::AppChanged, format!("app {id}"))
-                    .await;
-                Ok(reply)
+                admin::update_app(w, id, &body, caller()).await
             }
-            Endpoint::DeleteApp(id) => {
-                let reply = admin::delete_app(w, id).await?;
-                self.audit(parts, peer, AuditAction::AppDeleted, format!("app {id}"))
-                    .await;
-                Ok(reply)
-            }
+            Endpoint::DeleteApp(id) => admin::delete_app(w, id, caller()).await,
             Endpoint::ListSessions(id) => admin::app_sessions(w, id, parts.uri.query()).await,
-            Endpoint::RevokeSession(uuid) => {
-                let reply = admin::revoke(w, uuid).await?;
-                self.audit(
-                    parts,
-                    peer,
-                    AuditAction::SessionRevoked,
-                    format!("session {uuid}"),
-                )
-                .await;
-                Ok(reply)
-            }
+            Endpoint::RevokeSession(uuid) => admin::revoke(w, uuid, caller()).await,
             Endpoint::GetUser(id, open_id) => admin::user_session(w, id, open_id).await,
-            Endpoint::RevokeUser(id, open_id) => {
-                let reply = admin::revoke_user(w, id, open_id).await?;
-                let target = format!("app {id} user {open_id}");
-                self.audit(parts, peer, AuditAction::UserRevoked, target)
-                    .await;
-                Ok(reply)
-            }
+            Endpoint::RevokeUser(id, open_id) => admin::revoke_user(w, id, open_id, caller()).await,
             Endpoint::CheckUserKey(id, open_id) => {
-                let reply = admin::check_session_key(w, id, open_id).await?;
-                let target = format!("app {id} user {open_id}");
-                self.audit(parts, peer, AuditAction::KeyChecked, target)
-                    .await;
-                Ok(reply)
+                admin::check_session_key(w, id, open_id, caller()).await
             }
-            Endpoint::AccessToken(id) => {
-                let reply = admin::access_token(w, id).await?;
-                self.audit(parts, peer, AuditAction::TokenRead, format!("app {id}"))
-                    .await;
-                Ok(reply)
-            }
+            Endpoint::AccessToken(id) => admin::access_token(w, id, caller()).await,
             Endpoint::AuditTrail => admin::audit_trail(w, parts.uri.query()).await,
         }
     }

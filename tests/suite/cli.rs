@@ -29,6 +29,22 @@ fn refused_without_redis(db: &str, args: &[&str]) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("WAFER_REDIS_URL"));
 }
 
+/// Asserts that the trail holds an entry of `action` on `target` (the
+/// command line's actions are audited as the admin API's).
+async fn assert_audited(app: &wafer_testkit::TestApp, action: &str, target: &str) {
+    let trail = app
+        .send(app.admin(reqwest::Method::GET, "/admin/audit"))
+        .await;
+    assert_eq!(trail.status, 200, "{}", trail.text);
+    let entries = trail.body["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["target"] == target),
+        "no {action} of {target} in {entries:?}"
+    );
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -120,18 +136,7 @@ async fn apps_remove_is_audited_and_ends_the_apps_sessions_in_redis() {
         "the session is still live in Redis"
     );
     // Audited as the admin API audits it.
-    let trail = app
-        .send(app.admin(reqwest::Method::GET, "/admin/audit"))
-        .await;
-    assert_eq!(trail.status, 200, "{}", trail.text);
-    let entries = trail.body["entries"].as_array().expect("entries");
-    let target = format!("app {id}");
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["action"] == "app.deleted" && e["target"] == target.as_str()),
-        "{entries:?}"
-    );
+    assert_audited(&app, "app.deleted", &format!("app {id}")).await;
     // Without Redis the command refuses instead of leaving sessions behind.
     refused_without_redis(&db, &["apps", "list"]);
 }
@@ -172,6 +177,7 @@ async fn sessions_show_and_revoke_one_user_from_the_command_line() {
     );
     // Gone from Redis too: the running server refuses it at once.
     wafer_testkit::assert_fail(&app.auth(id, &uuid, &skey).await, 401, "session_invalid");
+    assert_audited(&app, "user.revoked", &format!("app {id} user {open_id}")).await;
     let again = run(&[
         "sessions",
         "revoke",
@@ -426,4 +432,5 @@ async fn support_checks_a_users_session_key_from_the_command_line() {
     assert!(!stdout(&stale).contains(&wechat_mock::session_key_for("kim.1")));
     // The command shares the running wafer's token (one fetch in all).
     assert_eq!(app.wechat.token_calls("wxcheck").normal, 1);
+    assert_audited(&app, "key.checked", &format!("app {id} user {open_id}")).await;
 }

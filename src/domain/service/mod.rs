@@ -1,20 +1,20 @@
-//! The login, auth, logout and admin rules, written once against [`Store`].
+//! The login, auth and logout rules, written once against [`Store`]; the
+//! admin operations in [`admin`].
+
+mod admin;
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::app::{App, AppId, AppPatch, AppRef, NewApp};
+use crate::domain::app::{App, AppId, AppRef};
 use crate::domain::error::Error;
 use crate::domain::input::{AuthInput, LoginInput, no_nul};
 use crate::domain::login_limits::LoginLimits;
 use crate::domain::ports::{BackendHealth, Store};
-use crate::domain::session::{
-    Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
-};
+use crate::domain::session::{Credentials, NewSession, Profile};
 use crate::domain::skey::{Skey, SkeyHash};
-use crate::domain::token::AccessToken;
 use crate::domain::token_keeper::Tokens;
 use crate::metrics::TokenMetrics;
 use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
@@ -216,35 +216,6 @@ impl<S: Store> Wafer<S> {
         Ok(info)
     }
 
-    /// Admin: app `id`'s shared WeChat access token.
-    pub async fn access_token(&self, id: AppId) -> Result<(AccessToken, u64), Error> {
-        let app = self.get_app(id).await?;
-        let token = self.tokens.get(&*self.store, &app).await?;
-        let left = token.expires_in(self.clock.now());
-        Ok((token, left))
-    }
-
-    /// Admin and support: whether the session key stored for user `open_id`
-    /// in app `id` is still the user's current one at WeChat (it is not
-    /// once the user logged in elsewhere, e.g. another server of the app
-    /// called `jscode2session`: data the user fetches then decrypts only
-    /// with the newer key).
-    pub async fn check_session_key(&self, id: AppId, open_id: &str) -> Result<bool, Error> {
-        let app = self.get_app(id).await?;
-        no_nul("open_id", open_id)?;
-        let key = self
-            .store
-            .user_session_key(id, open_id)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let signature = crypto::session_signature(&key);
-        let signature = &signature;
-        self.with_token(&app, |token| async move {
-            self.wechat.check_session(&token, open_id, signature).await
-        })
-        .await
-    }
-
     /// Runs a WeChat call with `app`'s access token. When WeChat refuses
     /// the token, the call is made once more with its replacement (WeChat
     /// did not act on the refused call); never more than that.
@@ -271,143 +242,6 @@ impl<S: Store> Wafer<S> {
         } else {
             Err(Error::SessionInvalid)
         }
-    }
-
-    /// Admin: creates an app.
-    pub async fn create_app(&self, app: NewApp) -> Result<Arc<App>, Error> {
-        app.validate().map_err(|e| Error::bad_request(e.0))?;
-        Ok(self.store.create_app(app, self.clock.now()).await?)
-    }
-
-    /// Admin: every app.
-    pub async fn list_apps(&self) -> Result<Vec<Arc<App>>, Error> {
-        Ok(self.store.list_apps().await?)
-    }
-
-    /// Admin: one app.
-    pub async fn get_app(&self, id: AppId) -> Result<Arc<App>, Error> {
-        self.store
-            .app(&AppRef::Id(id))
-            .await?
-            .ok_or(Error::NotFound)
-    }
-
-    /// Admin: changes an app. A new secret drops the app's access token
-    /// (every instance also stops using a token of the old secret).
-    pub async fn update_app(&self, id: AppId, patch: AppPatch) -> Result<Arc<App>, Error> {
-        patch.validate().map_err(|e| Error::bad_request(e.0))?;
-        let new_secret = patch.secret.is_some();
-        let app = self.store.update_app(id, patch, self.clock.now()).await?;
-        if new_secret {
-            self.forget_token(id).await;
-        }
-        Ok(app)
-    }
-
-    /// Admin: deletes an app, its sessions and its access token.
-    pub async fn delete_app(&self, id: AppId) -> Result<(), Error> {
-        self.store.delete_app(id).await?;
-        self.forget_token(id).await;
-        Ok(())
-    }
-
-    /// Drops app `id`'s shared token. A failure is only logged: a token of
-    /// an old secret is refused by its tag anyway, and one of a deleted app
-    /// expires unused.
-    async fn forget_token(&self, id: AppId) {
-        if let Err(e) = self.store.drop_access_token(id).await {
-            tracing::warn!(app = id, error = %e, "could not drop the app's access token");
-        }
-    }
-
-    /// Admin: a page of an app's sessions.
-    pub async fn list_sessions(
-        &self,
-        id: AppId,
-        query: SessionQuery,
-    ) -> Result<SessionPage, Error> {
-        if query.limit == 0 || query.limit > MAX_PAGE {
-            return Err(Error::bad_request("`limit` must be 1 to 1000"));
-        }
-        self.get_app(id).await?;
-        Ok(self.store.list_sessions(id, &query).await?)
-    }
-
-    /// Admin: revokes a session at once.
-    pub async fn revoke(&self, uuid: &str) -> Result<(), Error> {
-        let uuid = Uuid::try_parse(uuid).map_err(|_| Error::NotFound)?;
-        if self.store.revoke(uuid).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound)
-        }
-    }
-
-    /// Admin: the session of user `open_id` in app `id`.
-    pub async fn user_session(&self, id: AppId, open_id: &str) -> Result<SessionSummary, Error> {
-        self.get_app(id).await?;
-        no_nul("open_id", open_id)?;
-        self.store
-            .user_session(id, open_id)
-            .await?
-            .ok_or(Error::NotFound)
-    }
-
-    /// Admin: revokes the session of user `open_id` in app `id`.
-    pub async fn revoke_user(&self, id: AppId, open_id: &str) -> Result<(), Error> {
-        self.get_app(id).await?;
-        no_nul("open_id", open_id)?;
-        if self.store.revoke_user(id, open_id).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound)
-        }
-    }
-
-    /// Admin: records an admin action in the audit trail and the log (one
-    /// line with `audit=true`). A store that fails loses the entry, not
-    /// the action (it already happened): that is logged as an error.
-    pub async fn audit(
-        &self,
-        action: crate::domain::audit::AuditAction,
-        target: String,
-        caller: Option<std::net::IpAddr>,
-    ) {
-        let caller_text = caller.map(|c| c.to_string()).unwrap_or_default();
-        tracing::info!(
-            audit = true,
-            action = action.label(),
-            audit_target = %target,
-            caller = %caller_text,
-            "admin action"
-        );
-        let entry = crate::domain::audit::AuditEntry {
-            id: 0,
-            at: self.clock.now(),
-            action,
-            target,
-            caller,
-        };
-        if let Err(e) = self.store.record_audit(&entry).await {
-            tracing::error!(
-                audit = true,
-                action = action.label(),
-                error = %e,
-                "the audit trail could not record an admin action"
-            );
-        }
-    }
-
-    /// Admin: a page of the audit trail, newest first.
-    pub async fn audit_trail(
-        &self,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<crate::domain::audit::AuditPage, Error> {
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(Error::bad_request("`limit` must be 1 to 1000"));
-        }
-        Ok(self.store.audit_trail(before, limit).await?)
     }
 
     /// Health of the store's backends.
