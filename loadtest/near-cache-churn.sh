@@ -6,8 +6,9 @@
 # 14,000 copies: a hit ratio near 0.1) with slides every 5 s, this build with
 # the near cache on against the same build with it off, in interleaved
 # rounds (loadtest/run.sh with NOT_WORSE=1). Fails (exit 1) unless the cache
-# serves at least the rate of off (median of the rounds' ratios >= 1.00) with
-# a p99 at equal load no worse. Not part of the CI suite: it measures, and
+# serves at least the rate of off (median of the rounds' ratios) with a p99
+# at equal load no worse, within the harness' spread (NOT_WORSE_SLACK, 3%:
+# an A/A run of two identical instances came out at 0.98). Not part of the CI suite: it measures, and
 # this machine is shared; run it alone, after a change to the near cache.
 #
 #   loadtest/near-cache-churn.sh            (about 14 minutes)

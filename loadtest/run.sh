@@ -44,9 +44,13 @@
 #                       puts this build with the near cache off beside it on
 #   NOT_WORSE [0]       1 = the run fails unless tiered wafer serves at least the
 #                       baseline's rate (median of the rounds' ratios >= 1.00) with a
-#                       p99 at equal load no worse (median of rounds): the near cache
-#                       must never be worse than off. WAFER_* variables in the
-#                       environment reach every wafer (WAFER_NEAR_CACHE_BYTES=16MiB...)
+#                       p99 at equal load no worse (median of rounds), within
+#                       NOT_WORSE_SLACK: the near cache must never be worse than off.
+#                       WAFER_* variables in the environment reach every wafer
+#                       (WAFER_NEAR_CACHE_BYTES=16MiB...)
+#   NOT_WORSE_SLACK [0.03]  the harness' own spread: two identical instances (an A/A
+#                       run) came out at 0.98 in rate, so "not worse" is rate >= 0.97
+#                       and p99 <= 1.03x the baseline's; a real cost (0.84) fails
 #   ACCESS [uniform]    how the auth loads pick sessions: uniform (each as often, in
 #                       turn) or zipf (Zipf popularity, exponent ZIPF [0.99], as YCSB);
 #                       "uniform zipf" runs the auth rounds once for each, on the same
@@ -80,6 +84,7 @@ ONLY=${ONLY:-all}
 BASELINE=${BASELINE:-}
 BASELINE_ENV=${BASELINE_ENV:-}
 NOT_WORSE=${NOT_WORSE:-0}
+NOT_WORSE_SLACK=${NOT_WORSE_SLACK:-0.03}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 WORK=$ROOT/target/loadtest
@@ -423,10 +428,11 @@ near_auth_rounds() {
   if [ -n "$BASELINE" ] && [ "$NOT_WORSE" = 1 ]; then
     local pt pb
     pt=$(printf '%s\n' "${paced_t[@]}" | median) pb=$(printf '%s\n' "${paced_b[@]}" | median)
-    if awk -v r="$TIERED_VS_BASELINE" -v pt="$pt" -v pb="$pb" 'BEGIN {exit !(r >= 1.0 && pt <= pb)}'; then
-      say "not_worse: held (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us)"
+    if awk -v r="$TIERED_VS_BASELINE" -v pt="$pt" -v pb="$pb" -v s="$NOT_WORSE_SLACK" \
+      'BEGIN {exit !(r >= 1 - s && pt <= pb * (1 + s))}'; then
+      say "not_worse: held (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us; slack $NOT_WORSE_SLACK)"
     else
-      say "ERROR: not_worse: tiered is worse than the baseline (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us)"
+      say "ERROR: not_worse: tiered is worse than the baseline (rate x$TIERED_VS_BASELINE, p99 at equal load ${pt}us against ${pb}us; slack $NOT_WORSE_SLACK)"
       FAILED_LOADS+=(not_worse)
     fi
   fi
