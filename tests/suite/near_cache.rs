@@ -1076,8 +1076,7 @@ async fn a_cache_that_only_churns_steps_aside_and_back() {
     for c in all.iter().take(200) {
         assert!(accepts(&s, c).await);
     }
-    assert!(all.iter().take(200).all(|c| !near.holds(c.uuid)));
-    assert_eq!(near.sizes().entries, 0);
+    assert!(all.iter().all(|c| !near.holds(c.uuid)));
     // Eight sessions in use: the shadow sees them fit, and it fills again.
     let hot = &all[..8];
     let mut lookups = 0u64;

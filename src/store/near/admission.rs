@@ -1,11 +1,13 @@
 //! Whether the near cache is worth its cost now. A copy pays only when it
 //! is used again before it is evicted: a fill costs a Redis read now, and
 //! later a slide write and a fetch again of a copy in use, where an auth
-//! without the cache costs one Redis call. When the cache is full and most
-//! lookups miss (many more sessions in use than it holds, accessed about
-//! evenly), filling only churns it, and it steps aside: it empties, and
-//! every auth goes straight to Redis the usual way (one call, slid there),
-//! exactly as without the cache.
+//! without the cache costs one Redis call. When most lookups miss and the
+//! misses only churn the cache (it is full, and they push out copies that
+//! never answered an auth: many more sessions in use than it holds,
+//! accessed about evenly), it steps aside: it empties, and every auth goes
+//! straight to Redis the usual way (one call, slid there), exactly as
+//! without the cache. A cache filling for the first time misses as much,
+//! but evicts nothing unused, and fills on.
 //!
 //! While aside, it learns whether it would pay again from a shadow: a
 //! small simulated LRU cache of the cache's size, scaled down, that
@@ -68,10 +70,12 @@ pub enum Turn {
 
 impl Admission {
     /// Counts a lookup (`hit`: answered from a copy); at the end of a
-    /// window, judges it. `held`: how many copies the cache holds if it is
-    /// full (asked only then); a full cache that mostly misses steps aside,
-    /// with a shadow of that many sessions.
-    pub fn looked_up(&self, hit: bool, held: impl Fn() -> Option<u64>) -> Option<Turn> {
+    /// window, judges it. `churning`, asked at the end of every window
+    /// with its misses: how many copies the cache holds if its misses
+    /// only churn it (it is full and they evict copies never used); a
+    /// churning cache that mostly misses steps aside, with a shadow of that
+    /// many sessions.
+    pub fn looked_up(&self, hit: bool, churning: impl Fn(u64) -> Option<u64>) -> Option<Turn> {
         let was = self
             .window
             .fetch_add(if hit { HIT } else { MISS }, Ordering::Relaxed);
@@ -83,10 +87,14 @@ impl Admission {
         let now = self.window.swap(0, Ordering::Relaxed);
         let (hits, total) = (now >> 32, (now & 0xffff_ffff).max(1));
         let ratio = hits as f64 / total as f64;
-        if self.is_aside() || ratio >= STEP_ASIDE {
+        if self.is_aside() {
             return None;
         }
-        let capacity = held()?;
+        let capacity = churning(total - hits);
+        if ratio >= STEP_ASIDE {
+            return None;
+        }
+        let capacity = capacity?;
         self.step_aside(capacity);
         Some(Turn::Aside(ratio))
     }
@@ -189,10 +197,10 @@ impl Shadow {
 mod tests {
     use super::*;
 
-    fn window(a: &Admission, hits: u64, held: Option<u64>) -> Option<Turn> {
+    fn window(a: &Admission, hits: u64, churning: Option<u64>) -> Option<Turn> {
         let mut turn = None;
         for i in 0..WINDOW {
-            if let Some(t) = a.looked_up(i < hits, || held) {
+            if let Some(t) = a.looked_up(i < hits, |_| churning) {
                 turn = Some(t);
             }
         }
@@ -220,7 +228,8 @@ mod tests {
         // Mostly hits: fills.
         assert_eq!(window(&a, WINDOW * 9 / 10, Some(64)), None);
         assert!(a.admits());
-        // Mostly misses, but not full yet: still fills.
+        // Mostly misses, but not churning (not full yet, or its misses
+        // evict nothing unused: a first fill): still fills.
         assert_eq!(window(&a, WINDOW / 10, None), None);
         assert!(a.admits());
         // Mostly misses and full: aside, and no miss fills.

@@ -163,8 +163,11 @@ pub struct Entry {
     written: AtomicI64,
     /// In the slide queue.
     queued: AtomicBool,
-    /// Accepted at least once since it was filled.
+    /// In use: filled for an auth, or accepted since.
     used: AtomicBool,
+    /// Answered an auth from the cache at least once (a copy evicted
+    /// without it was a fill that only churned the cache).
+    hit: AtomicBool,
     /// The session's generation in Redis when copied.
     pub generation: i64,
     /// Its slide interval, ms (set when it is filled).
@@ -204,6 +207,7 @@ impl Entry {
             written: AtomicI64::new(written),
             queued: AtomicBool::new(false),
             used: AtomicBool::new(visit.is_some()),
+            hit: AtomicBool::new(false),
             generation,
             slide_ms: AtomicI64::new(0),
             profile,
@@ -343,6 +347,8 @@ pub struct NearCache {
     /// Pending slides, one per session, oldest first.
     slides: Mutex<SlideQueue>,
     bytes: Arc<AtomicI64>,
+    /// Copies evicted for room before they answered any auth.
+    wasted: Arc<AtomicU64>,
     settings: NearSettings,
     metrics: NearMetrics,
     /// Whether misses fill it (not while it does not pay).
@@ -359,11 +365,17 @@ impl NearCache {
         let floor = u32::try_from(max_bytes / max_entries).unwrap_or(u32::MAX);
         let bytes = Arc::new(AtomicI64::new(0));
         let freed = bytes.clone();
+        let wasted = Arc::new(AtomicU64::new(0));
+        let evicted_unused = wasted.clone();
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_: &Uuid, e: &Arc<Entry>| e.weight.max(floor))
-            .eviction_listener(move |_, e: Arc<Entry>, _| {
+            .eviction_listener(move |_, e: Arc<Entry>, cause| {
                 freed.fetch_sub(i64::from(e.weight), Ordering::Relaxed);
+                if cause == moka::notification::RemovalCause::Size && !e.hit.load(Ordering::Relaxed)
+                {
+                    evicted_unused.fetch_add(1, Ordering::Relaxed);
+                }
             })
             .build();
         NearCache {
@@ -374,6 +386,7 @@ impl NearCache {
             live: AtomicBool::new(false),
             slides: Mutex::new(SlideQueue::default()),
             bytes,
+            wasted,
             settings,
             metrics,
             admission: Admission::default(),
@@ -445,7 +458,8 @@ impl NearCache {
             self.missed();
             return Lookup::Ask;
         }
-        if !e.used.load(Ordering::Relaxed) {
+        if !e.hit.load(Ordering::Relaxed) {
+            e.hit.store(true, Ordering::Relaxed);
             e.used.store(true, Ordering::Relaxed);
         }
         self.answered(true);
@@ -520,15 +534,18 @@ impl NearCache {
     /// Counts a lookup the cache answered (`hit`) or sent on to Redis,
     /// and steps aside when a window of them says so.
     fn looked_up(&self, hit: bool) {
-        let held = || {
+        // Churning: full, and at least half the window's misses pushed
+        // out a copy that never answered an auth. A cache filling for the
+        // first time (its misses cold, nothing evicted) is not.
+        let churning = |misses: u64| {
+            // Evictions are counted as moka catches up: once per window.
+            self.entries.run_pending_tasks();
+            let wasted = self.wasted.swap(0, Ordering::Relaxed);
             let cap = self.settings.max_bytes.max(1);
-            (self.entries.weighted_size() >= cap - cap / 10).then(|| {
-                // Counted exactly: it sizes the shadow (once per step).
-                self.entries.run_pending_tasks();
-                self.entries.entry_count()
-            })
+            let full = self.entries.weighted_size() >= cap - cap / 10;
+            (full && wasted.saturating_mul(2) >= misses).then(|| self.entries.entry_count())
         };
-        if let Some(turn) = self.admission.looked_up(hit, held) {
+        if let Some(turn) = self.admission.looked_up(hit, churning) {
             self.turned(turn);
         }
     }
@@ -1044,6 +1061,43 @@ mod tests {
         filled(&near, u, 0);
         assert!(near.invalidate(u).is_some(), "in use: fetched again");
         assert!(!near.holds(u));
+    }
+
+    /// Looks up `n` sessions never seen, filling each after its miss.
+    fn misses_then_fills(near: &NearCache, n: u64) -> Vec<Uuid> {
+        let sessions: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        for &u in &sessions {
+            assert!(matches!(near.lookup(&creds(u, 1, 1_000)), Lookup::Ask));
+            if near.ticket(&creds(u, 1, 1_000)).is_some() {
+                filled(near, u, 1_000);
+            }
+        }
+        sessions
+    }
+
+    #[test]
+    fn a_first_fill_stays_and_a_churning_cache_steps_aside_empty() {
+        use admission::WINDOW;
+        let settings = NearSettings {
+            max_entries: WINDOW,
+            max_bytes: 1 << 30,
+            slide: NearSettings::DEFAULT.slide,
+        };
+        let near = NearCache::new(settings, NearMetrics::default());
+        near.go_live();
+        // A window of misses that fill it to the brim, evicting nothing:
+        // it is filling for the first time, not churning.
+        misses_then_fills(&near, WINDOW);
+        assert!(!near.is_aside());
+        assert!(near.sizes().entries > WINDOW * 9 / 10);
+        // A window of misses of yet other sessions, each pushing out a copy
+        // never used: aside, and emptied.
+        let second = misses_then_fills(&near, WINDOW);
+        assert!(near.is_aside());
+        assert!(second.iter().all(|u| !near.holds(*u)));
+        let u = Uuid::new_v4();
+        assert!(near.passes(u));
+        assert!(near.ticket(&creds(u, 1, 1_000)).is_none());
     }
 
     #[test]
