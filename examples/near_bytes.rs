@@ -13,7 +13,7 @@ use uuid::Uuid;
 use wafer::clock::Timestamp;
 use wafer::domain::session::{Credentials, Limits, Profile};
 use wafer::domain::skey::SkeyHash;
-use wafer::metrics::NearMetrics;
+use wafer::store::near::NearMetrics;
 use wafer::store::near::{Entry, Lookup, NearCache, NearSettings};
 
 /// The allocator of the `wafer` binary: RSS per copy is the allocator's.

@@ -2,7 +2,6 @@
 //! the per-request handles are registered once at start, so recording on
 //! the hot path is an index into a table and an atomic add.
 
-mod near;
 pub mod register;
 pub mod store;
 mod wechat;
@@ -14,7 +13,6 @@ use metrics_exporter_prometheus::{
 
 use crate::error::ErrorCode;
 use crate::http::router::Route;
-pub use near::{NearMetrics, Sizes as NearSizes};
 use register::{counter, gauge, histogram};
 pub use store::StoreMetrics;
 pub use wechat::{TokenMetrics, WechatMetrics};

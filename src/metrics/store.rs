@@ -10,8 +10,8 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 
 pub use crate::domain::ports::Backend;
 use crate::domain::ports::StoreResult;
-use crate::metrics::NearMetrics;
 use crate::metrics::register::{counter, gauge, histogram};
+use crate::store::near::NearMetrics;
 
 impl Backend {
     /// The operations this backend performs (the series registered for it).

@@ -3,7 +3,7 @@
 //! in-process; the tiered store keeps sessions in Redis (with a near cache
 //! in front) over PostgreSQL's durable records.
 
-mod app_table;
+pub(crate) mod app_table;
 pub mod embedded;
 pub mod error;
 pub mod near;
@@ -15,6 +15,7 @@ pub mod sealed;
 pub mod tiered;
 pub mod tls;
 pub mod visit_granularity;
+pub(crate) mod write_behind;
 
 pub use embedded::EmbeddedStore;
 pub use error::{Backend, Cause, ConnectError, SqlState, StoreError, StoreResult};

@@ -4,8 +4,7 @@
 //! the time the session has left; an open_id index points at it. Checks and
 //! writes are Lua scripts run by SHA, reloaded on `NOSCRIPT`.
 
-mod layout;
-mod tracking;
+pub(crate) mod layout;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,12 +61,12 @@ pub struct Redis {
     pool: Pool,
     /// What the pool was built from: the near cache's tracked connection
     /// is built from it too.
-    config: Config,
+    pub(in crate::store) config: Config,
     /// The TLS configuration wafer chose (a CA file), for the start-up
     /// check of the handshake; `None` without TLS or with fred's default.
     tls: Option<TlsCheck>,
-    prefix: Arc<str>,
-    timeout: Duration,
+    pub(in crate::store) prefix: Arc<str>,
+    pub(in crate::store) timeout: Duration,
     auth: Script,
     put: Script,
     bury: Script,
@@ -187,7 +186,7 @@ impl Redis {
     /// whole. Measured with callgrind at ~40k instructions per auth, more
     /// than the rest of the request; and in debug builds those layers'
     /// stack frames overflowed 2 MiB stacks.
-    fn bounded<'a, T: 'a>(
+    pub(in crate::store) fn bounded<'a, T: 'a>(
         &'a self,
         op: Op,
         call: impl Future<Output = Result<T, RedisError>> + Send + 'a,
@@ -242,12 +241,12 @@ impl Redis {
         self.pool.next_connected().is_connected()
     }
 
-    fn key(&self, uuid: Uuid) -> String {
+    pub(in crate::store) fn key(&self, uuid: Uuid) -> String {
         session_key(&self.prefix, uuid)
     }
 
     /// Session `uuid`'s hash and visit key, as its scripts take them.
-    fn keys(&self, uuid: Uuid) -> Vec<String> {
+    pub(in crate::store) fn keys(&self, uuid: Uuid) -> Vec<String> {
         layout::session_keys(&self.prefix, uuid)
     }
 
@@ -255,7 +254,7 @@ impl Redis {
     /// restarted or flushed its scripts) loads it and runs it again. `args`
     /// is a builder, not a value, so the common path does not clone the
     /// arguments.
-    async fn eval(
+    pub(in crate::store) async fn eval(
         &self,
         op: Op,
         script: &Script,
@@ -325,7 +324,7 @@ impl Redis {
     /// and slides the session as any auth does, an [`Op::Peek`] only checks
     /// it (writes nothing). A node that lacks the script gets it on the
     /// same connection (a node that just joined a cluster has none).
-    async fn auth_on(
+    pub(in crate::store) async fn auth_on(
         &self,
         node: &WithOptions<Client>,
         op: Op,
@@ -694,7 +693,6 @@ fn accepted(reply: Vec<Value>) -> AuthOutcome {
 }
 
 pub use layout::{Visit, session_key, session_keys, visit_key};
-pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
 
 /// Commands one client holds for its connection: far above what a
 /// healthy Redis leaves queued within a timeout at any auth rate.
@@ -708,7 +706,7 @@ fn builder(config: Config, timeout: Duration) -> Builder {
 }
 
 /// [`builder`], with `more` connection settings.
-fn builder_with(
+pub(in crate::store) fn builder_with(
     config: Config,
     timeout: Duration,
     more: impl FnOnce(&mut fred::types::config::ConnectionConfig),

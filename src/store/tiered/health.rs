@@ -41,7 +41,7 @@ impl StoreHealth for TieredStore {
 
     async fn close(&self) {
         if let Some(near) = &self.near {
-            near.close(self).await;
+            near.close().await;
         }
         self.flush_visits().await;
         self.repair().await;

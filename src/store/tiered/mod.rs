@@ -12,10 +12,8 @@
 mod apps;
 mod audit;
 mod health;
-mod near;
 mod tokens;
 mod unknown;
-mod write_behind;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -31,18 +29,17 @@ use crate::domain::session::{
 };
 use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
-use crate::store::near::{Lookup, NearCache, NearSettings};
+use crate::store::near::{Links, Lookup, Near, NearCache, NearSettings, Tracked};
 use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::record::SessionRecord;
-use crate::store::redis::{self, AuthOutcome, Redis, Tracked};
+use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, Cause, SessionStore, StoreError, StoreResult};
 
 pub use crate::store::visit_granularity::VisitGranularity;
-use near::Near;
+use crate::store::write_behind::WriteBehind;
 use unknown::MissGuard;
 pub use unknown::UNKNOWN_TTL;
-use write_behind::WriteBehind;
 
 /// Timing of the background work.
 #[derive(Debug, Clone, Copy)]
@@ -95,15 +92,14 @@ const WRITE_BEHIND_CAP: usize = 2_000_000;
 pub struct TieredStore {
     redis: Redis,
     pg: Postgres,
-    apps: SharedAppTable,
-    visits: WriteBehind,
+    apps: Arc<SharedAppTable>,
+    visits: Arc<WriteBehind>,
     metrics: StoreMetrics,
     every: Intervals,
     // Keys whose Redis copy may be stale because a write to Redis failed.
-    repairs: Mutex<HashSet<Uuid>>,
+    repairs: Arc<Mutex<HashSet<Uuid>>>,
     misses: MissGuard,
-    near: Option<Near>,
-    clock: Arc<dyn Clock>,
+    near: Option<Arc<Near>>,
 }
 
 impl TieredStore {
@@ -118,12 +114,26 @@ impl TieredStore {
     ) -> StoreResult<Arc<Self>> {
         let apps = pg.list_apps().await?;
         let redis = redis.with_metrics(metrics.clone());
+        let apps_cache = Arc::new(SharedAppTable::default());
+        apps_cache.store(AppTable::new(apps));
+        let visits = Arc::new(WriteBehind::new(WRITE_BEHIND_CAP));
+        let repairs: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
         let near = match every.near {
-            Some(settings) => Some(Near::new(
-                Tracked::connect(&redis).map_err(|_| redis::not_connected())?,
-                settings,
-                &metrics,
-            )),
+            Some(settings) => {
+                let tracked = Tracked::connect(&redis).map_err(|_| redis::not_connected())?;
+                let pending = repairs.clone();
+                let links = Links {
+                    redis: redis.clone(),
+                    visits: visits.clone(),
+                    apps: apps_cache.clone(),
+                    clock: clock.clone(),
+                    visit: every.visit,
+                    writes_settled: Box::new(move || pending.lock().is_ok_and(|r| r.is_empty())),
+                };
+                let near = Arc::new(Near::new(tracked, links, settings, metrics.near()));
+                Near::spawn(&near);
+                Some(near)
+            }
             None => None,
         };
         let store = Arc::new(TieredStore {
@@ -132,14 +142,11 @@ impl TieredStore {
             pg: pg.with_metrics(metrics.clone()),
             metrics,
             every,
-            apps: SharedAppTable::default(),
-            visits: WriteBehind::new(WRITE_BEHIND_CAP),
-            repairs: Mutex::new(HashSet::new()),
+            apps: apps_cache,
+            visits,
+            repairs,
             misses: MissGuard::new(every.read_through_per_second),
-            clock: clock.clone(),
         });
-        store.apps.store(AppTable::new(apps));
-        Near::spawn(&store);
         spawn_every(
             &store,
             every.flush,
@@ -160,7 +167,7 @@ impl TieredStore {
 
     /// The near cache, when it is on.
     pub fn near_cache(&self) -> Option<&NearCache> {
-        self.near.as_ref().map(Near::cache)
+        self.near.as_ref().map(|n| n.cache())
     }
 
     /// The newest visit of session `uuid` this instance knows of: `stored`,
@@ -192,13 +199,13 @@ impl TieredStore {
 
     /// Sessions whose held-back slide is being written to Redis now.
     pub fn slides_being_written(&self) -> usize {
-        self.near.as_ref().map_or(0, Near::being_written)
+        self.near.as_ref().map_or(0, |n| n.being_written())
     }
 
     /// Writes the near cache's held-back slides to Redis now.
     pub async fn write_slides(&self) {
         if let Some(near) = &self.near {
-            near.write_slides(self).await;
+            near.write_slides().await;
         }
     }
 
@@ -275,11 +282,6 @@ impl TieredStore {
         if let Some(near) = &self.near {
             near.write_failed();
         }
-    }
-
-    /// Whether evictions of failed Redis writes are waiting.
-    fn repairs_pending(&self) -> bool {
-        self.repairs.lock().map_or(true, |r| !r.is_empty())
     }
 
     /// Drops this instance's copy of session `uuid` once its change is in
@@ -435,8 +437,8 @@ impl SessionStore for TieredStore {
                 // Redis judges (or, while it is away, PostgreSQL) with
                 // this instance's held-back visit; without waiting for a
                 // Redis that is not there.
-                Lookup::Ask if self.redis.is_connected() => near.catch_up(self, creds).await,
-                Lookup::Ask => near.hand_to_postgres(self, creds),
+                Lookup::Ask if self.redis.is_connected() => near.catch_up(creds).await,
+                Lookup::Ask => near.hand_to_postgres(creds),
             }
         }
         if !self.redis.is_connected() {
@@ -445,7 +447,7 @@ impl SessionStore for TieredStore {
         let granularity = self.every.visit.for_session_ms(creds.limits.session_ms);
         let outcome = match near {
             // Asked on the tracked connection, so the answer can be kept.
-            Some(near) if near.cache().is_live() => near.ask(self, creds, granularity).await,
+            Some(near) if near.cache().is_live() => near.ask(creds, granularity).await,
             _ => self.redis.authenticate(creds, granularity).await,
         };
         match outcome {

@@ -7,7 +7,40 @@ use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::metrics::register::{counter, gauge};
-use crate::store::near::flush_reason;
+
+/// Why the near cache was emptied (the `reason` of its flush metric).
+pub mod flush_reason {
+    /// The tracking connection failed or closed.
+    pub const LOST: &str = "connection_lost";
+    /// The tracking connection came back (invalidations may be missed).
+    pub const RECONNECT: &str = "reconnect";
+    /// The heartbeat found tracking off, or failed.
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// More invalidations came than were read in time.
+    pub const LAGGED: &str = "lagged";
+    /// wafer is stopping.
+    pub const CLOSE: &str = "close";
+    /// A write of this instance to Redis failed (Redis may keep what it
+    /// replaced), or the pool that writes is down: copies could outlive a
+    /// change this instance acknowledged.
+    pub const WRITE_FAILED: &str = "write_failed";
+    /// The Redis Cluster's layout changed (a primary joined, left or
+    /// took slots): tracking must be proven on the new layout.
+    pub const LAYOUT: &str = "layout";
+    /// It stood aside: full and mostly missing (see `admission`).
+    pub const ASIDE: &str = "aside";
+    /// Every reason, for registering the series.
+    pub const ALL: [&str; 8] = [
+        LOST,
+        RECONNECT,
+        HEARTBEAT,
+        LAGGED,
+        CLOSE,
+        WRITE_FAILED,
+        LAYOUT,
+        ASIDE,
+    ];
+}
 
 struct Handles {
     accepted: Counter,

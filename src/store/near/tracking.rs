@@ -45,12 +45,12 @@ use tokio::sync::broadcast::Receiver as BroadcastReceiver;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{AuthOutcome, Redis, builder_with, layout};
+use super::flush_reason;
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Limits};
 use crate::domain::skey::SkeyHash;
 use crate::metrics::store::Op;
-use crate::store::near::flush_reason;
+use crate::store::redis::{AuthOutcome, Redis, builder_with, layout};
 use crate::store::{Backend, ConnectError, StoreResult};
 
 /// Invalidations fred may hold for the near cache before it lags (and
@@ -191,8 +191,8 @@ impl Tracked {
             redis: redis.clone(),
             client,
             slide: Script::from_lua(concat!(
-                include_str!("extend.lua"),
-                include_str!("slide.lua")
+                include_str!("../redis/extend.lua"),
+                include_str!("../redis/slide.lua")
             )),
             tracked: Mutex::new(Vec::new()),
         })
@@ -332,14 +332,14 @@ impl Tracked {
             .is_clustered()
             .then(|| fred::util::redis_keyslot(self.redis.key(creds.uuid).as_bytes()));
         if !self.owned_by_tracked(slot) {
-            return Err(super::not_connected());
+            return Err(crate::store::redis::not_connected());
         }
         let node = self.client.with_options(&Options::default());
         let outcome = self.redis.auth_on(&node, op, creds, granularity_ms).await?;
         // A layout learnt meanwhile (a redirection refused here refreshes
         // it) may name an owner tracking is not on yet.
         if !self.owned_by_tracked(slot) {
-            return Err(super::not_connected());
+            return Err(crate::store::redis::not_connected());
         }
         Ok(outcome)
     }
