@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use wafer::error::ErrorCode;
 use wafer::http::router::Route;
 use wafer::metrics::Metrics;
-use wafer::metrics::store::{Backend, Op};
+use wafer::store::metrics::{Backend, Op, StoreMetrics};
 
 struct Counting;
 
@@ -40,7 +40,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 fn record(c: &mut Criterion) {
     let m = Metrics::new();
-    let store = m.store();
+    let store = StoreMetrics::register(m.recorder());
     let auth = Route::Auth;
     // Warm up once: the exporter's histogram buffers grow on first use.
     for _ in 0..1_000 {

@@ -14,7 +14,8 @@ use crate::config::{DatabaseSettings, RedisSettings, Secret, Settings};
 use crate::domain::Wafer;
 use crate::http::server::{Server, ServerLimits};
 use crate::http::{AdminToken, Handler};
-use crate::metrics::{Metrics, StoreMetrics};
+use crate::metrics::Metrics;
+use crate::store::metrics::StoreMetrics;
 use crate::store::periodic::spawn_every;
 use crate::store::tiered::Intervals;
 use crate::store::{ConnectError, EmbeddedStore, Store, StoreError, TieredStore};
@@ -92,7 +93,7 @@ impl Application {
             (None, None) => {
                 let store = Arc::new(
                     EmbeddedStore::new(settings.embedded.max_sessions)
-                        .with_metrics(metrics.store()),
+                        .with_metrics(StoreMetrics::register(metrics.recorder())),
                 );
                 store.spawn_reaper(clock.clone(), REAP_EVERY);
                 tracing::warn!(
@@ -109,7 +110,7 @@ impl Application {
                     redis,
                     database,
                     clock.clone(),
-                    metrics.store(),
+                    StoreMetrics::register(metrics.recorder()),
                 )
                 .await?;
                 tracing::info!(

@@ -3,7 +3,6 @@
 //! the hot path is an index into a table and an atomic add.
 
 pub mod register;
-pub mod store;
 mod wechat;
 
 use metrics::{Counter, Gauge, Histogram, Recorder};
@@ -14,7 +13,6 @@ use metrics_exporter_prometheus::{
 use crate::error::ErrorCode;
 use crate::http::router::Route;
 use register::{counter, gauge, histogram};
-pub use store::StoreMetrics;
 pub use wechat::{TokenMetrics, WechatMetrics};
 
 /// Latency buckets, seconds: resolve 100 µs to 1 s (and a little beyond).
@@ -137,14 +135,15 @@ impl Metrics {
         self.apps_configured.set(apps as f64);
     }
 
+    /// The recorder, for the parts that register their own series (the
+    /// stores: `store::metrics::StoreMetrics::register`).
+    pub fn recorder(&self) -> &PrometheusRecorder {
+        &self.recorder
+    }
+
     /// Handles for the WeChat client.
     pub fn wechat(&self) -> WechatMetrics {
         WechatMetrics::register(&self.recorder)
-    }
-
-    /// Handles for the stores.
-    pub fn store(&self) -> StoreMetrics {
-        StoreMetrics::register(&self.recorder)
     }
 
     /// Handles for the access tokens.

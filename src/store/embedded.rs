@@ -18,9 +18,9 @@ use crate::domain::session::{
 };
 use crate::domain::skey::SkeyHash;
 use crate::domain::token::{AccessToken, TokenLease};
-use crate::metrics::StoreMetrics;
-use crate::metrics::store::Op;
 use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::metrics::Op;
+use crate::store::metrics::StoreMetrics;
 use crate::store::periodic::spawn_every;
 use crate::store::{
     AppStore, AuditStore, Backend, BackendHealth, Cause, SessionStore, StoreError, StoreHealth,

@@ -6,6 +6,7 @@
 pub(crate) mod app_table;
 pub mod embedded;
 pub mod error;
+pub mod metrics;
 pub mod near;
 pub(crate) mod periodic;
 pub mod postgres;

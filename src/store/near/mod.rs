@@ -59,7 +59,7 @@
 pub mod admission;
 mod cache;
 mod entry;
-mod metrics;
+pub(crate) mod metrics;
 mod settings;
 mod slides;
 mod tracking;

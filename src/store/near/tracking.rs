@@ -49,7 +49,7 @@ use super::flush_reason;
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Limits};
 use crate::domain::skey::SkeyHash;
-use crate::metrics::store::Op;
+use crate::store::metrics::Op;
 use crate::store::redis::{AuthOutcome, Redis, builder_with, layout};
 use crate::store::{Backend, ConnectError, StoreResult};
 

@@ -22,8 +22,8 @@ use crate::clock::Timestamp;
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Profile};
 use crate::domain::token::{AccessToken, TokenLease};
-use crate::metrics::StoreMetrics;
-use crate::metrics::store::Op;
+use crate::store::metrics::Op;
+use crate::store::metrics::StoreMetrics;
 use crate::store::record::SessionRecord;
 use crate::store::{Backend, Cause, ConnectError, StoreError, StoreResult};
 

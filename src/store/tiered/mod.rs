@@ -27,8 +27,8 @@ use crate::domain::session::{
     Credentials, Limits, NewSession, Profile, SessionPage, SessionQuery, SessionSummary,
     StoredLogin,
 };
-use crate::metrics::StoreMetrics;
 use crate::store::app_table::{AppTable, SharedAppTable};
+use crate::store::metrics::StoreMetrics;
 use crate::store::near::{Links, Lookup, Near, NearCache, NearSettings, Tracked};
 use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;

@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 pub use crate::domain::ports::Backend;
 use crate::domain::ports::StoreResult;
 use crate::metrics::register::{counter, gauge, histogram};
-use crate::store::near::NearMetrics;
+use crate::store::near::metrics::NearMetrics;
 
 impl Backend {
     /// The operations this backend performs (the series registered for it).
