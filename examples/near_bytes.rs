@@ -48,7 +48,7 @@ fn main() {
         },
         NearMetrics::default(),
     );
-    near.go_live();
+    near.start_serving();
     let info = format!(
         r#"{{"nickName":"load","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"https://thirdwx.qlogo.cn/mmopen/vi_32/{}/132","watermark":{{"timestamp":1700000000,"appid":"wxload"}}}}"#,
         "Q".repeat(110)

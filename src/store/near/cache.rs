@@ -71,7 +71,7 @@ pub struct NearCache {
 }
 
 impl NearCache {
-    /// An empty, dark near cache (it serves once [`NearCache::go_live`]).
+    /// An empty, dark near cache (it serves once [`NearCache::start_serving`]).
     pub fn new(settings: NearSettings, metrics: NearMetrics) -> Self {
         let max_entries = settings.max_entries.max(1);
         let max_bytes = settings.max_bytes.max(1);
@@ -376,14 +376,14 @@ impl NearCache {
 
     /// Stops serving and empties the cache: it can no longer hear about
     /// changes (`reason`, one of [`flush_reason`]).
-    pub fn go_dark(&self, reason: &'static str) {
+    pub fn stop_serving(&self, reason: &'static str) {
         self.live.store(false, Ordering::SeqCst);
         self.flush(reason);
     }
 
     /// Serves again, empty: tracking is on, and nothing from before it
     /// was turned on is kept.
-    pub fn go_live(&self) {
+    pub fn start_serving(&self) {
         self.clear();
         self.live.store(true, Ordering::SeqCst);
     }
@@ -495,7 +495,7 @@ mod tests {
 
     fn live() -> NearCache {
         let near = NearCache::new(NearSettings::DEFAULT, NearMetrics::default());
-        near.go_live();
+        near.start_serving();
         near
     }
 
@@ -592,8 +592,8 @@ mod tests {
         let near = live();
         let u = Uuid::new_v4();
         let t = near.ticket(&creds(u, 1, 0)).unwrap();
-        near.go_dark(flush_reason::LOST);
-        near.go_live();
+        near.stop_serving(flush_reason::LOST);
+        near.start_serving();
         near.fill(
             t,
             Entry::new(u, 7, SkeyHash([1; 32]), 1, 0, 0, Some(0), profile()),
@@ -601,13 +601,13 @@ mod tests {
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
 
         filled(&near, u, 0);
-        near.go_dark(flush_reason::LOST);
+        near.stop_serving(flush_reason::LOST);
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
         assert!(
             near.ticket(&creds(u, 1, 1)).is_none(),
             "no fills while dark"
         );
-        near.go_live();
+        near.start_serving();
         assert!(
             matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask),
             "emptied"
@@ -732,7 +732,7 @@ mod tests {
             slide: NearSettings::DEFAULT.slide,
         };
         let near = NearCache::new(settings, NearMetrics::default());
-        near.go_live();
+        near.start_serving();
         // A window of misses that fill it to the brim, evicting nothing:
         // it is filling for the first time, not churning.
         misses_then_fills(&near, WINDOW);
@@ -756,7 +756,7 @@ mod tests {
             slide: NearSettings::DEFAULT.slide,
         };
         let near = NearCache::new(settings, NearMetrics::default());
-        near.go_live();
+        near.start_serving();
         for _ in 0..1_000 {
             filled(&near, Uuid::new_v4(), 0);
         }
@@ -770,7 +770,7 @@ mod tests {
             slide: NearSettings::DEFAULT.slide,
         };
         let near = NearCache::new(settings, NearMetrics::default());
-        near.go_live();
+        near.start_serving();
         for _ in 0..1_000 {
             filled(&near, Uuid::new_v4(), 0);
         }

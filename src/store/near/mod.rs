@@ -10,7 +10,7 @@
 //!    tracking connection is known to be up with tracking on (`live`).
 //!    Losing it, a reconnect, tracking found off, a missed invalidation
 //!    (the channel lagged) or a failed heartbeat empty the cache at once
-//!    ([`NearCache::go_dark`]); it fills again only once tracking is back.
+//!    ([`NearCache::stop_serving`]); it fills again only once tracking is back.
 //! 2. **Fill only with what is still true.** A copy is made from a Redis
 //!    reply on the tracked connection, and only if no invalidation of that
 //!    session and no flush came between asking and answering (a ticket per
@@ -44,7 +44,7 @@
 //!    go to Redis without that: [`NearCache::passes`]). A slide that
 //!    finds the session gone from Redis hands its visit to PostgreSQL.
 //! 6. **Own changes need no push.** This instance drops its copy of a
-//!    session it changed before it answers, and goes dark while a write of
+//!    session it changed before it answers, and stops serving while a write of
 //!    its to Redis has failed.
 //!
 //! Slides (this instance's and every other's) write the session's visit
@@ -221,7 +221,7 @@ impl Near {
     /// With Redis away: hands session `creds.uuid`'s pending visit to
     /// PostgreSQL's write-behind (what the auth then reads), leaving the
     /// slide queued, in its place, for Redis' return.
-    pub fn hand_to_postgres(&self, creds: &Credentials) {
+    pub fn hand_pending_visit_to_postgres(&self, creds: &Credentials) {
         if let Some(visited) = self.cache.pending_visit(creds.uuid) {
             self.links.visits.record(creds.uuid, Timestamp(visited));
         }
@@ -230,7 +230,7 @@ impl Near {
     /// Writes session `creds.uuid`'s pending slide now, if it has one:
     /// Redis is about to be asked about it, and must not judge by a visit
     /// this instance held back.
-    pub async fn catch_up(&self, creds: &Credentials) {
+    pub async fn write_pending_slide(&self, creds: &Credentials) {
         let give_up = tokio::time::Instant::now() + self.links.redis.timeout();
         loop {
             if let Some(slide) = self.cache.take_slide(creds.uuid) {
@@ -256,7 +256,7 @@ impl Near {
     /// this instance must not keep or make copies of it.
     pub fn write_failed(&self) {
         if self.cache.is_live() {
-            self.cache.go_dark(flush_reason::WRITE_FAILED);
+            self.cache.stop_serving(flush_reason::WRITE_FAILED);
             tracing::warn!(
                 "near cache emptied: a write to Redis failed; it serves again once the \
                  repair has reached Redis"
@@ -267,7 +267,7 @@ impl Near {
     /// Stops serving, writes what is held back, closes the connection.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.cache.go_dark(flush_reason::CLOSE);
+        self.cache.stop_serving(flush_reason::CLOSE);
         self.write_slides().await;
         self.tracked.quit().await;
     }

@@ -12,7 +12,7 @@
 //!   a node this connection tracks, without following a redirection: a
 //!   copy is only ever made from a node whose changes reach this instance.
 //!   A session whose slot moved (or is moving) is answered through the
-//!   pool instead, and the layout change makes the cache go dark until
+//!   pool instead, and the layout change makes the cache stop serving until
 //!   tracking is on on the new layout. Its slides go through the pool like
 //!   every other command; its other writes come back as invalidations too
 //!   (Redis' `NOLOOP` does not cover writes made inside scripts, Redis

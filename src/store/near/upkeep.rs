@@ -48,7 +48,7 @@ impl Near {
                         losses.fetch_add(1, Ordering::SeqCst);
                         // Dark already: nothing served to flush.
                         if cache.is_live() {
-                            cache.go_dark(reason);
+                            cache.stop_serving(reason);
                             tracing::warn!(
                                 reason,
                                 "near cache emptied: Redis' tracking of sessions was lost; \
@@ -135,7 +135,7 @@ async fn heartbeat(near: Weak<Near>, wake: Arc<Notify>) {
                 Ok(Tracking::Off) | Err(_) => Some(flush_reason::HEARTBEAT),
             };
             if let Some(reason) = reason {
-                cache.go_dark(reason);
+                cache.stop_serving(reason);
                 tracing::warn!(
                     reason,
                     "near cache emptied: Redis' tracking of sessions could not be proven on \
@@ -157,7 +157,7 @@ async fn heartbeat(near: Weak<Near>, wake: Arc<Notify>) {
                 && matches!(near.tracked.check().await, Ok(Tracking::On));
             if proven && near.losses.load(Ordering::SeqCst) == losses {
                 // Everything from before tracking was (re)enabled is dropped.
-                cache.go_live();
+                cache.start_serving();
                 tracing::info!("near cache serving: Redis tracks the sessions' keys");
             }
         }

@@ -405,7 +405,7 @@ impl Redis {
 
     /// Replaces session `uuid` by a tombstone and removes its open_id index
     /// entry (if it still names this session).
-    pub async fn bury(&self, uuid: Uuid) -> StoreResult<()> {
+    pub async fn tombstone(&self, uuid: Uuid) -> StoreResult<()> {
         let args = || vec![Value::Integer(TOMBSTONE_MS)];
         let was = self
             .eval(Op::Bury, &self.bury, self.keys(uuid), args)

@@ -44,7 +44,7 @@ impl AppStore for TieredStore {
         // App ids are never reused, so the cached sessions can no longer
         // authenticate; evicting them only frees memory early.
         for uuid in uuids {
-            self.bury(uuid).await;
+            self.tombstone(uuid).await;
         }
         Ok(())
     }

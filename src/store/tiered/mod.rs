@@ -340,10 +340,10 @@ impl TieredStore {
     }
 
     /// Replaces a removed session by a tombstone in Redis.
-    async fn bury(&self, uuid: Uuid) {
+    async fn tombstone(&self, uuid: Uuid) {
         self.visits.forget(uuid);
         let buried = if self.redis.is_connected() {
-            self.redis.bury(uuid).await
+            self.redis.tombstone(uuid).await
         } else {
             Err(redis::not_connected())
         };
@@ -363,7 +363,7 @@ impl TieredStore {
         if repopulate {
             // A miss with Redis up: bounded (see `unknown.rs`).
             let now = std::time::Instant::now();
-            if self.misses.known_unknown(creds.uuid, now) {
+            if self.misses.recently_unknown(creds.uuid, now) {
                 return Ok(None);
             }
             if !self.misses.allow_read(now) {
@@ -437,8 +437,8 @@ impl SessionStore for TieredStore {
                 // Redis judges (or, while it is away, PostgreSQL) with
                 // this instance's held-back visit; without waiting for a
                 // Redis that is not there.
-                Lookup::Ask if self.redis.is_connected() => near.catch_up(creds).await,
-                Lookup::Ask => near.hand_to_postgres(creds),
+                Lookup::Ask if self.redis.is_connected() => near.write_pending_slide(creds).await,
+                Lookup::Ask => near.hand_pending_visit_to_postgres(creds),
             }
         }
         if !self.redis.is_connected() {
@@ -503,14 +503,14 @@ impl SessionStore for TieredStore {
             .delete_session(creds.uuid, Some(&creds.skey_hash))
             .await?;
         if deleted {
-            self.bury(creds.uuid).await;
+            self.tombstone(creds.uuid).await;
         }
         Ok(deleted)
     }
 
     async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
         let deleted = self.pg.delete_session(uuid, None).await?;
-        self.bury(uuid).await;
+        self.tombstone(uuid).await;
         Ok(deleted)
     }
 

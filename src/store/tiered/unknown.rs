@@ -44,7 +44,7 @@ impl MissGuard {
     }
 
     /// Whether `uuid` was unknown to PostgreSQL less than [`UNKNOWN_TTL`] ago.
-    pub fn known_unknown(&self, uuid: Uuid, now: Instant) -> bool {
+    pub fn recently_unknown(&self, uuid: Uuid, now: Instant) -> bool {
         self.unknown
             .get(&uuid)
             .is_some_and(|at| now.saturating_duration_since(*at) < UNKNOWN_TTL)
@@ -95,13 +95,13 @@ mod tests {
     fn unknown_uuids_are_remembered_briefly_and_forgotten_by_a_login() {
         let g = MissGuard::new(0);
         let (u, t0) = (Uuid::new_v4(), Instant::now());
-        assert!(!g.known_unknown(u, t0));
+        assert!(!g.recently_unknown(u, t0));
         g.unknown(u, t0);
-        assert!(g.known_unknown(u, t0 + Duration::from_secs(1)));
-        assert!(!g.known_unknown(u, t0 + UNKNOWN_TTL));
+        assert!(g.recently_unknown(u, t0 + Duration::from_secs(1)));
+        assert!(!g.recently_unknown(u, t0 + UNKNOWN_TTL));
         g.unknown(u, t0);
         g.known(u);
-        assert!(!g.known_unknown(u, t0), "a login clears it");
+        assert!(!g.recently_unknown(u, t0), "a login clears it");
     }
 
     #[test]
