@@ -70,12 +70,16 @@ pub enum Turn {
 
 impl Admission {
     /// Counts a lookup (`hit`: answered from a copy); at the end of a
-    /// window, judges it. `churning`, asked at the end of every window
-    /// with its misses: how many copies the cache holds if its misses
-    /// only churn it (it is full and they evict copies never used); a
-    /// churning cache that mostly misses steps aside, with a shadow of that
-    /// many sessions.
-    pub fn looked_up(&self, hit: bool, churning: impl Fn(u64) -> Option<u64>) -> Option<Turn> {
+    /// window, judges it. `churning`, told at the end of every window
+    /// its misses and whether they were most of it: when they were, how
+    /// many copies the cache holds if its misses only churn it (it is full
+    /// and they evict copies never used); such a cache steps aside, with a
+    /// shadow of that many sessions.
+    pub fn looked_up(
+        &self,
+        hit: bool,
+        churning: impl Fn(u64, bool) -> Option<u64>,
+    ) -> Option<Turn> {
         let was = self
             .window
             .fetch_add(if hit { HIT } else { MISS }, Ordering::Relaxed);
@@ -90,11 +94,7 @@ impl Admission {
         if self.is_aside() {
             return None;
         }
-        let capacity = churning(total - hits);
-        if ratio >= STEP_ASIDE {
-            return None;
-        }
-        let capacity = capacity?;
+        let capacity = churning(total - hits, ratio < STEP_ASIDE)?;
         self.step_aside(capacity);
         Some(Turn::Aside(ratio))
     }
@@ -200,7 +200,7 @@ mod tests {
     fn window(a: &Admission, hits: u64, churning: Option<u64>) -> Option<Turn> {
         let mut turn = None;
         for i in 0..WINDOW {
-            if let Some(t) = a.looked_up(i < hits, |_| churning) {
+            if let Some(t) = a.looked_up(i < hits, |_, low| churning.filter(|_| low)) {
                 turn = Some(t);
             }
         }

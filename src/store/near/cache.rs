@@ -223,8 +223,14 @@ impl NearCache {
         // Churning: full, and at least half the window's misses pushed
         // out a copy that never answered an auth. A cache filling for the
         // first time (its misses cold, nothing evicted) is not.
-        let churning = |misses: u64| {
-            // Evictions are counted as moka catches up: once per window.
+        let churning = |misses: u64, mostly_missed: bool| {
+            if !mostly_missed {
+                // A window that paid judges nothing: its evictions are let go
+                // without making moka catch up on an auth's path.
+                self.wasted.store(0, Ordering::Relaxed);
+                return None;
+            }
+            // Evictions are counted as moka catches up (only here).
             self.entries.run_pending_tasks();
             let wasted = self.wasted.swap(0, Ordering::Relaxed);
             let cap = self.settings.max_bytes.max(1);
