@@ -9,24 +9,12 @@ use std::time::Instant;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use super::Entry;
-use super::admission::{Admission, Turn};
-use super::metrics::{NearMetrics, Sizes, flush_reason};
+use super::admission::Admission;
+use super::metrics::{NearMetrics, Sizes};
 use super::settings::{MIN_SESSION_SLIDES, NearSettings};
 use super::slides::{PendingSlide, SlideEnd, SlideQueue};
-use crate::domain::session::{Credentials, Profile};
-
-/// What the near cache says of a check.
-#[derive(Debug)]
-pub enum Lookup {
-    /// Accepted (and slid here).
-    Accept(Arc<Profile>),
-    /// Refused: the copy names another app or skey.
-    Refuse,
-    /// Ask Redis (no copy, not listening, or the copy is unsure), after
-    /// writing the session's pending slide.
-    Ask,
-}
+use super::{Entry, Lookup};
+use crate::domain::session::Credentials;
 
 /// The right to fill one session's copy from one Redis answer; void if an
 /// invalidation of it or a flush comes first. Dropped unused (Redis
@@ -52,7 +40,7 @@ impl Drop for Ticket<'_> {
 /// The near cache of one instance. See the module documentation for its
 /// rules.
 pub struct NearCache {
-    entries: moka::sync::Cache<Uuid, Arc<Entry>>,
+    pub(super) entries: moka::sync::Cache<Uuid, Arc<Entry>>,
     /// In-flight fills: the ticket that may fill each session.
     fills: DashMap<Uuid, u64>,
     next_ticket: AtomicU64,
@@ -63,11 +51,11 @@ pub struct NearCache {
     slides: SlideQueue,
     bytes: Arc<AtomicI64>,
     /// Copies evicted for room before they answered any auth.
-    wasted: Arc<AtomicU64>,
-    settings: NearSettings,
-    metrics: NearMetrics,
+    pub(super) wasted: Arc<AtomicU64>,
+    pub(super) settings: NearSettings,
+    pub(super) metrics: NearMetrics,
     /// Whether misses fill it (not while it does not pay).
-    admission: Admission,
+    pub(super) admission: Admission,
 }
 
 impl NearCache {
@@ -181,23 +169,6 @@ impl NearCache {
         Lookup::Accept(e.profile.clone())
     }
 
-    /// Whether an auth of session `uuid` goes straight to Redis, past the
-    /// cache, as without it: while it stands aside (see [`admission`](super::admission)).
-    /// Safe for any session: Redis judges by visits this instance held
-    /// back at most one and a half slide intervals, a tenth of any session
-    /// served here, and those are written long before such a lag could
-    /// end a session there.
-    pub fn passes(&self, uuid: Uuid) -> bool {
-        if !self.admission.is_aside() {
-            return false;
-        }
-        self.metrics.bypassed();
-        if let Some(turn) = self.admission.follow(uuid) {
-            self.turned(turn);
-        }
-        true
-    }
-
     /// Queues `e`'s slide (one per session); `false` when the queue is
     /// full. Pending slides count against the cache's entry bound: each
     /// holds its copy, which may have been evicted since.
@@ -215,55 +186,6 @@ impl NearCache {
     fn missed(&self) {
         self.metrics.miss();
         self.looked_up(false);
-    }
-
-    /// Counts a lookup the cache answered (`hit`) or sent on to Redis,
-    /// and steps aside when a window of them says so.
-    fn looked_up(&self, hit: bool) {
-        // Churning: full, and at least half the window's misses pushed
-        // out a copy that never answered an auth. A cache filling for the
-        // first time (its misses cold, nothing evicted) is not.
-        let churning = |misses: u64, mostly_missed: bool| {
-            if !mostly_missed {
-                // A window that paid judges nothing: its evictions are let go
-                // without making moka catch up on an auth's path.
-                self.wasted.store(0, Ordering::Relaxed);
-                return None;
-            }
-            // Evictions are counted as moka catches up (only here).
-            self.entries.run_pending_tasks();
-            let wasted = self.wasted.swap(0, Ordering::Relaxed);
-            let cap = self.settings.max_bytes.max(1);
-            let full = self.entries.weighted_size() >= cap - cap / 10;
-            (full && wasted.saturating_mul(2) >= misses).then(|| self.entries.entry_count())
-        };
-        if let Some(turn) = self.admission.looked_up(hit, churning) {
-            self.turned(turn);
-        }
-    }
-
-    /// Stepped aside (emptied: its copies would only cost upkeep) or back.
-    fn turned(&self, turn: Turn) {
-        match turn {
-            Turn::Aside(ratio) => {
-                self.flush(flush_reason::ASIDE);
-                self.metrics.aside(true);
-                tracing::warn!(
-                    hit_ratio = ratio,
-                    "near cache full and mostly missing: emptied, auths go straight to Redis \
-                     as without it until a sample of the sessions in use says they would fit"
-                );
-            }
-            Turn::Back(ratio) => {
-                self.metrics.aside(false);
-                tracing::info!(estimated_hit_ratio = ratio, "near cache fills again");
-            }
-        }
-    }
-
-    /// Whether the cache stands aside (its misses do not fill it).
-    pub fn is_aside(&self) -> bool {
-        self.admission.is_aside()
     }
 
     /// Whether the slide queue has room for another session.
@@ -381,7 +303,7 @@ impl NearCache {
     }
 
     /// Stops serving and empties the cache: it can no longer hear about
-    /// changes (`reason`, one of [`flush_reason`]).
+    /// changes (`reason`, one of [`flush_reason`](super::flush_reason)).
     pub fn stop_serving(&self, reason: &'static str) {
         self.live.store(false, Ordering::SeqCst);
         self.flush(reason);
@@ -394,7 +316,7 @@ impl NearCache {
         self.live.store(true, Ordering::SeqCst);
     }
 
-    /// Empties the cache (for `reason`, one of [`flush_reason`]).
+    /// Empties the cache (for `reason`, one of [`flush_reason`](super::flush_reason)).
     pub fn flush(&self, reason: &'static str) {
         self.clear();
         self.metrics.flushed(reason);
@@ -471,6 +393,8 @@ impl NearCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::session::Profile;
+    use crate::store::near::flush_reason;
     use std::time::Duration;
 
     use crate::clock::Timestamp;

@@ -57,6 +57,7 @@
 //! about once per quarter of an active session (`redis/layout.rs`).
 
 pub mod admission;
+mod aside;
 mod cache;
 mod entry;
 pub(crate) mod metrics;
@@ -73,7 +74,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use cache::{Lookup, NearCache, Ticket};
+pub use cache::{NearCache, Ticket};
 pub use entry::{COPY_OVERHEAD, Entry};
 pub use metrics::{NearMetrics, Sizes, flush_reason};
 pub use settings::{MIN_SESSION_SLIDES, NearSettings, SLIDE_CAP, SLIDE_FLOOR};
@@ -82,12 +83,24 @@ pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents
 pub use upkeep::HEARTBEAT;
 
 use crate::clock::{Clock, Timestamp};
-use crate::domain::session::Credentials;
+use crate::domain::session::{Credentials, Profile};
 use crate::store::StoreResult;
 use crate::store::app_table::SharedAppTable;
 use crate::store::redis::{AuthOutcome, Redis};
 use crate::store::visit_granularity::VisitGranularity;
 use crate::store::write_behind::WriteBehind;
+
+/// What the near cache says of a check.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Accepted (and slid here).
+    Accept(Arc<Profile>),
+    /// Refused: the copy names another app or skey.
+    Refuse,
+    /// Ask Redis (no copy, not listening, or the copy is unsure), after
+    /// writing the session's pending slide.
+    Ask,
+}
 
 /// What the near cache needs of the store around it, and no more.
 pub struct Links {
