@@ -17,7 +17,7 @@ use crate::http::{AdminToken, Handler};
 use crate::metrics::Metrics;
 use crate::store::metrics::StoreMetrics;
 use crate::store::periodic::spawn_every;
-use crate::store::tiered::Intervals;
+use crate::store::tiered::TieredSettings;
 use crate::store::{ConnectError, EmbeddedStore, Store, StoreError, TieredStore};
 use crate::wechat::WechatClient;
 use crate::wechat::client::WechatClientError;
@@ -228,14 +228,14 @@ pub(crate) async fn open_tiered(
     } else {
         tracing::warn!("Redis is not answering; serving auth from PostgreSQL until it does");
     }
-    let every = Intervals {
+    let settings = TieredSettings {
         visit: db_settings.visit_granularity,
         read_through_per_second: db_settings.read_through_limit,
         near: redis_settings.near(),
-        ..Intervals::default()
+        ..TieredSettings::default()
     };
     let connected = redis.is_connected();
-    let store = TieredStore::start(redis, pg, clock, every, metrics).await?;
+    let store = TieredStore::start(redis, pg, clock, settings, metrics).await?;
     // Serve with the near cache from the first request when Redis is up
     // (without it, auths go to Redis until tracking is on).
     if connected && !store.wait_near_live(Duration::from_secs(2)).await {

@@ -20,7 +20,7 @@ use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::TieredStore;
 use wafer::store::near::NearSettings;
 use wafer::store::postgres::Postgres;
-use wafer::store::tiered::{Intervals, VisitGranularity};
+use wafer::store::tiered::{TieredSettings, VisitGranularity};
 
 /// The shared Redis of the test run.
 pub fn redis_url() -> String {
@@ -219,12 +219,12 @@ pub fn postgres(url: &str) -> Postgres {
 }
 
 /// Fast background work, so tests need not wait long.
-pub fn test_intervals() -> Intervals {
-    Intervals {
-        flush: Duration::from_millis(100),
-        apps: Duration::from_millis(100),
-        purge: Duration::from_secs(3600),
-        repair: Duration::from_millis(100),
+pub fn test_settings() -> TieredSettings {
+    TieredSettings {
+        flush_every: Duration::from_millis(100),
+        apps_refresh_every: Duration::from_millis(100),
+        purge_every: Duration::from_secs(3600),
+        repair_every: Duration::from_millis(100),
         // Every visit due: the tests check that each one reaches PostgreSQL.
         visit: VisitGranularity::Every(Duration::from_millis(1)),
         // Slides reach Redis within 100 ms (sessions of a second or more
@@ -233,13 +233,13 @@ pub fn test_intervals() -> Intervals {
             slide: VisitGranularity::Every(Duration::from_millis(100)),
             ..NearSettings::DEFAULT
         }),
-        ..Intervals::default()
+        ..TieredSettings::default()
     }
 }
 
 /// A tiered store over `redis_url` and `db_url` with `prefix`, migrated.
 pub async fn tiered_at(redis_url: &str, db_url: &str, prefix: &str) -> Arc<TieredStore> {
-    tiered_with(redis_url, db_url, prefix, test_intervals()).await
+    tiered_with(redis_url, db_url, prefix, test_settings()).await
 }
 
 /// [`tiered_at`] with background timings of the test's choosing.
@@ -247,7 +247,7 @@ pub async fn tiered_with(
     redis_url: &str,
     db_url: &str,
     prefix: &str,
-    every: Intervals,
+    every: TieredSettings,
 ) -> Arc<TieredStore> {
     let pg = database_settings(8)
         .connect(&db_url.into())

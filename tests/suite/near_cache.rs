@@ -159,15 +159,15 @@ struct Pair {
 /// session gone (with the test suite's 100 ms slides, that alone refuses a
 /// revoked session within ~160 ms).
 async fn pair_on(redis_url: &str) -> Pair {
-    let production = wafer::store::tiered::Intervals {
+    let production = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings::DEFAULT),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     pair_with(redis_url, production).await
 }
 
 /// [`pair_on`] with background timings of the test's choosing.
-async fn pair_with(redis_url: &str, every: wafer::store::tiered::Intervals) -> Pair {
+async fn pair_with(redis_url: &str, every: wafer::store::tiered::TieredSettings) -> Pair {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let a = backends::tiered_with(redis_url, &db, &prefix, every).await;
@@ -295,7 +295,7 @@ async fn slides_held_back_keep_the_session_alive_everywhere() {
     wafer_testkit::require_servers!();
     // Real time: Redis expires keys by its own clock. Sessions of 2 s,
     // slides written every 100 ms (the test settings).
-    let p = pair_with(&backends::redis_url(), backends::test_intervals()).await;
+    let p = pair_with(&backends::redis_url(), backends::test_settings()).await;
     let mut short = new_app("wxslide");
     short.session_duration = 2;
     let app = p.a.create_app(short, T0).await.unwrap();
@@ -473,12 +473,12 @@ async fn with_redis_away_a_held_back_visit_reaches_postgres() {
     let mut redis = PrivateRedis::start();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
-    let every = wafer::store::tiered::Intervals {
+    let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
             slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(3600)),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(&redis.url(), &db, &prefix, every).await;
     let mut spec = new_app("wxheld");
@@ -511,12 +511,12 @@ async fn held_store(
 ) -> (Arc<TieredStore>, backends::TestDb, backends::TestPrefix) {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
-    let every = wafer::store::tiered::Intervals {
+    let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
             slide: wafer::store::tiered::VisitGranularity::Every(slide),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(redis_url, &db, &prefix, every).await;
     (s, db, prefix)
@@ -729,12 +729,12 @@ async fn a_reshard_under_load_loses_no_change() {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     // Slides held for a minute: only invalidations keep the copies true.
-    let every = wafer::store::tiered::Intervals {
+    let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
             slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let a = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
     let b = backends::tiered_with(&cluster.url(), &db, &prefix, every).await;
@@ -1041,12 +1041,12 @@ async fn a_cache_that_only_churns_steps_aside_and_back() {
     wafer_testkit::require_servers!();
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
-    let small = wafer::store::tiered::Intervals {
+    let small = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
             max_entries: 64,
             ..wafer::store::near::NearSettings::DEFAULT
         }),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, small).await;
     backends::wait_near_live(&s).await;

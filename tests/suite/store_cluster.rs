@@ -64,9 +64,9 @@ async fn the_near_cache_hears_every_master() {
     // Slides at production intervals (36 s for these sessions): a copy
     // that goes away in the test was dropped by a master's push, not by
     // B's own slide finding the session gone.
-    let production = wafer::store::tiered::Intervals {
+    let production = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings::DEFAULT),
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let a = backends::tiered_with(&cluster.url(), &db, &prefix, production).await;
     let b = backends::tiered_with(&cluster.url(), &db, &prefix, production).await;

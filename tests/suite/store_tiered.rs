@@ -140,11 +140,11 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
     // Bound for the whole test: its keys are deleted when it drops.
     let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
-    let every = backends::test_intervals();
-    let every = wafer::store::tiered::Intervals {
+    let every = backends::test_settings();
+    let every = wafer::store::tiered::TieredSettings {
         visit: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
         // No background flush: the test reads what is pending.
-        flush: Duration::from_secs(3600),
+        flush_every: Duration::from_secs(3600),
         // Every auth to Redis (the near cache's slides: near_cache.rs).
         near: None,
         ..every
@@ -271,9 +271,9 @@ async fn auth_is_one_redis_round_trip() {
     let db = backends::fresh_database().await;
     let redis = PrivateRedis::start();
     // Without the near cache: what it saves is measured in near_cache.rs.
-    let every = wafer::store::tiered::Intervals {
+    let every = wafer::store::tiered::TieredSettings {
         near: None,
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(&redis.url(), &db, &prefix, every).await;
     let app = app_in(&s, "wxrtt").await;
@@ -431,9 +431,9 @@ async fn stale_while_away(
     wafer::domain::session::Credentials,
     wafer::domain::session::Credentials,
 ) {
-    let every = wafer::store::tiered::Intervals {
-        repair,
-        ..backends::test_intervals()
+    let every = wafer::store::tiered::TieredSettings {
+        repair_every: repair,
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(&proxy.redis_url(), db, prefix, every).await;
     let app = app_in(&s, "wxstale").await;
@@ -509,7 +509,7 @@ async fn an_old_skey_works_at_most_one_repair_round_after_redis_returns() {
     let db = backends::fresh_database().await;
     let prefix = backends::fresh_prefix();
     let proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
-    let repair = wafer::store::tiered::Intervals::default().repair;
+    let repair = wafer::store::tiered::TieredSettings::default().repair_every;
     let (s, old, new, revoked) = stale_while_away(&proxy, &db, &prefix, repair).await;
     // While Redis is away, both are refused (PostgreSQL answers).
     assert!(s.authenticate(&old).await.unwrap().is_none());
@@ -810,13 +810,13 @@ async fn the_default_granularity_is_a_share_of_the_apps_session() {
     wafer_testkit::require_servers!();
     let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
-    let every = wafer::store::tiered::Intervals {
+    let every = wafer::store::tiered::TieredSettings {
         visit: wafer::store::tiered::VisitGranularity::DEFAULT,
         // No background flush: the test reads what is pending.
-        flush: Duration::from_secs(3600),
+        flush_every: Duration::from_secs(3600),
         // Every auth to Redis (the near cache's slides: near_cache.rs).
         near: None,
-        ..backends::test_intervals()
+        ..backends::test_settings()
     };
     let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, every).await;
     let app = app_in(&s, "wxshare").await;

@@ -6,10 +6,10 @@ use crate::store::{AuditStore, StoreResult};
 
 impl AuditStore for TieredStore {
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.pg.record_audit(entry).await
+        self.record.pg.record_audit(entry).await
     }
 
     async fn audit_trail(&self, before: Option<i64>, limit: usize) -> StoreResult<AuditPage> {
-        self.pg.audit_trail(before, limit).await
+        self.record.pg.audit_trail(before, limit).await
     }
 }

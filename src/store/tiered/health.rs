@@ -12,8 +12,8 @@ impl StoreHealth for TieredStore {
     async fn health(&self) -> Vec<BackendHealth> {
         // Readiness probes must answer fast even when a store hangs.
         let (redis, pg) = tokio::join!(
-            bounded_check(Backend::Redis, self.redis.ping()),
-            bounded_check(Backend::Postgres, self.pg.ping())
+            bounded_check(Backend::Redis, self.hot.redis.ping()),
+            bounded_check(Backend::Postgres, self.record.pg.ping())
         );
         vec![
             BackendHealth {
@@ -34,8 +34,8 @@ impl StoreHealth for TieredStore {
             near.cache().sizes();
         }
         (
-            self.pg.session_estimate().await.ok(),
-            self.apps.load().len(),
+            self.record.pg.session_estimate().await.ok(),
+            self.apps.len(),
         )
     }
 
@@ -43,9 +43,9 @@ impl StoreHealth for TieredStore {
         if let Some(near) = &self.near {
             near.close().await;
         }
-        self.flush_visits().await;
-        self.repair().await;
-        self.redis.quit().await;
+        self.record.flush_visits().await;
+        self.hot.repair().await;
+        self.hot.redis.quit().await;
     }
 }
 

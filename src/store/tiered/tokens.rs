@@ -9,13 +9,13 @@ use crate::store::{StoreResult, TokenStore};
 
 impl TokenStore for TieredStore {
     async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
-        self.redis.access_token(app).await
+        self.hot.redis.access_token(app).await
     }
 
     async fn put_access_token(&self, app: AppId, token: &AccessToken) -> StoreResult<()> {
         // Shared as it is fetched: its whole life is left.
         let life = token.expires_at.0 - token.fetched_at.0;
-        self.redis.put_access_token(app, token, life).await
+        self.hot.redis.put_access_token(app, token, life).await
     }
 
     async fn lease_access_token(
@@ -26,7 +26,8 @@ impl TokenStore for TieredStore {
         ttl: Duration,
     ) -> StoreResult<bool> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.redis
+        self.hot
+            .redis
             .lease_access_token(app, lease, holder, ttl_ms)
             .await
     }
@@ -37,10 +38,13 @@ impl TokenStore for TieredStore {
         lease: TokenLease,
         holder: &str,
     ) -> StoreResult<()> {
-        self.redis.release_access_token(app, lease, holder).await
+        self.hot
+            .redis
+            .release_access_token(app, lease, holder)
+            .await
     }
 
     async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
-        self.redis.drop_access_token(app).await
+        self.hot.redis.drop_access_token(app).await
     }
 }

@@ -1,0 +1,216 @@
+//! The middle link of the session chain: Redis, the hot copy. It holds
+//! only its next link (the record) and its own queue: the keys whose
+//! Redis copy may be stale because a write to Redis failed, evicted once
+//! Redis answers again. A miss reads through to the record, bounded
+//! (`unknown.rs`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use uuid::Uuid;
+
+use super::record::RecordLink;
+use super::unknown::MissGuard;
+use crate::clock::Timestamp;
+use crate::domain::session::{Credentials, Limits, Profile};
+use crate::store::metrics::StoreMetrics;
+use crate::store::record::SessionRecord;
+use crate::store::redis::{self, AuthOutcome, Redis};
+use crate::store::{Backend, Cause, StoreError, StoreResult};
+
+/// Called when a write to Redis failed (the near cache stops trusting its
+/// copies until the repair is through).
+type FailedWriteHook = Box<dyn Fn() + Send + Sync>;
+
+/// Redis, the keys to repair in it, and the record behind it.
+pub struct HotLink {
+    /// The pool (also the source of the near cache's tracked connection).
+    pub(super) redis: Redis,
+    /// The next link.
+    pub(super) record: Arc<RecordLink>,
+    repairs: Arc<Mutex<HashSet<Uuid>>>,
+    misses: MissGuard,
+    metrics: StoreMetrics,
+    on_failed_write: OnceLock<FailedWriteHook>,
+}
+
+impl HotLink {
+    /// The link over `redis`, reading through to `record` at most
+    /// `read_through_per_second` times a second (0: unbounded).
+    pub fn new(
+        redis: Redis,
+        record: Arc<RecordLink>,
+        metrics: StoreMetrics,
+        read_through_per_second: u32,
+    ) -> Self {
+        HotLink {
+            redis: redis.with_metrics(metrics.clone()),
+            record,
+            repairs: Arc::default(),
+            misses: MissGuard::new(read_through_per_second),
+            metrics,
+            on_failed_write: OnceLock::new(),
+        }
+    }
+
+    /// Runs `hook` on every failed write to Redis (set once, at assembly).
+    pub fn on_failed_write(&self, hook: FailedWriteHook) {
+        let _ = self.on_failed_write.set(hook);
+    }
+
+    /// Whether every write has reached Redis (none waits for its repair).
+    pub fn writes_settled(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let repairs = self.repairs.clone();
+        move || repairs.lock().is_ok_and(|r| r.is_empty())
+    }
+
+    /// Whether Redis answers.
+    pub fn is_connected(&self) -> bool {
+        self.redis.is_connected()
+    }
+
+    /// A login made `uuid`: it is no longer unknown.
+    pub fn known(&self, uuid: Uuid) {
+        self.misses.known(uuid);
+    }
+
+    /// Queues `uuid` for eviction: Redis may hold what a failed write
+    /// replaced.
+    pub fn queue_repair(&self, uuid: Uuid) {
+        if let Ok(mut r) = self.repairs.lock() {
+            r.insert(uuid);
+        }
+        if let Some(hook) = self.on_failed_write.get() {
+            hook();
+        }
+    }
+
+    /// Evicts the keys queued by failed Redis writes, once Redis answers.
+    pub async fn repair(&self) {
+        if !self.redis.is_connected() {
+            return;
+        }
+        let queued: Vec<Uuid> = match self.repairs.lock() {
+            Ok(mut r) => r.drain().collect(),
+            Err(_) => return,
+        };
+        for (i, uuid) in queued.iter().enumerate() {
+            if self.redis.evict(*uuid).await.is_err() {
+                for u in &queued[i..] {
+                    self.queue_repair(*u);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Writes `record` to Redis with the TTL it has left under `limits`
+    /// at `now` (its index entry: until its absolute limit).
+    async fn put(
+        &self,
+        record: &SessionRecord,
+        limits: &Limits,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let deadline = limits.deadline(record.create_time, record.last_visit);
+        let absolute = record.create_time.plus_millis(limits.login_ms);
+        self.redis
+            .put(record, deadline.0 - now.0, absolute.0 - now.0)
+            .await
+    }
+
+    /// Caches `record` in Redis; on failure queues its key for eviction.
+    pub async fn cache(&self, record: &SessionRecord, limits: &Limits, now: Timestamp) {
+        let written = if self.redis.is_connected() {
+            self.put(record, limits, now).await
+        } else {
+            Err(redis::not_connected())
+        };
+        if written.is_err() {
+            self.queue_repair(record.uuid);
+        }
+    }
+
+    /// Replaces a removed session by a tombstone in Redis.
+    pub async fn tombstone(&self, uuid: Uuid) {
+        self.record.forget(uuid);
+        let buried = if self.redis.is_connected() {
+            self.redis.tombstone(uuid).await
+        } else {
+            Err(redis::not_connected())
+        };
+        if buried.is_err() {
+            self.queue_repair(uuid);
+        }
+    }
+
+    /// Settles an auth by what Redis answered: a due visit is queued for
+    /// the record, a miss reads through, a failure serves from the record.
+    pub async fn settle(
+        &self,
+        creds: &Credentials,
+        outcome: StoreResult<AuthOutcome>,
+    ) -> StoreResult<Option<Arc<Profile>>> {
+        match outcome {
+            Ok(AuthOutcome::Accepted(profile, visit)) => {
+                if visit.due {
+                    self.record.visit(creds.uuid, creds.now);
+                }
+                Ok(Some(profile))
+            }
+            Ok(AuthOutcome::Refused) => Ok(None),
+            Ok(AuthOutcome::Miss) => self.read_through(creds, true).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "redis auth failed; serving from postgres");
+                self.read_through(creds, false).await
+            }
+        }
+    }
+
+    /// Auth from the record: on a Redis miss (then `repopulate`) or with
+    /// Redis down.
+    pub async fn read_through(
+        &self,
+        creds: &Credentials,
+        repopulate: bool,
+    ) -> StoreResult<Option<Arc<Profile>>> {
+        if repopulate {
+            // A miss with Redis up: bounded (see `unknown.rs`).
+            let now = std::time::Instant::now();
+            if self.misses.recently_unknown(creds.uuid, now) {
+                return Ok(None);
+            }
+            if !self.misses.allow_read(now) {
+                return Err(StoreError::unavailable(Backend::Postgres, Cause::PoolFull));
+            }
+        }
+        self.metrics.read_through(repopulate);
+        let Some(mut record) = self.record.session(creds.uuid).await? else {
+            if repopulate {
+                self.misses.unknown(creds.uuid, std::time::Instant::now());
+            }
+            return Ok(None);
+        };
+        if !creds.accepts(
+            record.app_id,
+            &record.skey_hash,
+            record.create_time,
+            record.last_visit,
+        ) {
+            return Ok(None);
+        }
+        record.last_visit = record.last_visit.max(creds.now);
+        self.record.visit(creds.uuid, record.last_visit);
+        if repopulate {
+            // A failed repopulation leaves nothing stale behind (it was a
+            // miss): the next auth reads through again.
+            let _ = self.put(&record, &creds.limits, creds.now).await;
+        }
+        Ok(Some(Arc::new(Profile {
+            open_id: record.open_id.into(),
+            union_id: record.union_id.map(Box::from),
+            user_info: record.user_info.map(Arc::from),
+            phone_number: record.phone_number.map(Box::from),
+        })))
+    }
+}

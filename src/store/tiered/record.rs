@@ -1,0 +1,135 @@
+//! The last link of the session chain: PostgreSQL, the acknowledged record.
+//! It owns its write queue (last visits on their way, [`WriteBehind`]) and
+//! the purge of expired records; the links above hand it visits and read
+//! what they lost from it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::store::StoreResult;
+use crate::store::metrics::StoreMetrics;
+use crate::store::postgres::Postgres;
+use crate::store::record::SessionRecord;
+use crate::store::visit_granularity::VisitGranularity;
+use crate::store::write_behind::WriteBehind;
+
+/// Rows deleted per purge statement: small, so the purge never holds many
+/// row locks or a long transaction.
+const PURGE_BATCH: i64 = 500;
+/// Most sessions the write-behind buffer tracks.
+const WRITE_BEHIND_CAP: usize = 2_000_000;
+
+/// PostgreSQL and the visits waiting for it.
+pub struct RecordLink {
+    /// The database (sessions, apps, audit).
+    pub(super) pg: Postgres,
+    visits: Arc<WriteBehind>,
+    metrics: StoreMetrics,
+    visit: VisitGranularity,
+}
+
+impl RecordLink {
+    /// The link over `pg`, writing visits at most once per `visit`.
+    pub fn new(pg: Postgres, metrics: StoreMetrics, visit: VisitGranularity) -> Self {
+        RecordLink {
+            pg: pg.with_metrics(metrics.clone()),
+            visits: Arc::new(WriteBehind::new(WRITE_BEHIND_CAP)),
+            metrics,
+            visit,
+        }
+    }
+
+    /// The queue of visits, for the near cache: where a visit goes that
+    /// Redis cannot take (away, or the session gone from it).
+    pub fn visit_queue(&self) -> Arc<WriteBehind> {
+        self.visits.clone()
+    }
+
+    /// Queues `uuid`'s visit at `at` for the record.
+    pub fn visit(&self, uuid: Uuid, at: Timestamp) {
+        self.visits.record(uuid, at);
+    }
+
+    /// The newest visit of `uuid` still waiting for PostgreSQL.
+    pub fn pending_visit(&self, uuid: Uuid) -> Option<Timestamp> {
+        self.visits.pending_visit(uuid)
+    }
+
+    /// Sessions whose last visit is waiting to be written.
+    pub fn pending_visits(&self) -> usize {
+        self.visits.len()
+    }
+
+    /// The record of session `uuid`, with the newest visit still queued.
+    pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<SessionRecord>> {
+        let Some(mut record) = self.pg.session(uuid).await? else {
+            return Ok(None);
+        };
+        // The record lags by up to one flush: the newest visit may still be
+        // in the queue.
+        if let Some(pending) = self.pending_visit(uuid) {
+            record.last_visit = record.last_visit.max(pending);
+        }
+        Ok(Some(record))
+    }
+
+    /// Forgets the queued visit of a removed session.
+    pub fn forget(&self, uuid: Uuid) {
+        self.visits.forget(uuid);
+    }
+
+    /// Writes queued last visits to PostgreSQL now, and records the flush
+    /// (sessions written, time, failures) and what is still pending.
+    pub async fn flush_visits(&self) {
+        let started = Instant::now();
+        let result = self.visits.flush(&self.pg).await;
+        let pending = self.visits.len();
+        match &result {
+            // An empty flush is no flush: it would only pull the histograms
+            // towards zero. The pending gauge is set every time, so it falls
+            // back to 0 once PostgreSQL has caught up.
+            Ok(0) => self.metrics.pending(pending),
+            Ok(n) => self.metrics.flush(*n, started.elapsed(), true, pending),
+            Err(_) => self.metrics.flush(0, started.elapsed(), false, pending),
+        }
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
+            Err(e) => {
+                tracing::warn!(error = %e, pending, "last-visit flush failed; will retry")
+            }
+        }
+    }
+
+    /// Purges sessions expired at `now` from PostgreSQL, batch by batch.
+    pub async fn purge(&self, now: Timestamp) {
+        // PostgreSQL's last_visit_time may lag Redis by the visit
+        // granularity: judge expiry that much later, or a session still
+        // sliding in Redis could lose its record.
+        let lag = i64::try_from(self.visit.longest().as_millis()).unwrap_or(i64::MAX);
+        let now = now.plus_millis(-lag);
+        let mut total = 0;
+        loop {
+            match self.pg.purge_expired(now, PURGE_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < PURGE_BATCH as u64 {
+                        break;
+                    }
+                    // Let foreground queries through between batches.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge of expired sessions failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::debug!(purged = total, "purged expired sessions from postgres");
+        }
+    }
+}
