@@ -6,11 +6,15 @@
 
 pub(crate) mod layout;
 
+mod error;
+mod server;
+mod sessions;
+mod tokens;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::clients::WithOptions;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as RedisError, LuaInterface, Pool, ReconnectPolicy,
     Value,
@@ -18,38 +22,16 @@ use fred::prelude::{
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-use crate::clock::Timestamp;
-use crate::domain::app::AppId;
-use crate::domain::session::{Credentials, Profile};
-use crate::domain::token::{AccessToken, TokenLease};
-use crate::store::metrics::Op;
-use crate::store::metrics::StoreMetrics;
-use crate::store::record::SessionRecord;
-use crate::store::{Backend, Cause, ConnectError, StoreError, StoreResult};
+use crate::store::metrics::{Op, StoreMetrics};
+use crate::store::{Backend, ConnectError, StoreResult};
+
+pub use error::not_connected;
+pub use layout::{Visit, session_keys};
+pub use sessions::{AUTH_SCRIPT, AuthOutcome, auth_args};
+use tokens::RELEASE_SCRIPT;
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "wafer:";
-
-/// How long a tombstone keeps a removed session from coming back. Far longer
-/// than any read-through or login can take (each is bounded by timeouts).
-const TOMBSTONE_MS: i64 = 60_000;
-
-/// The `hash-max-listpack-value` that keeps a session with a ~300-byte
-/// user_info (up to 512 bytes) compact.
-const RECOMMENDED_LISTPACK_VALUE: u64 = 512;
-
-/// What Redis says of a session on auth.
-#[derive(Debug)]
-pub enum AuthOutcome {
-    /// Accepted and slid, with the times Redis holds (and whether this
-    /// visit is due to be written to PostgreSQL: none was for the visit
-    /// granularity).
-    Accepted(Arc<Profile>, Visit),
-    /// Known and refused (wrong app/skey, expired, removed).
-    Refused,
-    /// Not in Redis: read through to the record.
-    Miss,
-}
 
 /// What the start-up TLS check needs: the client configuration and the
 /// servers (host, port) of the URL.
@@ -73,28 +55,6 @@ pub struct Redis {
     unindex: Script,
     release: Script,
     metrics: StoreMetrics,
-}
-
-impl From<RedisError> for StoreError {
-    /// Any Redis failure makes Redis unavailable for this call (auth then
-    /// falls back to PostgreSQL); the kind says why, the details (which can
-    /// quote arguments) are not kept.
-    fn from(e: RedisError) -> Self {
-        use fred::error::ErrorKind;
-        let cause = match e.kind() {
-            ErrorKind::Timeout => Cause::Timeout,
-            ErrorKind::IO | ErrorKind::Canceled => Cause::Closed,
-            ErrorKind::Backpressure => Cause::PoolFull,
-            ErrorKind::Config | ErrorKind::Url => Cause::NotConnected,
-            _ => Cause::Refused,
-        };
-        StoreError::unavailable(Backend::Redis, cause)
-    }
-}
-
-/// Redis has no connection up.
-pub fn not_connected() -> StoreError {
-    StoreError::unavailable(Backend::Redis, Cause::NotConnected)
 }
 
 impl Redis {
@@ -198,31 +158,6 @@ impl Redis {
         }
     }
 
-    /// Over TLS: a TLS handshake with the first server, so that a wrong CA
-    /// or host name stops wafer at start with the reason, instead of a
-    /// Redis that never answers. A server that cannot be reached is not an
-    /// error here (Redis may come later).
-    pub async fn check_tls(&self) -> Result<(), String> {
-        let Some((config, hosts)) = &self.tls else {
-            return Ok(());
-        };
-        let Some((host, port)) = hosts.first() else {
-            return Ok(());
-        };
-        let connect = async {
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
-                .await
-                .ok()?;
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
-            let connector = tokio_rustls::TlsConnector::from(config.clone());
-            Some(connector.connect(name, tcp).await)
-        };
-        match tokio::time::timeout(self.timeout.max(Duration::from_secs(2)), connect).await {
-            Ok(Some(Err(e))) => Err(format!("TLS with Redis at {host}:{port} failed: {e}")),
-            _ => Ok(()),
-        }
-    }
-
     /// The time one command may take.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -241,8 +176,9 @@ impl Redis {
         self.pool.next_connected().is_connected()
     }
 
+    /// Session `uuid`'s hash key.
     pub(in crate::store) fn key(&self, uuid: Uuid) -> String {
-        session_key(&self.prefix, uuid)
+        layout::session_key(&self.prefix, uuid)
     }
 
     /// Session `uuid`'s hash and visit key, as its scripts take them.
@@ -305,302 +241,6 @@ impl Redis {
         self.bounded(op, call).await
     }
 
-    /// Checks `creds` and slides the session, in one round trip. A visit is
-    /// reported due for PostgreSQL at most once per `granularity_ms`.
-    pub async fn authenticate(
-        &self,
-        creds: &Credentials,
-        granularity_ms: i64,
-    ) -> StoreResult<AuthOutcome> {
-        let args = || auth_args(creds, granularity_ms);
-        let reply = self
-            .eval(Op::Auth, &self.auth, self.keys(creds.uuid), args)
-            .await?;
-        Ok(auth_outcome(reply))
-    }
-
-    /// [`Redis::authenticate`] sent on `node` (a client bound to one node,
-    /// following no redirection), recorded as `op`: an [`Op::Auth`] checks
-    /// and slides the session as any auth does, an [`Op::Peek`] only checks
-    /// it (writes nothing). A node that lacks the script gets it on the
-    /// same connection (a node that just joined a cluster has none).
-    pub(in crate::store) async fn auth_on(
-        &self,
-        node: &WithOptions<Client>,
-        op: Op,
-        creds: &Credentials,
-        granularity_ms: i64,
-    ) -> StoreResult<AuthOutcome> {
-        use fred::types::ClusterHash;
-        let sha = Value::from(self.auth.sha1().clone());
-        let key = self.key(creds.uuid);
-        // Routed by the session key's slot (a custom command's first
-        // argument here is the script's SHA, not a key).
-        let slot = fred::util::redis_keyslot(key.as_bytes());
-        let key = Value::from(key);
-        let visit = Value::from(layout::visit_key(&self.prefix, creds.uuid));
-        let send = || {
-            let mut args = vec![sha.clone(), Value::Integer(2), key.clone(), visit.clone()];
-            args.extend(auth_args(creds, granularity_ms));
-            if matches!(op, Op::Peek) {
-                args.push(Value::from_static_str("1"));
-            }
-            let evalsha = fred::cmd!("EVALSHA", hash: ClusterHash::Custom(slot));
-            node.custom::<Value, Value>(evalsha, args)
-        };
-        let load = || async {
-            let args = vec![
-                Value::from_static_str("LOAD"),
-                Value::from_static_str(AUTH_SCRIPT),
-            ];
-            let load = fred::cmd!("SCRIPT", hash: ClusterHash::Custom(slot));
-            node.custom::<Value, Value>(load, args).await.map(drop)
-        };
-        let reply = self.eval_by(op, load, send).await?;
-        Ok(auth_outcome(reply))
-    }
-
-    /// Caches `record` with a TTL of `ttl_ms` (its hash a quarter longer,
-    /// within its absolute limit, `index_ttl_ms`: see `layout.rs`; and
-    /// points the open_id index at it until that limit), unless Redis holds
-    /// a newer generation of it or a tombstone. Returns whether it was
-    /// written. Both commands are sent at once (one round trip's wait).
-    pub async fn put(
-        &self,
-        record: &SessionRecord,
-        ttl_ms: i64,
-        index_ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        use fred::prelude::{Expiration, KeysInterface};
-        if ttl_ms <= 0 {
-            return Ok(false);
-        }
-        let fields = layout::fields(record);
-        let hash_ttl_ms =
-            (ttl_ms + ttl_ms / layout::HASH_SLACK_DIVISOR).min(index_ttl_ms.max(ttl_ms));
-        let args = || {
-            let mut a = Vec::with_capacity(4 + fields.len());
-            a.push(Value::Integer(record.generation));
-            a.push(Value::Integer(ttl_ms));
-            a.push(Value::Integer(hash_ttl_ms));
-            a.push(Value::Integer(record.last_visit.0));
-            a.extend(fields.iter().cloned());
-            a
-        };
-        let session = self.eval(Op::Put, &self.put, self.keys(record.uuid), args);
-        let index = async {
-            let call = self.pool.next_connected().set::<Value, _, _>(
-                layout::index_key(&self.prefix, record.app_id, &record.open_id),
-                record.uuid.hyphenated().to_string(),
-                Some(Expiration::PX(index_ttl_ms.max(ttl_ms))),
-                None,
-                false,
-            );
-            self.bounded(Op::Index, call).await
-        };
-        let (written, indexed) = tokio::join!(session, index);
-        indexed?;
-        Ok(written? == Value::Integer(1))
-    }
-
-    /// Replaces session `uuid` by a tombstone and removes its open_id index
-    /// entry (if it still names this session).
-    pub async fn tombstone(&self, uuid: Uuid) -> StoreResult<()> {
-        let args = || vec![Value::Integer(TOMBSTONE_MS)];
-        let was = self
-            .eval(Op::Bury, &self.bury, self.keys(uuid), args)
-            .await?;
-        let Value::Array(parts) = was else {
-            return Ok(());
-        };
-        let mut parts = parts.into_iter().filter_map(|v| v.into_string());
-        let (Some(app), Some(open_id)) = (parts.next(), parts.next()) else {
-            return Ok(());
-        };
-        let Ok(app) = app.parse::<AppId>() else {
-            return Ok(());
-        };
-        let key = layout::index_key(&self.prefix, app, &open_id);
-        let args = || vec![Value::from(uuid.hyphenated().to_string())];
-        self.eval(Op::Index, &self.unindex, vec![key], args)
-            .await
-            .map(drop)
-    }
-
-    /// The session the open_id index names for (`app`, `open_id`), if Redis
-    /// has both and they agree (the index is advisory).
-    pub async fn user_session(
-        &self,
-        app: AppId,
-        open_id: &str,
-    ) -> StoreResult<Option<(Uuid, layout::Stored)>> {
-        use fred::prelude::KeysInterface;
-        let key = layout::index_key(&self.prefix, app, open_id);
-        let call = self.pool.next_connected().get::<Option<String>, _>(key);
-        let Some(uuid) = self.bounded(Op::Index, call).await? else {
-            return Ok(None);
-        };
-        let Ok(uuid) = Uuid::try_parse(&uuid) else {
-            return Ok(None);
-        };
-        Ok(self
-            .session(uuid)
-            .await?
-            .filter(|s| s.app == app && s.open_id == open_id)
-            .map(|s| (uuid, s)))
-    }
-
-    /// Session `uuid` as Redis holds it, if it does (not a tombstone): its
-    /// hash, with the last visit of its visit key if that is later.
-    pub async fn session(&self, uuid: Uuid) -> StoreResult<Option<layout::Stored>> {
-        use fred::prelude::HashesInterface;
-        let client = self.pool.next_connected();
-        let hash = client.hgetall::<Vec<(String, Value)>, _>(self.key(uuid));
-        let visit = client.hget::<Option<i64>, _, _>(
-            layout::visit_key(&self.prefix, uuid),
-            layout::field::VISITED,
-        );
-        let both = async { Ok::<_, RedisError>(tokio::join!(hash, visit)) };
-        let (hash, visit) = self.bounded(Op::Load, both).await?;
-        match hash {
-            Ok(pairs) => Ok(layout::decode_stored(pairs).map(|mut s| {
-                s.visited = s.visited.max(visit.ok().flatten().unwrap_or(0));
-                s
-            })),
-            // An earlier version's string: not readable here, and a miss is
-            // always safe (PostgreSQL has the record).
-            Err(_) if self.is_connected() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Drops whatever Redis holds for `uuid` (the record is read again on
-    /// the next auth).
-    pub async fn evict(&self, uuid: Uuid) -> StoreResult<()> {
-        use fred::prelude::KeysInterface;
-        let call = self.pool.next_connected().del::<i64, _>(self.keys(uuid));
-        self.bounded(Op::Evict, call).await.map(drop)
-    }
-
-    /// The app's shared access token: a JSON string under
-    /// `{prefix}t:{<app>}`, expiring with the token.
-    pub async fn access_token(&self, app: AppId) -> StoreResult<Option<AccessToken>> {
-        use fred::prelude::KeysInterface;
-        let call = self
-            .pool
-            .next_connected()
-            .get::<Option<String>, _>(layout::token_key(&self.prefix, app));
-        let Some(text) = self.bounded(Op::Token, call).await? else {
-            return Ok(None);
-        };
-        // Anything unreadable is as good as no token: the next fetch
-        // replaces it.
-        Ok(serde_json::from_str::<SharedToken>(&text)
-            .ok()
-            .map(AccessToken::from))
-    }
-
-    /// Shares the app's access token until it expires (`ttl_ms` from now).
-    pub async fn put_access_token(
-        &self,
-        app: AppId,
-        token: &AccessToken,
-        ttl_ms: i64,
-    ) -> StoreResult<()> {
-        use fred::prelude::{Expiration, KeysInterface};
-        if ttl_ms <= 0 {
-            return Ok(());
-        }
-        let text = serde_json::to_string(&SharedToken::from(token)).map_err(|_| {
-            StoreError::Malformed {
-                backend: Backend::Redis,
-                what: "an access token to share",
-            }
-        })?;
-        let call = self.pool.next_connected().set::<Value, _, _>(
-            layout::token_key(&self.prefix, app),
-            text,
-            Some(Expiration::PX(ttl_ms)),
-            None,
-            false,
-        );
-        self.bounded(Op::Token, call).await.map(drop)
-    }
-
-    /// `SET NX PX`: takes `lease` for `ttl_ms` unless someone holds it.
-    pub async fn lease_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-        ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        use fred::prelude::{Expiration, KeysInterface};
-        use fred::types::SetOptions;
-        let call = self.pool.next_connected().set::<Value, _, _>(
-            layout::lease_key(&self.prefix, app, lease.label()),
-            holder,
-            Some(Expiration::PX(ttl_ms.max(1))),
-            Some(SetOptions::NX),
-            false,
-        );
-        Ok(!matches!(self.bounded(Op::Token, call).await?, Value::Null))
-    }
-
-    /// Deletes `lease` if `holder` still holds it.
-    pub async fn release_access_token(
-        &self,
-        app: AppId,
-        lease: TokenLease,
-        holder: &str,
-    ) -> StoreResult<()> {
-        let key = layout::lease_key(&self.prefix, app, lease.label());
-        let args = || vec![Value::from(holder)];
-        self.eval(Op::Token, &self.release, vec![key], args)
-            .await
-            .map(drop)
-    }
-
-    /// Forgets the app's access token.
-    pub async fn drop_access_token(&self, app: AppId) -> StoreResult<()> {
-        use fred::prelude::KeysInterface;
-        let call = self
-            .pool
-            .next_connected()
-            .del::<i64, _>(layout::token_key(&self.prefix, app));
-        self.bounded(Op::Token, call).await.map(drop)
-    }
-
-    /// Warns when Redis keeps session hashes in its large encoding: with
-    /// `hash-max-listpack-value` under the size of a typical user_info, a
-    /// session costs about 1.3 KiB instead of 0.9 KiB. Managed Redis often
-    /// refuses `CONFIG`: then nothing is said.
-    pub async fn check_hash_encoding(&self) {
-        if let Some(v) = self
-            .hash_listpack_value()
-            .await
-            .filter(|v| *v < RECOMMENDED_LISTPACK_VALUE)
-        {
-            tracing::warn!(
-                hash_max_listpack_value = v,
-                recommended = RECOMMENDED_LISTPACK_VALUE,
-                "Redis keeps session hashes with a user_info in its large encoding (about 1.3 KiB \
-                 per session instead of 0.9 KiB); set hash-max-listpack-value to 512"
-            );
-        }
-    }
-
-    /// Redis' `hash-max-listpack-value`, if it tells.
-    pub async fn hash_listpack_value(&self) -> Option<u64> {
-        use fred::prelude::ConfigInterface;
-        let client = self.pool.next_connected();
-        let got = client
-            .config_get::<Vec<String>, _>("hash-max-listpack-value")
-            .await
-            .ok()?;
-        got.get(1)?.parse().ok()
-    }
-
     /// `PING`.
     pub async fn ping(&self) -> StoreResult<()> {
         if !self.is_connected() {
@@ -615,84 +255,6 @@ impl Redis {
         let _ = tokio::time::timeout(self.timeout, self.pool.quit()).await;
     }
 }
-
-/// The arguments of [`AUTH_SCRIPT`] for `creds`. Public so that the load
-/// test's ceiling server makes exactly wafer's call.
-pub fn auth_args(creds: &Credentials, granularity_ms: i64) -> Vec<Value> {
-    vec![
-        Value::Integer(creds.app_id),
-        Value::from(layout::hex(&creds.skey_hash.0)),
-        Value::Integer(creds.now.0),
-        Value::Integer(creds.limits.login_ms),
-        Value::Integer(creds.limits.session_ms),
-        Value::Integer(granularity_ms),
-    ]
-}
-
-/// Deletes a lease (KEYS[1]) only if its holder (ARGV[1]) still has it: a
-/// lease that timed out and was taken by another must not be removed.
-const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('DEL', KEYS[1]) end return 0";
-
-/// An access token as Redis keeps it (JSON, readable with `GET`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SharedToken {
-    value: String,
-    fetched_ms: i64,
-    expires_ms: i64,
-    renew_ms: i64,
-    secret_tag: String,
-}
-
-impl From<&AccessToken> for SharedToken {
-    fn from(t: &AccessToken) -> Self {
-        SharedToken {
-            value: t.value.clone(),
-            fetched_ms: t.fetched_at.0,
-            expires_ms: t.expires_at.0,
-            renew_ms: t.renew_at.0,
-            secret_tag: t.secret_tag.clone(),
-        }
-    }
-}
-
-impl From<SharedToken> for AccessToken {
-    fn from(t: SharedToken) -> Self {
-        AccessToken {
-            value: t.value,
-            fetched_at: Timestamp(t.fetched_ms),
-            expires_at: Timestamp(t.expires_ms),
-            renew_at: Timestamp(t.renew_ms),
-            secret_tag: t.secret_tag,
-        }
-    }
-}
-
-/// The auth script: a reply of bytes or a string is an accepted session.
-pub const AUTH_SCRIPT: &str = concat!(include_str!("extend.lua"), include_str!("auth.lua"));
-
-/// What the auth script's reply says.
-fn auth_outcome(reply: Value) -> AuthOutcome {
-    match reply {
-        Value::Integer(0) => AuthOutcome::Miss,
-        Value::Array(reply) => accepted(reply),
-        _ => AuthOutcome::Refused,
-    }
-}
-
-/// An accepted auth's reply; a reply this version did not write is refused
-/// (and logged) rather than trusted.
-fn accepted(reply: Vec<Value>) -> AuthOutcome {
-    match layout::decode_accepted(reply) {
-        Some((visit, p)) => AuthOutcome::Accepted(Arc::new(p), visit),
-        None => {
-            tracing::error!("redis holds a session wafer cannot read; refusing it");
-            AuthOutcome::Refused
-        }
-    }
-}
-
-pub use layout::{Visit, session_key, session_keys, visit_key};
 
 /// Commands one client holds for its connection: far above what a
 /// healthy Redis leaves queued within a timeout at any auth rate.
