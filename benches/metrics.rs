@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wafer::error::ErrorCode;
+use wafer::http::metrics::RequestMetrics;
 use wafer::http::router::Route;
 use wafer::metrics::Metrics;
 use wafer::store::metrics::{Backend, Op, StoreMetrics};
@@ -40,11 +41,12 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 fn record(c: &mut Criterion) {
     let m = Metrics::new();
+    let requests = RequestMetrics::register(m.recorder());
     let store = StoreMetrics::register(m.recorder());
     let auth = Route::Auth;
     // Warm up once: the exporter's histogram buffers grow on first use.
     for _ in 0..1_000 {
-        m.record_request(auth, None, 0.0004);
+        requests.record(auth, None, 0.0004);
         store.record(Backend::Redis, Op::Auth, true, Duration::from_micros(300));
     }
     m.upkeep();
@@ -54,7 +56,7 @@ fn record(c: &mut Criterion) {
     const N: usize = 10_000;
     let n = allocations_during(|| {
         for i in 0..N {
-            m.record_request(
+            requests.record(
                 auth,
                 (i % 7 == 0).then_some(ErrorCode::SessionInvalid),
                 0.0004,
@@ -73,7 +75,7 @@ fn record(c: &mut Criterion) {
     );
 
     c.bench_function("metrics/record_request", |b| {
-        b.iter(|| m.record_request(black_box(auth), None, black_box(0.0004)))
+        b.iter(|| requests.record(black_box(auth), None, black_box(0.0004)))
     });
     c.bench_function("metrics/record_store_op", |b| {
         b.iter(|| {

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseSettings, RedisSettings, Secret, Settings};
 use crate::domain::Wafer;
+use crate::domain::token_metrics::TokenMetrics;
 use crate::http::server::{Server, ServerLimits};
 use crate::http::{AdminToken, Handler};
 use crate::metrics::Metrics;
@@ -20,6 +21,7 @@ use crate::store::periodic::spawn_every;
 use crate::store::tiered::TieredSettings;
 use crate::store::{ConnectError, EmbeddedStore, Store, StoreError, TieredStore};
 use crate::wechat::WechatClient;
+use crate::wechat::WechatMetrics;
 use crate::wechat::client::WechatClientError;
 
 /// How often the embedded store sweeps expired sessions.
@@ -88,7 +90,10 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let wechat = settings.wechat.client()?.with_metrics(metrics.wechat());
+        let wechat = settings
+            .wechat
+            .client()?
+            .with_metrics(WechatMetrics::register(metrics.recorder()));
         match (&settings.redis.url, &settings.database.url) {
             (None, None) => {
                 let store = Arc::new(
@@ -148,7 +153,7 @@ impl Application {
         }
         let limits = &settings.limits;
         let wafer = Wafer::new(store.clone(), wechat, clock)
-            .with_token_metrics(metrics.tokens())
+            .with_token_metrics(TokenMetrics::register(&metrics))
             .with_login_limits(limits.login_per_ip, limits.login_per_app);
         let handler = Arc::new(
             Handler::new(wafer, &settings.http, admin, metrics)

@@ -12,6 +12,7 @@ pub mod session;
 pub mod skey;
 pub mod token;
 mod token_keeper;
+pub mod token_metrics;
 
 pub use error::Error;
 pub use service::{LoginOutput, MAX_PAGE, Wafer};

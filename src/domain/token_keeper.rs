@@ -17,7 +17,7 @@ use crate::domain::app::{App, AppId};
 use crate::domain::error::Error;
 use crate::domain::ports::TokenStore;
 use crate::domain::token::{AccessToken, FORCE_INTERVAL, TokenLease, secret_tag};
-use crate::metrics::TokenMetrics;
+use crate::domain::token_metrics::TokenMetrics;
 use crate::wechat::{WechatClient, WechatError};
 
 /// How often a caller waiting for another instance's fetch looks again.

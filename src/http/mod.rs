@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod console;
 mod forward;
+pub mod metrics;
 pub mod mina;
 mod original;
 mod request_id;
@@ -30,6 +31,7 @@ use crate::domain::Wafer;
 use crate::domain::audit::Caller;
 use crate::error::ErrorCode;
 use crate::http::body::Format;
+use crate::http::metrics::RequestMetrics;
 use crate::http::response::{Failure, Reply, json};
 use crate::http::router::{Endpoint, Route};
 use crate::metrics::Metrics;
@@ -46,6 +48,7 @@ pub struct Handler<S> {
     body_timeout: std::time::Duration,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
+    requests: RequestMetrics,
 }
 
 impl<S: Store> Handler<S> {
@@ -63,6 +66,7 @@ impl<S: Store> Handler<S> {
             max_body: http.max_body,
             body_timeout: http.header_read_timeout,
             admin_token,
+            requests: RequestMetrics::register(metrics.recorder()),
             metrics,
         }
     }
@@ -108,8 +112,7 @@ impl<S: Store> Handler<S> {
         let admin = route.is_admin() || parts.uri.path().starts_with("/admin/");
         let elapsed = started.elapsed();
         let outcome = result.as_ref().err().map(|f| f.code);
-        self.metrics
-            .record_request(route, outcome, elapsed.as_secs_f64());
+        self.requests.record(route, outcome, elapsed.as_secs_f64());
         let mut reply = match result {
             Ok(reply) => reply,
             Err(f) => {

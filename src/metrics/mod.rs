@@ -3,17 +3,13 @@
 //! the hot path is an index into a table and an atomic add.
 
 pub mod register;
-mod wechat;
 
-use metrics::{Counter, Gauge, Histogram, Recorder};
+use metrics::{Gauge, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::error::ErrorCode;
-use crate::http::router::Route;
-use register::{counter, gauge, histogram};
-pub use wechat::{TokenMetrics, WechatMetrics};
+use register::gauge;
 
 /// Latency buckets, seconds: resolve 100 µs to 1 s (and a little beyond).
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -29,19 +25,10 @@ const BATCH_BUCKETS: [f64; 8] = [
 /// The commit this binary was built from (see `build.rs`).
 pub const GIT_COMMIT: &str = env!("WAFER_GIT_COMMIT");
 
-/// Outcomes of a request: `ok` and every error code.
-const OUTCOMES: usize = 1 + ErrorCode::ALL.len();
-
-struct RouteMetrics {
-    outcomes: [Counter; OUTCOMES],
-    latency: Histogram,
-}
-
 /// wafer's metrics.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    routes: Vec<RouteMetrics>,
     sessions_stored: Gauge,
     apps_configured: Gauge,
 }
@@ -71,32 +58,6 @@ impl Metrics {
         let recorder = build_recorder();
         let handle = recorder.handle();
         register::describe_all(&recorder);
-        let routes = Route::ALL
-            .iter()
-            .map(|route| {
-                let route = route.label();
-                let mut outcomes = Vec::with_capacity(OUTCOMES);
-                let by = |outcome| {
-                    counter(
-                        &recorder,
-                        "wafer_requests_total",
-                        &[("route", route), ("outcome", outcome)],
-                    )
-                };
-                outcomes.push(by("ok"));
-                outcomes.extend(ErrorCode::ALL.iter().map(|c| by(c.as_str())));
-                RouteMetrics {
-                    outcomes: outcomes
-                        .try_into()
-                        .unwrap_or_else(|_| unreachable!("OUTCOMES entries")),
-                    latency: histogram(
-                        &recorder,
-                        "wafer_request_duration_seconds",
-                        &[("route", route)],
-                    ),
-                }
-            })
-            .collect();
         gauge(
             &recorder,
             "wafer_build_info",
@@ -111,19 +72,8 @@ impl Metrics {
         Metrics {
             recorder,
             handle,
-            routes,
             sessions_stored,
             apps_configured,
-        }
-    }
-
-    /// Records one answered request: route, outcome (`None` = ok) and
-    /// latency in seconds.
-    pub fn record_request(&self, route: Route, outcome: Option<ErrorCode>, seconds: f64) {
-        if let Some(r) = self.routes.get(route.index()) {
-            let i = outcome.map_or(0, |c| 1 + c.index());
-            r.outcomes[i].increment(1);
-            r.latency.record(seconds);
         }
     }
 
@@ -135,25 +85,16 @@ impl Metrics {
         self.apps_configured.set(apps as f64);
     }
 
-    /// The recorder, for the parts that register their own series (the
-    /// stores: `store::metrics::StoreMetrics::register`).
+    /// The recorder, for the parts that register their own series beside
+    /// the code that records them (`http/metrics.rs`, `wechat/metrics.rs`,
+    /// `store/metrics.rs`, `store/near/metrics.rs`, the access tokens').
     pub fn recorder(&self) -> &PrometheusRecorder {
         &self.recorder
     }
 
-    /// Handles for the WeChat client.
-    pub fn wechat(&self) -> WechatMetrics {
-        WechatMetrics::register(&self.recorder)
-    }
-
-    /// Handles for the access tokens.
-    pub fn tokens(self: &std::sync::Arc<Self>) -> TokenMetrics {
-        TokenMetrics::register(self)
-    }
-
     /// A gauge of one app (its numeric id as label `app`), registered on
     /// first use: apps come and go while wafer runs.
-    pub(crate) fn app_gauge(&self, name: &'static str, app: crate::domain::app::AppId) -> Gauge {
+    pub(crate) fn app_gauge(&self, name: &'static str, app: i64) -> Gauge {
         self.recorder.register_gauge(
             &metrics::Key::from_parts(name, vec![metrics::Label::new("app", app.to_string())]),
             &register::meta(),
@@ -176,22 +117,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_are_counted_by_route_and_outcome() {
+    fn the_build_and_the_sizes_are_exported() {
         let m = Metrics::new();
-        m.record_request(Route::Auth, None, 0.0003);
-        m.record_request(Route::Auth, Some(ErrorCode::SessionInvalid), 0.0002);
-        m.record_request(Route::Auth, Some(ErrorCode::SessionInvalid), 0.0002);
-        m.upkeep();
+        m.set_store_sizes(Some(42), 3);
         let text = m.render();
-        assert!(
-            text.contains(
-                r#"wafer_requests_total{route="/mina/auth",outcome="session_invalid"} 2"#
-            ),
-            "{text}"
-        );
-        assert!(text.contains(r#"wafer_requests_total{route="/mina/auth",outcome="ok"} 1"#));
-        assert!(text.contains("# HELP wafer_requests_total"));
-        assert!(text.contains("wafer_request_duration_seconds_bucket"));
-        assert!(text.contains("wafer_build_info"));
+        assert!(text.contains("wafer_build_info"), "{text}");
+        assert!(text.contains("wafer_sessions_stored 42"), "{text}");
+        assert!(text.contains("wafer_apps_configured 3"), "{text}");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::WechatMetrics;
+use crate::wechat::metrics::WechatMetrics;
 
 use crate::wechat::reply::{
     CodeSession, IssuedToken, PhoneInfo, WechatError, interpret, interpret_check, interpret_phone,

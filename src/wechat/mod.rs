@@ -4,7 +4,9 @@
 
 pub(crate) mod client;
 pub mod crypto;
+pub mod metrics;
 pub(crate) mod reply;
 
 pub use client::{WechatApi, WechatClient, WechatClientError};
+pub use metrics::WechatMetrics;
 pub use reply::{CodeSession, IssuedToken, PhoneInfo, WechatError};

@@ -16,7 +16,7 @@ use crate::domain::ports::{BackendHealth, Store};
 use crate::domain::session::{Credentials, NewSession, Profile};
 use crate::domain::skey::{Skey, SkeyHash};
 use crate::domain::token_keeper::Tokens;
-use crate::metrics::TokenMetrics;
+use crate::domain::token_metrics::TokenMetrics;
 use crate::wechat::{PhoneInfo, WechatClient, WechatError, crypto};
 
 /// Largest page of a session listing.

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::admission::Turn;
-use super::{NearCache, flush_reason};
+use super::{FlushReason, NearCache};
 
 impl NearCache {
     /// Whether an auth of session `uuid` goes straight to Redis, past the
@@ -55,18 +55,10 @@ impl NearCache {
     fn turned(&self, turn: Turn) {
         match turn {
             Turn::Aside(ratio) => {
-                self.flush(flush_reason::ASIDE);
-                self.metrics.aside(true);
-                tracing::warn!(
-                    hit_ratio = ratio,
-                    "near cache full and mostly missing: emptied, auths go straight to Redis \
-                     as without it until a sample of the sessions in use says they would fit"
-                );
+                self.flush(FlushReason::Aside);
+                self.metrics.aside(true, ratio);
             }
-            Turn::Back(ratio) => {
-                self.metrics.aside(false);
-                tracing::info!(estimated_hit_ratio = ratio, "near cache fills again");
-            }
+            Turn::Back(ratio) => self.metrics.aside(false, ratio),
         }
     }
 

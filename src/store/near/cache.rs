@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::admission::Admission;
-use super::metrics::{NearMetrics, Sizes};
+use super::metrics::{FlushReason, NearMetrics, Sizes};
 use super::settings::{MIN_SESSION_SLIDES, NearSettings};
 use super::slides::{PendingSlide, SlideEnd, SlideQueue};
 use super::{Entry, Lookup};
@@ -303,8 +303,8 @@ impl NearCache {
     }
 
     /// Stops serving and empties the cache: it can no longer hear about
-    /// changes (`reason`, one of [`flush_reason`](super::flush_reason)).
-    pub fn stop_serving(&self, reason: &'static str) {
+    /// changes (`reason`, see [`FlushReason`](super::FlushReason)).
+    pub fn stop_serving(&self, reason: FlushReason) {
         self.live.store(false, Ordering::SeqCst);
         self.flush(reason);
     }
@@ -316,8 +316,8 @@ impl NearCache {
         self.live.store(true, Ordering::SeqCst);
     }
 
-    /// Empties the cache (for `reason`, one of [`flush_reason`](super::flush_reason)).
-    pub fn flush(&self, reason: &'static str) {
+    /// Empties the cache (for `reason`, see [`FlushReason`](super::FlushReason)).
+    pub fn flush(&self, reason: FlushReason) {
         self.clear();
         self.metrics.flushed(reason);
     }
@@ -394,7 +394,7 @@ impl NearCache {
 mod tests {
     use super::*;
     use crate::domain::session::Profile;
-    use crate::store::near::flush_reason;
+    use crate::store::near::FlushReason;
     use std::time::Duration;
 
     use crate::clock::Timestamp;
@@ -522,7 +522,7 @@ mod tests {
         let near = live();
         let u = Uuid::new_v4();
         let t = near.ticket(&creds(u, 1, 0)).unwrap();
-        near.stop_serving(flush_reason::LOST);
+        near.stop_serving(FlushReason::Lost);
         near.start_serving();
         near.fill(
             t,
@@ -531,7 +531,7 @@ mod tests {
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
 
         filled(&near, u, 0);
-        near.stop_serving(flush_reason::LOST);
+        near.stop_serving(FlushReason::Lost);
         assert!(matches!(near.lookup(&creds(u, 1, 1)), Lookup::Ask));
         assert!(
             near.ticket(&creds(u, 1, 1)).is_none(),

@@ -6,40 +6,55 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
+use crate::labels::labelled;
 use crate::metrics::register::{counter, gauge};
 
-/// Why the near cache was emptied (the `reason` of its flush metric).
-pub mod flush_reason {
-    /// The tracking connection failed or closed.
-    pub const LOST: &str = "connection_lost";
-    /// The tracking connection came back (invalidations may be missed).
-    pub const RECONNECT: &str = "reconnect";
-    /// The heartbeat found tracking off, or failed.
-    pub const HEARTBEAT: &str = "heartbeat";
-    /// More invalidations came than were read in time.
-    pub const LAGGED: &str = "lagged";
-    /// wafer is stopping.
-    pub const CLOSE: &str = "close";
-    /// A write of this instance to Redis failed (Redis may keep what it
-    /// replaced), or the pool that writes is down: copies could outlive a
-    /// change this instance acknowledged.
-    pub const WRITE_FAILED: &str = "write_failed";
-    /// The Redis Cluster's layout changed (a primary joined, left or
-    /// took slots): tracking must be proven on the new layout.
-    pub const LAYOUT: &str = "layout";
-    /// It stood aside: full and mostly missing (see `admission`).
-    pub const ASIDE: &str = "aside";
-    /// Every reason, for registering the series.
-    pub const ALL: [&str; 8] = [
-        LOST,
-        RECONNECT,
-        HEARTBEAT,
-        LAGGED,
-        CLOSE,
-        WRITE_FAILED,
-        LAYOUT,
-        ASIDE,
-    ];
+labelled! {
+    /// Why the near cache was emptied (the `reason` of its flush series).
+    pub enum FlushReason {
+        /// The tracking connection failed or closed.
+        Lost => "connection_lost",
+        /// The tracking connection came back (invalidations may be missed).
+        Reconnect => "reconnect",
+        /// The heartbeat found tracking off, or failed.
+        Heartbeat => "heartbeat",
+        /// More invalidations came than were read in time.
+        Lagged => "lagged",
+        /// wafer is stopping.
+        Close => "close",
+        /// A write of this instance to Redis failed (Redis may keep what it
+        /// replaced), or the pool that writes is down: copies could outlive a
+        /// change this instance acknowledged.
+        WriteFailed => "write_failed",
+        /// The Redis Cluster's layout changed (a primary joined, left or
+        /// took slots): tracking must be proven on the new layout.
+        Layout => "layout",
+        /// It stood aside: full and mostly missing (see `admission`).
+        Aside => "aside",
+    }
+}
+
+impl FlushReason {
+    /// What the operator reads in the log when the cache is emptied for
+    /// this reason; `None` when another event says it (stepping aside) or
+    /// nothing is wrong (closing).
+    fn explained(self) -> Option<&'static str> {
+        match self {
+            FlushReason::Lost | FlushReason::Reconnect | FlushReason::Lagged => Some(
+                "near cache emptied: Redis' tracking of sessions was lost; auths go to Redis \
+                 until it is back",
+            ),
+            FlushReason::Heartbeat | FlushReason::Layout => Some(
+                "near cache emptied: Redis' tracking of sessions could not be proven on every \
+                 primary; auths go to Redis until it is back",
+            ),
+            FlushReason::WriteFailed => Some(
+                "near cache emptied: a write to Redis failed, or this instance cannot write to \
+                 Redis; it serves again once the repair has reached Redis",
+            ),
+            FlushReason::Close | FlushReason::Aside => None,
+        }
+    }
 }
 
 struct Handles {
@@ -47,7 +62,7 @@ struct Handles {
     refused: Counter,
     misses: Counter,
     invalidations: Counter,
-    flushes: Vec<(&'static str, Counter)>,
+    flushes: Vec<Counter>,
     slides_ok: Counter,
     slides_gone: Counter,
     slides_error: Counter,
@@ -73,12 +88,13 @@ impl NearMetrics {
             refused: hits("refused"),
             misses: counter(r, "wafer_near_cache_misses_total", &[]),
             invalidations: counter(r, "wafer_near_cache_invalidations_total", &[]),
-            flushes: flush_reason::ALL
+            flushes: FlushReason::ALL
                 .iter()
                 .map(|reason| {
-                    (
-                        *reason,
-                        counter(r, "wafer_near_cache_flushes_total", &[("reason", reason)]),
+                    counter(
+                        r,
+                        "wafer_near_cache_flushes_total",
+                        &[("reason", reason.label())],
                     )
                 })
                 .collect(),
@@ -115,12 +131,14 @@ impl NearMetrics {
         }
     }
 
-    /// The cache was emptied for `reason`.
-    pub fn flushed(&self, reason: &str) {
+    /// The cache was emptied for `reason`: counted, and logged with what
+    /// it means for auths (one event, one call).
+    pub fn flushed(&self, reason: FlushReason) {
         if let Some(h) = &self.0 {
-            if let Some((_, c)) = h.flushes.iter().find(|(r, _)| *r == reason) {
-                c.increment(1);
-            }
+            h.flushes[reason.index()].increment(1);
+        }
+        if let Some(message) = reason.explained() {
+            tracing::warn!(reason = reason.label(), "{message}");
         }
     }
 
@@ -134,11 +152,21 @@ impl NearMetrics {
         }
     }
 
-    /// The cache stepped aside (`true`: its misses no longer fill it) or
-    /// back.
-    pub fn aside(&self, aside: bool) {
+    /// It stepped aside (`aside`) or back, judging by `hit_ratio` (the
+    /// window's, or the shadow's estimate): the gauge set and the line
+    /// logged in one call.
+    pub fn aside(&self, aside: bool, hit_ratio: f64) {
         if let Some(h) = &self.0 {
             h.aside.set(if aside { 1.0 } else { 0.0 });
+        }
+        if aside {
+            tracing::warn!(
+                hit_ratio,
+                "near cache full and mostly missing: emptied, auths go straight to Redis as \
+                 without it until a sample of the sessions in use says they would fit"
+            );
+        } else {
+            tracing::info!(estimated_hit_ratio = hit_ratio, "near cache fills again");
         }
     }
 

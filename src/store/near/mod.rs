@@ -76,7 +76,7 @@ use uuid::Uuid;
 
 pub use cache::{NearCache, Ticket};
 pub use entry::{COPY_OVERHEAD, Entry};
-pub use metrics::{NearMetrics, Sizes, flush_reason};
+pub use metrics::{FlushReason, NearMetrics, Sizes};
 pub use settings::{MIN_SESSION_SLIDES, NearSettings, SLIDE_CAP, SLIDE_FLOOR};
 pub use slides::{PendingSlide, SlideEnd};
 pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
@@ -269,18 +269,14 @@ impl Near {
     /// this instance must not keep or make copies of it.
     pub fn write_failed(&self) {
         if self.cache.is_live() {
-            self.cache.stop_serving(flush_reason::WRITE_FAILED);
-            tracing::warn!(
-                "near cache emptied: a write to Redis failed; it serves again once the \
-                 repair has reached Redis"
-            );
+            self.cache.stop_serving(FlushReason::WriteFailed);
         }
     }
 
     /// Stops serving, writes what is held back, closes the connection.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.cache.stop_serving(flush_reason::CLOSE);
+        self.cache.stop_serving(FlushReason::Close);
         self.write_slides().await;
         self.tracked.quit().await;
     }

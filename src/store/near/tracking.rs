@@ -45,7 +45,7 @@ use tokio::sync::broadcast::Receiver as BroadcastReceiver;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::flush_reason;
+use super::FlushReason;
 use crate::domain::app::AppId;
 use crate::domain::session::{Credentials, Limits};
 use crate::domain::skey::SkeyHash;
@@ -124,8 +124,8 @@ pub enum TrackingEvent {
     /// These sessions changed.
     Invalidated(Vec<Uuid>),
     /// Changes may have been missed (a reason of
-    /// [`flush_reason`]): forget everything.
-    Lost(&'static str),
+    /// [`FlushReason`]): forget everything.
+    Lost(FlushReason),
 }
 
 /// The stream of [`TrackingEvent`]s.
@@ -140,7 +140,7 @@ pub struct TrackingEvents {
 impl TrackingEvents {
     /// The next event; `None` once the client is gone.
     pub async fn next(&mut self) -> Option<TrackingEvent> {
-        fn lost<T>(r: Result<T, RecvError>, reason: &'static str) -> Option<TrackingEvent> {
+        fn lost<T>(r: Result<T, RecvError>, reason: FlushReason) -> Option<TrackingEvent> {
             match r {
                 Err(RecvError::Closed) => None,
                 _ => Some(TrackingEvent::Lost(reason)),
@@ -148,9 +148,9 @@ impl TrackingEvents {
         }
         tokio::select! {
             biased;
-            r = self.errors.recv() => lost(r, flush_reason::LOST),
-            r = self.unresponsive.recv() => lost(r, flush_reason::LOST),
-            r = self.reconnects.recv() => lost(r, flush_reason::RECONNECT),
+            r = self.errors.recv() => lost(r, FlushReason::Lost),
+            r = self.unresponsive.recv() => lost(r, FlushReason::Lost),
+            r = self.reconnects.recv() => lost(r, FlushReason::Reconnect),
             r = self.invalidations.recv() => match r {
                 Ok(inv) => Some(TrackingEvent::Invalidated(
                     inv.keys
@@ -158,7 +158,7 @@ impl TrackingEvents {
                         .filter_map(|k| k.as_str().and_then(|k| session_of(&self.sessions, k)))
                         .collect(),
                 )),
-                Err(RecvError::Lagged(_)) => Some(TrackingEvent::Lost(flush_reason::LAGGED)),
+                Err(RecvError::Lagged(_)) => Some(TrackingEvent::Lost(FlushReason::Lagged)),
                 Err(RecvError::Closed) => None,
             },
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Receiver;
 
-use super::{Entry, Near, Tracking, TrackingEvent, flush_reason};
+use super::{Entry, FlushReason, Near, Tracking, TrackingEvent};
 use crate::domain::app::AppRef;
 use crate::domain::session::Credentials;
 
@@ -49,11 +49,6 @@ impl Near {
                         // Dark already: nothing served to flush.
                         if cache.is_live() {
                             cache.stop_serving(reason);
-                            tracing::warn!(
-                                reason,
-                                "near cache emptied: Redis' tracking of sessions was lost; \
-                                 auths go to Redis until it is back"
-                            );
                         }
                         wake.notify_one();
                     }
@@ -130,18 +125,12 @@ async fn heartbeat(near: Weak<Near>, wake: Arc<Notify>) {
             };
             let reason = match found {
                 Ok(Tracking::On) => None,
-                _ if !writable => Some(flush_reason::WRITE_FAILED),
-                Ok(Tracking::Moved) => Some(flush_reason::LAYOUT),
-                Ok(Tracking::Off) | Err(_) => Some(flush_reason::HEARTBEAT),
+                _ if !writable => Some(FlushReason::WriteFailed),
+                Ok(Tracking::Moved) => Some(FlushReason::Layout),
+                Ok(Tracking::Off) | Err(_) => Some(FlushReason::Heartbeat),
             };
             if let Some(reason) = reason {
                 cache.stop_serving(reason);
-                tracing::warn!(
-                    reason,
-                    "near cache emptied: Redis' tracking of sessions could not be proven on \
-                     every primary, or this instance cannot write to Redis; auths go to Redis \
-                     until it is back"
-                );
                 // Turned on again on the new layout at once.
                 near.wake.notify_one();
             }
