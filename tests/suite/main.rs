@@ -29,5 +29,6 @@ mod servers;
 mod startup;
 mod store_cluster;
 mod store_embedded;
+mod store_postgres;
 mod store_tiered;
 mod tls;
