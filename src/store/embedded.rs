@@ -30,9 +30,6 @@ use crate::store::{
 /// Admin actions the embedded store keeps (it keeps nothing across restarts).
 const AUDIT_KEPT: usize = 10_000;
 
-/// Default cap on stored sessions.
-pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
-
 /// One stored session.
 struct Session {
     app_id: AppId,
@@ -76,7 +73,7 @@ pub struct EmbeddedStore {
 
 impl Default for EmbeddedStore {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_SESSIONS)
+        Self::new(crate::config::defaults::EMBEDDED_MAX_SESSIONS)
     }
 }
 

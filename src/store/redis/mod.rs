@@ -28,7 +28,7 @@ use crate::store::record::SessionRecord;
 use crate::store::{Backend, Cause, ConnectError, StoreError, StoreResult};
 
 /// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "wafer:";
+pub const DEFAULT_PREFIX: &str = crate::config::defaults::REDIS_PREFIX;
 
 /// How long a tombstone keeps a removed session from coming back. Far longer
 /// than any read-through or login can take (each is bounded by timeouts).
