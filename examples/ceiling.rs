@@ -32,14 +32,14 @@ struct Cli {
     /// Redis URL; without it the server answers a fixed body.
     #[arg(long)]
     redis: Option<String>,
-    #[arg(long, default_value = "wafer:")]
+    #[arg(long, default_value = wafer::config::defaults::REDIS_PREFIX)]
     prefix: String,
     /// App id and limits passed to the script (those of the seeded app).
     #[arg(long, default_value_t = 1)]
     app_id: i64,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = wafer::domain::app::DEFAULT_LOGIN_DURATION_DAYS)]
     login_days: u32,
-    #[arg(long, default_value_t = 2_592_000)]
+    #[arg(long, default_value_t = wafer::domain::app::DEFAULT_SESSION_DURATION_SECS)]
     session_secs: u32,
 }
 

@@ -11,11 +11,14 @@ use crate::config::LogFormat;
 const CAPPED: [&str; 3] = ["tokio_postgres=info", "fred=info", "redis_protocol=info"];
 
 /// The filter for `WAFER_LOG`, with [`CAPPED`] applied; the second value is
-/// why a bad filter was replaced by `info`.
+/// why a bad filter was replaced by the default, `info`.
 pub fn filter(spec: &str) -> (EnvFilter, Option<String>) {
     let (mut filter, bad) = match EnvFilter::try_new(spec) {
         Ok(f) => (f, None),
-        Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
+        Err(e) => (
+            EnvFilter::new(crate::config::defaults::LOG),
+            Some(e.to_string()),
+        ),
     };
     for cap in CAPPED {
         if let Ok(d) = cap.parse() {

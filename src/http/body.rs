@@ -9,9 +9,6 @@ use std::time::Duration;
 use crate::error::ErrorCode;
 use crate::http::response::Failure;
 
-/// Default body limit: 64 KiB.
-pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
-
 /// How a body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -16,6 +16,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::config::defaults;
+
 /// Shortest relative granularity.
 const FLOOR: Duration = Duration::from_secs(1);
 /// Longest relative granularity.
@@ -32,8 +34,10 @@ pub enum VisitGranularity {
 }
 
 impl VisitGranularity {
-    /// The default: 1% of each app's session duration.
-    pub const DEFAULT: VisitGranularity = VisitGranularity::ShareOfSession(0.01);
+    /// The default: 1% of each app's session duration
+    /// ([`defaults::VISIT_GRANULARITY_SHARE`]).
+    pub const DEFAULT: VisitGranularity =
+        VisitGranularity::ShareOfSession(defaults::VISIT_GRANULARITY_SHARE);
 
     /// The granularity, in ms, for sessions of `session_ms`.
     pub fn for_session_ms(self, session_ms: i64) -> i64 {

@@ -25,9 +25,6 @@ crate::labels::labelled! {
     }
 }
 
-/// WeChat's API base.
-pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
-
 /// The HTTP client for WeChat could not be built (its TLS set-up failed).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the HTTP client for WeChat")]

@@ -26,9 +26,6 @@ use crate::store::metrics::{Op, StoreMetrics};
 use crate::store::periodic::spawn_every;
 use crate::store::{Backend, StoreResult};
 
-/// Default cap on stored sessions.
-pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
-
 /// One stored session.
 struct Session {
     app_id: AppId,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::config::defaults;
 use crate::store::visit_granularity::VisitGranularity;
 
 /// Sessions of an app are served from the near cache only when its
@@ -31,16 +32,16 @@ pub const SLIDE_FLOOR: Duration = Duration::from_secs(1);
 pub const SLIDE_CAP: Duration = Duration::from_secs(300);
 
 impl NearSettings {
-    /// Default: one million sessions, 1.25 GiB (a million copies of
-    /// sessions with a ~330-byte user_info: [`COPY_OVERHEAD`](super::COPY_OVERHEAD); larger ones
-    /// are bounded by the bytes first), slides every 1% of the app's
-    /// `session_duration`, between 1 s and 5 min (a 30-day session's copy
-    /// in Redis lags its last visit by at most 5 minutes, a one-hour
-    /// session's by 36 s).
+    /// Default: the flags' defaults ([`defaults::NEAR_CACHE_ENTRIES`],
+    /// [`defaults::NEAR_CACHE_BYTES`], [`defaults::NEAR_CACHE_SLIDE_SHARE`]):
+    /// one million sessions, 1.25 GiB (a million copies of sessions with a
+    /// ~330-byte user_info: [`COPY_OVERHEAD`](super::COPY_OVERHEAD); larger
+    /// ones are bounded by the bytes first), slides every 1% of the app's
+    /// `session_duration`, between 1 s and 5 min.
     pub const DEFAULT: NearSettings = NearSettings {
-        max_entries: 1_000_000,
-        max_bytes: 1280 * 1024 * 1024,
-        slide: VisitGranularity::ShareOfSession(0.01),
+        max_entries: defaults::NEAR_CACHE_ENTRIES,
+        max_bytes: defaults::NEAR_CACHE_BYTES,
+        slide: VisitGranularity::ShareOfSession(defaults::NEAR_CACHE_SLIDE_SHARE),
     };
 
     /// The slide interval of sessions of `session_ms`, ms.

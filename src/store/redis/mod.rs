@@ -31,7 +31,7 @@ pub use sessions::{AUTH_SCRIPT, AuthOutcome, auth_args};
 use tokens::RELEASE_SCRIPT;
 
 /// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "wafer:";
+pub const DEFAULT_PREFIX: &str = crate::config::defaults::REDIS_PREFIX;
 
 /// What the start-up TLS check needs: the client configuration and the
 /// servers (host, port) of the URL.

@@ -46,7 +46,7 @@ pub use crate::store::visit_granularity::VisitGranularity;
 use apps::AppsCache;
 use hot::HotLink;
 use record::RecordLink;
-pub use settings::{DEFAULT_READ_THROUGH_PER_SECOND, TieredSettings};
+pub use settings::TieredSettings;
 pub use unknown::UNKNOWN_TTL;
 
 /// Redis + PostgreSQL (and the near cache) behind the store ports.

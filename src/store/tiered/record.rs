@@ -16,11 +16,7 @@ use crate::store::record::SessionRecord;
 use crate::store::visit_granularity::VisitGranularity;
 use crate::store::write_behind::WriteBehind;
 
-/// Rows deleted per purge statement: small, so the purge never holds many
-/// row locks or a long transaction.
-const PURGE_BATCH: i64 = 500;
-/// Most sessions the write-behind buffer tracks.
-const WRITE_BEHIND_CAP: usize = 2_000_000;
+use crate::config::defaults::{PURGE_BATCH, WRITE_BEHIND_CAP};
 
 /// PostgreSQL and the visits waiting for it.
 pub struct RecordLink {

@@ -4,13 +4,9 @@
 
 use std::time::Duration;
 
+use crate::config::defaults;
 use crate::store::near::NearSettings;
 use crate::store::visit_granularity::VisitGranularity;
-
-/// Default budget of read-throughs per second per instance: far above
-/// what repopulating Redis after a flush needs per instance (each session
-/// is read once, then served from Redis), far below what a flood would ask.
-pub const DEFAULT_READ_THROUGH_PER_SECOND: u32 = 2_000;
 
 /// How the tiered store runs.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +34,12 @@ pub struct TieredSettings {
 impl Default for TieredSettings {
     fn default() -> Self {
         TieredSettings {
-            flush_every: Duration::from_secs(1),
-            apps_refresh_every: Duration::from_millis(500),
-            purge_every: Duration::from_secs(60),
-            repair_every: Duration::from_secs(1),
+            flush_every: defaults::FLUSH_EVERY,
+            apps_refresh_every: defaults::APPS_REFRESH_EVERY,
+            purge_every: defaults::PURGE_EVERY,
+            repair_every: defaults::REPAIR_EVERY,
             visit: VisitGranularity::DEFAULT,
-            read_through_per_second: DEFAULT_READ_THROUGH_PER_SECOND,
+            read_through_per_second: defaults::READ_THROUGH_LIMIT,
             near: Some(NearSettings::DEFAULT),
         }
     }
