@@ -23,7 +23,7 @@ use wafer::clock::Timestamp;
 use wafer::domain::session::{Credentials, Limits};
 use wafer::domain::skey::SkeyHash;
 use wafer::store::redis::{AUTH_SCRIPT, auth_args, session_keys};
-use wafer::store::tiered::VisitGranularity;
+use wafer::store::visit_granularity::VisitGranularity;
 
 #[derive(Parser)]
 struct Cli {

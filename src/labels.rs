@@ -3,7 +3,7 @@
 //! all of them and their count are one table and cannot drift apart.
 
 /// Declares a fieldless enum with a label per variant, plus `ALL` (every
-/// variant, in declaration order), `COUNT`, `label()` and `index()` (the
+/// variant, in declaration order), `label()` and `index()` (the
 /// position in `ALL`).
 macro_rules! labelled {
     (
@@ -21,8 +21,6 @@ macro_rules! labelled {
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-            /// How many variants there are.
-            pub const COUNT: usize = Self::ALL.len();
 
             /// The variant's label.
             pub fn label(self) -> &'static str {

@@ -7,16 +7,36 @@
 
 #![warn(missing_docs)]
 
+/// Declares modules that are private to wafer, and public only with the
+/// `testing` feature (the integration tests, benches and examples reach
+/// inside): the product's surface stays `startup`, `config`, `admin_cli`
+/// and `telemetry`, and the compiler reports any code only tests use.
+macro_rules! inner_modules {
+    ($($(#[$meta:meta])* $name:ident;)+) => {
+        $(
+            $(#[$meta])*
+            #[cfg(feature = "testing")]
+            pub mod $name;
+            $(#[$meta])*
+            #[cfg(not(feature = "testing"))]
+            mod $name;
+        )+
+    };
+}
+
 pub mod admin_cli;
-pub mod clock;
 pub mod config;
-pub mod domain;
-pub mod error;
-pub mod http;
-pub mod import;
 mod labels;
-pub mod metrics;
 pub mod startup;
-pub mod store;
 pub mod telemetry;
-pub mod wechat;
+
+inner_modules! {
+    clock;
+    domain;
+    error;
+    http;
+    import;
+    metrics;
+    store;
+    wechat;
+}

@@ -181,7 +181,7 @@ mod tests {
         // give when none is set.
         let flags = parse(&[]).unwrap();
         assert_eq!(flags.database.visit_granularity, VisitGranularity::DEFAULT);
-        assert_eq!(flags.redis.prefix, crate::store::redis::DEFAULT_PREFIX);
+        assert_eq!(flags.redis.prefix, defaults::REDIS_PREFIX);
         let store = TieredSettings::default();
         assert_eq!(store.near, flags.redis.near());
         assert_eq!(store.visit, flags.database.visit_granularity);

@@ -15,4 +15,4 @@ mod token_keeper;
 pub mod token_metrics;
 
 pub use error::Error;
-pub use service::{LoginOutput, MAX_PAGE, Wafer};
+pub use service::{LoginOutput, Wafer};

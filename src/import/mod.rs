@@ -8,7 +8,7 @@ mod csessioninfo;
 
 pub use batch::{Table, UtcOffset};
 pub use cappinfo::parse_cappinfo;
-pub use csessioninfo::{ImportedSession, RowProblem, SessionRows, parse_csessioninfo};
+pub use csessioninfo::{ImportedSession, parse_csessioninfo};
 
 /// Why an export cannot be read at all. Row-level problems of a session
 /// export are [`RowProblem`]s instead: one bad row does not stop the rest.

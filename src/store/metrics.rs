@@ -120,7 +120,7 @@ impl StoreMetrics {
         let ops = Backend::ALL
             .iter()
             .map(|b| {
-                let mut row: Vec<Option<OpHandles>> = (0..Op::COUNT).map(|_| None).collect();
+                let mut row: Vec<Option<OpHandles>> = (0..Op::ALL.len()).map(|_| None).collect();
                 for op in b.ops() {
                     let labels = |result| {
                         [

@@ -9,4 +9,4 @@ pub(crate) mod reply;
 
 pub use client::{WechatApi, WechatClient, WechatClientError};
 pub use metrics::WechatMetrics;
-pub use reply::{CodeSession, IssuedToken, PhoneInfo, WechatError};
+pub use reply::{PhoneInfo, WechatError};

@@ -20,7 +20,8 @@ use wafer::config::{DatabaseSettings, RedisSettings};
 use wafer::store::TieredStore;
 use wafer::store::near::NearSettings;
 use wafer::store::postgres::Postgres;
-use wafer::store::tiered::{TieredSettings, VisitGranularity};
+use wafer::store::tiered::TieredSettings;
+use wafer::store::visit_granularity::VisitGranularity;
 
 /// The shared Redis of the test run.
 pub fn redis_url() -> String {

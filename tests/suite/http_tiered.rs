@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use wafer::config::Settings;
 use wafer::startup::Application;
-use wafer::store::tiered::VisitGranularity;
+use wafer::store::visit_granularity::VisitGranularity;
 use wafer_testkit::backends::{self, Proxy, ProxyMode};
 use wafer_testkit::{assert_fail, spawn_tiered_on, spawn_tiered_with};
 

@@ -99,10 +99,10 @@ async fn every_documented_series_moves_under_load() {
         // Visits due after the 2 s the clock is advanced by (the default,
         // 1% of 30 days, would be 6 h).
         s.database.visit_granularity =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(1));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(1));
         // Near-cache slides written within the test.
         s.redis.near_cache_slide =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(100));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_millis(100));
     })
     .await;
     let first_page = app.metrics().await;

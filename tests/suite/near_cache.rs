@@ -61,7 +61,7 @@ async fn its_own_slides_cost_the_cache_no_copy() {
     // Slides every 100 ms: an auth every 20 ms for 1.5 s writes about 15.
     let a = spawn_tiered_with(|s| {
         s.redis.near_cache_slide =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(100));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_millis(100));
     })
     .await;
     let id = a.create_app("wxecho").await;
@@ -107,7 +107,7 @@ async fn a_fill_is_the_auth_in_redis_and_leaves_no_slide_to_write() {
     // cost for a copy evicted before its next use.
     let a = spawn_tiered_with(|s| {
         s.redis.near_cache_slide =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(100));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_millis(100));
     })
     .await;
     let id = a.create_app("wxfill").await;
@@ -475,7 +475,9 @@ async fn with_redis_away_a_held_back_visit_reaches_postgres() {
     let prefix = backends::fresh_prefix();
     let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
-            slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(3600)),
+            slide: wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(
+                3600,
+            )),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
         ..backends::test_settings()
@@ -513,7 +515,7 @@ async fn held_store(
     let prefix = backends::fresh_prefix();
     let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
-            slide: wafer::store::tiered::VisitGranularity::Every(slide),
+            slide: wafer::store::visit_granularity::VisitGranularity::Every(slide),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
         ..backends::test_settings()
@@ -731,7 +733,9 @@ async fn a_reshard_under_load_loses_no_change() {
     // Slides held for a minute: only invalidations keep the copies true.
     let every = wafer::store::tiered::TieredSettings {
         near: Some(wafer::store::near::NearSettings {
-            slide: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
+            slide: wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(
+                60,
+            )),
             ..wafer::store::near::NearSettings::DEFAULT
         }),
         ..backends::test_settings()
@@ -820,7 +824,7 @@ async fn requests_reset_over_http_hold_nothing() {
         s.redis.url = Some(url.as_str().into());
         s.redis.timeout = timeout;
         s.redis.near_cache_slide =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(60));
     })
     .await;
     let id = a.create_app("wxreset").await;
@@ -987,7 +991,7 @@ async fn with_redis_away_no_slide_is_sent() {
     let a = spawn_tiered_with(|s| {
         s.redis.url = Some(url.as_str().into());
         s.redis.near_cache_slide =
-            wafer::store::tiered::VisitGranularity::Every(Duration::from_millis(200));
+            wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_millis(200));
     })
     .await;
     let id = a.create_app("wxaway").await;

@@ -142,7 +142,7 @@ async fn last_visit_reaches_postgres_at_most_once_per_granularity() {
     let db = backends::fresh_database().await;
     let every = backends::test_settings();
     let every = wafer::store::tiered::TieredSettings {
-        visit: wafer::store::tiered::VisitGranularity::Every(Duration::from_secs(60)),
+        visit: wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(60)),
         // No background flush: the test reads what is pending.
         flush_every: Duration::from_secs(3600),
         // Every auth to Redis (the near cache's slides: near_cache.rs).
@@ -811,7 +811,7 @@ async fn the_default_granularity_is_a_share_of_the_apps_session() {
     let prefix = backends::fresh_prefix();
     let db = backends::fresh_database().await;
     let every = wafer::store::tiered::TieredSettings {
-        visit: wafer::store::tiered::VisitGranularity::DEFAULT,
+        visit: wafer::store::visit_granularity::VisitGranularity::DEFAULT,
         // No background flush: the test reads what is pending.
         flush_every: Duration::from_secs(3600),
         // Every auth to Redis (the near cache's slides: near_cache.rs).

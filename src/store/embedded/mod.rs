@@ -97,6 +97,7 @@ impl EmbeddedStore {
     }
 
     /// Number of sessions held, expired or not.
+    #[cfg(any(test, feature = "testing"))]
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }

@@ -63,6 +63,7 @@ impl NearCache {
     }
 
     /// Whether the cache stands aside (its misses do not fill it).
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_aside(&self) -> bool {
         self.admission.is_aside()
     }

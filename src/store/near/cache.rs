@@ -114,6 +114,7 @@ impl NearCache {
     }
 
     /// Whether the cache holds a copy of session `uuid`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn holds(&self, uuid: Uuid) -> bool {
         self.entries.contains_key(&uuid)
     }
@@ -400,7 +401,7 @@ mod tests {
     use crate::clock::Timestamp;
     use crate::domain::session::Limits;
     use crate::domain::skey::SkeyHash;
-    use crate::store::near::SLIDE_CAP;
+    use crate::store::near::settings::SLIDE_CAP;
 
     const DAY: u32 = 86_400;
 

@@ -75,12 +75,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use cache::{NearCache, Ticket};
-pub use entry::{COPY_OVERHEAD, Entry};
-pub use metrics::{FlushReason, NearMetrics, Sizes};
-pub use settings::{MIN_SESSION_SLIDES, NearSettings, SLIDE_CAP, SLIDE_FLOOR};
+pub use entry::Entry;
+pub use metrics::{FlushReason, NearMetrics};
+pub use settings::NearSettings;
 pub use slides::{PendingSlide, SlideEnd};
-pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent, TrackingEvents};
-pub use upkeep::HEARTBEAT;
+pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent};
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::session::{Credentials, Profile};
@@ -165,6 +164,7 @@ impl Near {
     }
 
     /// Sessions whose slide is being written now.
+    #[cfg(any(test, feature = "testing"))]
     pub fn being_written(&self) -> usize {
         self.writing.lock().map_or(0, |w| w.len())
     }

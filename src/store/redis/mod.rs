@@ -26,12 +26,12 @@ use crate::store::metrics::{Op, StoreMetrics};
 use crate::store::{Backend, ConnectError, StoreResult};
 
 pub use error::not_connected;
-pub use layout::{Visit, session_keys};
-pub use sessions::{AUTH_SCRIPT, AuthOutcome, auth_args};
+#[cfg(feature = "testing")]
+pub use layout::session_keys;
+pub use sessions::{AUTH_SCRIPT, AuthOutcome};
+#[cfg(feature = "testing")]
+pub use sessions::auth_args;
 use tokens::RELEASE_SCRIPT;
-
-/// Default key prefix.
-pub const DEFAULT_PREFIX: &str = crate::config::defaults::REDIS_PREFIX;
 
 /// What the start-up TLS check needs: the client configuration and the
 /// servers (host, port) of the URL.

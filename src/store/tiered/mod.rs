@@ -28,13 +28,15 @@ mod hot;
 mod record;
 mod sessions;
 mod settings;
+#[cfg(feature = "testing")]
+mod testing;
 mod tokens;
 mod unknown;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, Timestamp};
+use crate::clock::Clock;
 use crate::store::StoreResult;
 use crate::store::metrics::StoreMetrics;
 use crate::store::near::{Links, Near, NearCache, Tracked};
@@ -42,12 +44,10 @@ use crate::store::periodic::spawn_every;
 use crate::store::postgres::Postgres;
 use crate::store::redis::{self, Redis};
 
-pub use crate::store::visit_granularity::VisitGranularity;
 use apps::AppsCache;
 use hot::HotLink;
 use record::RecordLink;
 pub use settings::TieredSettings;
-pub use unknown::UNKNOWN_TTL;
 
 /// Redis + PostgreSQL (and the near cache) behind the store ports.
 pub struct TieredStore {
@@ -144,37 +144,5 @@ impl TieredStore {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         true
-    }
-
-    /// Sessions whose held-back slide is being written to Redis now.
-    pub fn slides_being_written(&self) -> usize {
-        self.near.as_ref().map_or(0, |n| n.being_written())
-    }
-
-    /// Writes the near cache's held-back slides to Redis now.
-    pub async fn write_slides(&self) {
-        if let Some(near) = &self.near {
-            near.write_slides().await;
-        }
-    }
-
-    /// Sessions whose last visit is waiting to be written.
-    pub fn pending_visits(&self) -> usize {
-        self.record.pending_visits()
-    }
-
-    /// Writes pending last visits to PostgreSQL now.
-    pub async fn flush_visits(&self) {
-        self.record.flush_visits().await;
-    }
-
-    /// Reloads the app cache from PostgreSQL.
-    pub async fn refresh_apps(&self) {
-        self.apps.refresh().await;
-    }
-
-    /// Purges sessions expired at `now` from PostgreSQL.
-    pub async fn purge(&self, now: Timestamp) {
-        self.record.purge(now).await;
     }
 }

@@ -55,6 +55,7 @@ impl RecordLink {
     }
 
     /// Sessions whose last visit is waiting to be written.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending_visits(&self) -> usize {
         self.visits.len()
     }
