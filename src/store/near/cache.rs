@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::admission::Admission;
 use super::metrics::{FlushReason, NearMetrics, Sizes};
 use super::settings::{MIN_SESSION_SLIDES, NearSettings};
-use super::slides::{PendingSlide, SlideEnd, SlideQueue};
+use super::slides::{PendingSlide, SlideOutcome, SlideQueue};
 use super::{Entry, Lookup};
 use crate::domain::session::Credentials;
 
@@ -20,7 +20,7 @@ use crate::domain::session::Credentials;
 /// invalidation of it or a flush comes first. Dropped unused (Redis
 /// refused, failed, or the request was cancelled while it asked), it gives
 /// itself back: tickets never outlive their request.
-pub struct Ticket<'a> {
+pub struct FillTicket<'a> {
     cache: &'a NearCache,
     uuid: Uuid,
     id: u64,
@@ -28,7 +28,7 @@ pub struct Ticket<'a> {
     slide_ms: i64,
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for FillTicket<'_> {
     fn drop(&mut self) {
         // A later ticket of the same session is left alone.
         self.cache
@@ -197,7 +197,7 @@ impl NearCache {
     /// The right to fill `creds`' session from the Redis answer about to be
     /// asked for; `None` when the cache would not serve it anyway, could
     /// not hold its slide, or stands aside (see [`admission`](super::admission)).
-    pub fn ticket(&self, creds: &Credentials) -> Option<Ticket<'_>> {
+    pub fn ticket(&self, creds: &Credentials) -> Option<FillTicket<'_>> {
         if !self.is_live() || !self.covers(creds) || !self.slides_have_room() {
             return None;
         }
@@ -209,7 +209,7 @@ impl NearCache {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         self.fills.insert(creds.uuid, id);
-        Some(Ticket {
+        Some(FillTicket {
             cache: self,
             uuid: creds.uuid,
             id,
@@ -222,7 +222,7 @@ impl NearCache {
     /// then queued to slide if it is ahead of Redis; so is a visit whose
     /// copy was voided (the auth was accepted: its visit must reach Redis).
     /// Answers the slide to write at once when the queue had no room for it.
-    pub fn fill(&self, ticket: Ticket<'_>, entry: Entry) -> Option<PendingSlide> {
+    pub fn fill(&self, ticket: FillTicket<'_>, entry: Entry) -> Option<PendingSlide> {
         entry.slide_ms.store(ticket.slide_ms, Ordering::Relaxed);
         let entry = Arc::new(entry);
         let mut unqueued = None;
@@ -280,17 +280,17 @@ impl NearCache {
 
     /// Settles a written slide: Redis holds its visit, or no longer holds
     /// the session as copied (the copy is dropped).
-    pub fn slid(&self, slide: &PendingSlide, end: SlideEnd) {
+    pub fn slid(&self, slide: &PendingSlide, end: SlideOutcome) {
         match end {
-            SlideEnd::Written | SlideEnd::Unchanged => {
+            SlideOutcome::Written | SlideOutcome::Unchanged => {
                 slide
                     .entry
                     .written
                     .fetch_max(slide.visited, Ordering::AcqRel);
             }
             // Its visit went to PostgreSQL (see the slide writer).
-            SlideEnd::Gone => self.drop_copy(&slide.entry),
-            SlideEnd::Failed => {}
+            SlideOutcome::Gone => self.drop_copy(&slide.entry),
+            SlideOutcome::Failed => {}
         }
     }
 
@@ -489,7 +489,7 @@ mod tests {
         let u = Uuid::new_v4();
         filled(&near, u, 0);
         let half = i64::from(DAY) * 500;
-        // Slid here every hour, never written: accepted until half a
+        // SlideReply here every hour, never written: accepted until half a
         // session behind Redis, then asked.
         let mut now = 0;
         while now + 3_600_000 < half {
@@ -501,7 +501,7 @@ mod tests {
             .take_slide(u)
             .expect("its pending slide, written first");
         assert_eq!(slide.visited, now, "the newest visit");
-        near.slid(&slide, SlideEnd::Written);
+        near.slid(&slide, SlideOutcome::Written);
         assert!(matches!(near.lookup(&creds(u, 1, half)), Lookup::Accept(_)));
     }
 
@@ -573,7 +573,7 @@ mod tests {
         let slides = near.take_slides();
         assert_eq!(slides.len(), 1);
         assert_eq!(slides[0].visited, 4_000);
-        near.slid(&slides[0], SlideEnd::Written);
+        near.slid(&slides[0], SlideOutcome::Written);
         assert!(near.take_slides().is_empty(), "written: nothing queued");
         assert!(matches!(
             near.lookup(&creds(u, 1, 5_000)),
@@ -622,7 +622,7 @@ mod tests {
         in_use(&near, u);
         let slide = near.take_slide(u).expect("queued by the hit");
         assert!(near.take_slide(u).is_none(), "one per session");
-        near.slid(&slide, SlideEnd::Gone);
+        near.slid(&slide, SlideOutcome::Gone);
         assert!(!near.holds(u));
     }
 

@@ -74,12 +74,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use cache::{NearCache, Ticket};
+pub use cache::{NearCache, FillTicket};
 pub use entry::Entry;
 pub use metrics::{FlushReason, NearMetrics};
 pub use settings::NearSettings;
-pub use slides::{PendingSlide, SlideEnd};
-pub use tracking::{Slid, Slide, Tracked, Tracking, TrackingEvent};
+pub use slides::{PendingSlide, SlideOutcome};
+pub use tracking::{SlideReply, SlideWrite, Tracked, Tracking, TrackingEvent};
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::session::{Credentials, Profile};
@@ -205,7 +205,7 @@ impl Near {
     /// room for (to write at once).
     async fn fetch(
         &self,
-        ticket: Ticket<'_>,
+        ticket: FillTicket<'_>,
         creds: &Credentials,
         granularity_ms: i64,
         visit: bool,

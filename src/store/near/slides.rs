@@ -148,7 +148,7 @@ fn pending(entry: Arc<Entry>) -> PendingSlide {
 
 /// How writing a slide ended, as the near cache needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlideEnd {
+pub enum SlideOutcome {
     /// Redis wrote it.
     Written,
     /// Redis wrote nothing: it held a later visit.

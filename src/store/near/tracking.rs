@@ -82,9 +82,9 @@ pub enum Tracking {
     Moved,
 }
 
-/// A slide the near cache held back, to write.
+/// A slide the near cache held back, as written to Redis.
 #[derive(Debug, Clone, Copy)]
-pub struct Slide<'a> {
+pub struct SlideWrite<'a> {
     /// The session.
     pub uuid: Uuid,
     /// Its app.
@@ -106,7 +106,7 @@ pub struct Slide<'a> {
 
 /// What writing a slide did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slid {
+pub enum SlideReply {
     /// Written; `true` when the visit is due for PostgreSQL. It went to
     /// the session's visit key, which no near cache tracks (its hash only
     /// about once per quarter session, pushed like any other write).
@@ -363,11 +363,11 @@ impl Tracked {
 
     /// Writes `slides`, all at once (fred pipelines them): one result per
     /// slide.
-    pub async fn slide(&self, slides: &[Slide<'_>]) -> Vec<StoreResult<Slid>> {
+    pub async fn slide(&self, slides: &[SlideWrite<'_>]) -> Vec<StoreResult<SlideReply>> {
         futures::future::join_all(slides.iter().map(|s| self.slide_one(*s))).await
     }
 
-    async fn slide_one(&self, s: Slide<'_>) -> StoreResult<Slid> {
+    async fn slide_one(&self, s: SlideWrite<'_>) -> StoreResult<SlideReply> {
         let args = || {
             vec![
                 Value::Integer(s.app),
@@ -385,10 +385,10 @@ impl Tracked {
             .eval(Op::Slide, &self.slide, self.redis.keys(s.uuid), args)
             .await?;
         Ok(match reply {
-            Value::Integer(2) => Slid::Written(true),
-            Value::Integer(1) => Slid::Written(false),
-            Value::Integer(0) => Slid::Unchanged,
-            _ => Slid::Gone,
+            Value::Integer(2) => SlideReply::Written(true),
+            Value::Integer(1) => SlideReply::Written(false),
+            Value::Integer(0) => SlideReply::Unchanged,
+            _ => SlideReply::Gone,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The writer of held-back slides: pipelined batches to Redis, a visit
 //! Redis cannot take handed to PostgreSQL, nothing lost to a cancellation.
 
-use super::{Near, PendingSlide, Slid, Slide, SlideEnd};
+use super::{Near, PendingSlide, SlideReply, SlideWrite, SlideOutcome};
 use crate::clock::Timestamp;
 use crate::domain::app::AppRef;
 
@@ -50,7 +50,7 @@ impl Near {
     async fn write(&self, batch: &[PendingSlide]) {
         let apps = self.links.apps.load();
         let now = self.links.clock.now().0;
-        let mut todo: Vec<(&PendingSlide, Slide<'_>)> = Vec::with_capacity(batch.len());
+        let mut todo: Vec<(&PendingSlide, SlideWrite<'_>)> = Vec::with_capacity(batch.len());
         for p in batch {
             // An app deleted since: its sessions are gone.
             let Some(app) = apps.get(&AppRef::Id(p.entry.app)) else {
@@ -59,7 +59,7 @@ impl Near {
             let limits = app.limits();
             todo.push((
                 p,
-                Slide {
+                SlideWrite {
                     uuid: p.entry.uuid,
                     app: p.entry.app,
                     skey_hash: &p.entry.skey_hash,
@@ -71,37 +71,37 @@ impl Near {
                 },
             ));
         }
-        let slides: Vec<Slide<'_>> = todo.iter().map(|(_, s)| *s).collect();
+        let slides: Vec<SlideWrite<'_>> = todo.iter().map(|(_, s)| *s).collect();
         let results = self.tracked.slide(&slides).await;
         let (mut ok, mut gone, mut failed) = (0, 0, 0);
         for (&(p, _), result) in todo.iter().zip(results) {
             let visit = Timestamp(p.visited);
             let end = match result {
-                Ok(Slid::Written(due)) => {
+                Ok(SlideReply::Written(due)) => {
                     ok += 1;
                     if due {
                         self.links.visits.record(p.entry.uuid, visit);
                     }
-                    SlideEnd::Written
+                    SlideOutcome::Written
                 }
-                Ok(Slid::Unchanged) => {
+                Ok(SlideReply::Unchanged) => {
                     ok += 1;
-                    SlideEnd::Unchanged
+                    SlideOutcome::Unchanged
                 }
-                Ok(Slid::Gone) => {
+                Ok(SlideReply::Gone) => {
                     // Expired in Redis before the slide came, or Redis came
                     // back empty: the visit was accepted, so PostgreSQL
                     // keeps it (it only ever raises a last visit; a removed
                     // session has no row to raise).
                     gone += 1;
                     self.links.visits.record(p.entry.uuid, visit);
-                    SlideEnd::Gone
+                    SlideOutcome::Gone
                 }
                 Err(_) => {
                     failed += 1;
                     self.links.visits.record(p.entry.uuid, visit);
                     self.cache.retry(p);
-                    SlideEnd::Failed
+                    SlideOutcome::Failed
                 }
             };
             self.cache.slid(p, end);
