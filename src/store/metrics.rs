@@ -41,6 +41,17 @@ impl Backend {
 }
 
 crate::labels::labelled! {
+    /// Why an auth was served from PostgreSQL (the `reason` of the
+    /// read-through series).
+    pub enum ReadThrough {
+        /// Redis did not hold the session (then Redis is filled again).
+        Miss => "miss",
+        /// Redis was down or failing.
+        RedisDown => "redis_down",
+    }
+}
+
+crate::labels::labelled! {
     /// A store operation.
     pub enum Op {
         /// Check (and slide) a session.
@@ -101,8 +112,7 @@ struct OpHandles {
 struct Handles {
     // [backend][op]; None where a backend does not perform an op.
     ops: Vec<Vec<Option<OpHandles>>>,
-    read_through_miss: Counter,
-    read_through_down: Counter,
+    read_through: Vec<Counter>,
     pending: Gauge,
     flush_sessions: Histogram,
     flush_latency: Histogram,
@@ -144,12 +154,10 @@ impl StoreMetrics {
             .collect();
         StoreMetrics(Some(Arc::new(Handles {
             ops,
-            read_through_miss: counter(r, "wafer_store_read_through_total", &[("reason", "miss")]),
-            read_through_down: counter(
-                r,
-                "wafer_store_read_through_total",
-                &[("reason", "redis_down")],
-            ),
+            read_through: ReadThrough::ALL
+                .iter()
+                .map(|why| counter(r, "wafer_store_read_through_total", &[("reason", why.label())]))
+                .collect(),
             pending: gauge(r, "wafer_write_behind_pending", &[]),
             flush_sessions: histogram(r, "wafer_write_behind_flush_sessions", &[]),
             flush_latency: histogram(r, "wafer_write_behind_flush_duration_seconds", &[]),
@@ -180,30 +188,37 @@ impl StoreMetrics {
         out
     }
 
-    /// Counts an auth served from PostgreSQL; `miss` when Redis lacked the
-    /// key, else because Redis was down or failing.
-    pub fn read_through(&self, miss: bool) {
+    /// Counts an auth served from PostgreSQL, and why.
+    pub fn read_through(&self, why: ReadThrough) {
         if let Some(h) = &self.0 {
-            if miss {
-                &h.read_through_miss
-            } else {
-                &h.read_through_down
-            }
-            .increment(1);
+            h.read_through[why.index()].increment(1);
         }
     }
 
-    /// Records a write-behind flush: sessions written, time, success, and
-    /// how many sessions are still pending after it.
-    pub fn flush(&self, written: usize, took: Duration, ok: bool, pending: usize) {
+    /// A write-behind flush ended with `written` (sessions, or why it
+    /// failed) after `took`, leaving `pending` sessions to write: recorded
+    /// and logged in one call. An empty flush is no flush: it would only
+    /// pull the histograms towards zero; the pending gauge is set every
+    /// time, so it falls back to 0 once PostgreSQL has caught up.
+    pub fn visits_flushed(&self, written: &StoreResult<usize>, took: Duration, pending: usize) {
         if let Some(h) = &self.0 {
-            if ok {
-                h.flush_sessions.record(written as f64);
-            } else {
-                h.flush_failures.increment(1);
+            match written {
+                Ok(0) => {}
+                Ok(n) => {
+                    h.flush_sessions.record(*n as f64);
+                    h.flush_latency.record(took.as_secs_f64());
+                }
+                Err(_) => {
+                    h.flush_failures.increment(1);
+                    h.flush_latency.record(took.as_secs_f64());
+                }
             }
-            h.flush_latency.record(took.as_secs_f64());
             h.pending.set(pending as f64);
+        }
+        match written {
+            Ok(0) => {}
+            Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
+            Err(e) => tracing::warn!(error = %e, pending, "last-visit flush failed; will retry"),
         }
     }
 
@@ -212,12 +227,6 @@ impl StoreMetrics {
         self.0.as_ref().map(|h| h.near.clone()).unwrap_or_default()
     }
 
-    /// Sets how many sessions wait for the write-behind.
-    pub fn pending(&self, pending: usize) {
-        if let Some(h) = &self.0 {
-            h.pending.set(pending as f64);
-        }
-    }
 }
 
 impl std::fmt::Debug for StoreMetrics {

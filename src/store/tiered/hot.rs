@@ -13,7 +13,7 @@ use super::record::RecordLink;
 use super::unknown::MissGuard;
 use crate::clock::Timestamp;
 use crate::domain::session::{Credentials, Limits, Profile};
-use crate::store::metrics::StoreMetrics;
+use crate::store::metrics::{ReadThrough, StoreMetrics};
 use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, Cause, StoreError, StoreResult};
@@ -159,21 +159,22 @@ impl HotLink {
                 Ok(Some(profile))
             }
             Ok(AuthOutcome::Refused) => Ok(None),
-            Ok(AuthOutcome::Miss) => self.read_through(creds, true).await,
+            Ok(AuthOutcome::Miss) => self.read_through(creds, ReadThrough::Miss).await,
             Err(e) => {
                 tracing::debug!(error = %e, "redis auth failed; serving from postgres");
-                self.read_through(creds, false).await
+                self.read_through(creds, ReadThrough::RedisDown).await
             }
         }
     }
 
-    /// Auth from the record: on a Redis miss (then `repopulate`) or with
-    /// Redis down.
+    /// Auth from the record: on a Redis miss (then Redis is filled again)
+    /// or with Redis down.
     pub async fn read_through(
         &self,
         creds: &Credentials,
-        repopulate: bool,
+        why: ReadThrough,
     ) -> StoreResult<Option<Arc<Profile>>> {
+        let repopulate = why == ReadThrough::Miss;
         if repopulate {
             // A miss with Redis up: bounded (see `unknown.rs`).
             let now = std::time::Instant::now();
@@ -184,7 +185,7 @@ impl HotLink {
                 return Err(StoreError::unavailable(Backend::Postgres, Cause::PoolFull));
             }
         }
-        self.metrics.read_through(repopulate);
+        self.metrics.read_through(why);
         let Some(mut record) = self.record.session(creds.uuid).await? else {
             if repopulate {
                 self.misses.unknown(creds.uuid, std::time::Instant::now());

@@ -82,23 +82,9 @@ impl RecordLink {
     /// (sessions written, time, failures) and what is still pending.
     pub async fn flush_visits(&self) {
         let started = Instant::now();
-        let result = self.visits.flush(&self.pg).await;
-        let pending = self.visits.len();
-        match &result {
-            // An empty flush is no flush: it would only pull the histograms
-            // towards zero. The pending gauge is set every time, so it falls
-            // back to 0 once PostgreSQL has caught up.
-            Ok(0) => self.metrics.pending(pending),
-            Ok(n) => self.metrics.flush(*n, started.elapsed(), true, pending),
-            Err(_) => self.metrics.flush(0, started.elapsed(), false, pending),
-        }
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::trace!(sessions = n, "flushed last visits"),
-            Err(e) => {
-                tracing::warn!(error = %e, pending, "last-visit flush failed; will retry")
-            }
-        }
+        let written = self.visits.flush(&self.pg).await;
+        self.metrics
+            .visits_flushed(&written, started.elapsed(), self.visits.len());
     }
 
     /// Purges sessions expired at `now` from PostgreSQL, batch by batch.

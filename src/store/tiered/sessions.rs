@@ -12,6 +12,7 @@ use crate::domain::app::{AppId, AppRef};
 use crate::domain::session::{
     Credentials, NewSession, Profile, SessionPage, SessionQuery, SessionSummary, StoredLogin,
 };
+use crate::store::metrics::ReadThrough;
 use crate::store::near::Lookup;
 use crate::store::{SessionStore, StoreResult};
 
@@ -79,7 +80,7 @@ impl SessionStore for TieredStore {
             }
         }
         if !self.hot.is_connected() {
-            return self.hot.read_through(creds, false).await;
+            return self.hot.read_through(creds, ReadThrough::RedisDown).await;
         }
         let granularity = self.settings.visit.for_session_ms(creds.limits.session_ms);
         let outcome = match near {
