@@ -20,7 +20,7 @@ impl Backend {
         match self {
             Backend::Embedded => &[Auth, Login, Logout, Revoke, ListSessions, Phone],
             Backend::Redis => &[
-                Auth, Put, Bury, Evict, Index, Load, Ping, Token, Slide, Track,
+                Auth, Put, Tombstone, Evict, Index, Load, Ping, Token, Slide, Track,
             ],
             Backend::Postgres => &[
                 Login,
@@ -67,7 +67,7 @@ crate::labels::labelled! {
         /// Cache a session in Redis.
         Put => "put",
         /// Replace a session by a tombstone.
-        Bury => "bury",
+        Tombstone => "tombstone",
         /// Drop a possibly stale cached session.
         Evict => "evict",
         /// Read or write the open_id index.

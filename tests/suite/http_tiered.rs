@@ -39,7 +39,7 @@ async fn the_api_works_tiered_and_readyz_names_both_stores() {
     for series in [
         r#"wafer_wechat_requests_total{api="jscode2session",result="ok"} 2"#,
         r#"wafer_store_operations_total{backend="postgres",op="login",result="ok"} 2"#,
-        r#"wafer_store_operations_total{backend="redis",op="bury",result="ok"} 1"#,
+        r#"wafer_store_operations_total{backend="redis",op="tombstone",result="ok"} 1"#,
         "wafer_store_operation_duration_seconds_bucket{backend=\"redis\",op=\"auth\"",
         r#"wafer_build_info{version=""#,
     ] {

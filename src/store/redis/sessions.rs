@@ -139,7 +139,7 @@ impl Redis {
     pub async fn tombstone(&self, uuid: Uuid) -> StoreResult<()> {
         let args = || vec![Value::Integer(TOMBSTONE_MS)];
         let was = self
-            .eval(Op::Bury, &self.bury, self.keys(uuid), args)
+            .eval(Op::Tombstone, &self.tombstone, self.keys(uuid), args)
             .await?;
         let Value::Array(parts) = was else {
             return Ok(());
