@@ -35,6 +35,7 @@ impl Backend {
                 Purge,
                 Count,
                 Ping,
+                Outbox,
             ],
         }
     }
@@ -88,6 +89,8 @@ crate::labels::labelled! {
         Purge => "purge",
         /// Estimate the number of sessions.
         Count => "count",
+        /// Read or mark the session changes Redis has not been told of.
+        Outbox => "outbox",
         /// Store a session's phone number.
         Phone => "phone",
         /// Read, share or lease an app's access token.

@@ -31,4 +31,7 @@ pub struct SessionRecord {
     pub last_visit: Timestamp,
     /// Bumped by every login of this (app, open_id); orders writers of Redis.
     pub generation: i64,
+    /// The change that wrote this state, when the record is the answer to
+    /// one (a login, a phone number): Redis is told, then it is marked.
+    pub change: Option<i64>,
 }

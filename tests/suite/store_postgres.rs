@@ -148,7 +148,8 @@ async fn a_stale_skey_reads_and_changes_nothing() {
     };
     let a = app(&pg, "wxstale").await;
     let (n, skey) = login(&a, "o-1", None, T0);
-    let (s, hash) = (pg.upsert_session(&n).await.unwrap(), skey.hash());
+    let (mut s, hash) = (pg.upsert_session(&n).await.unwrap(), skey.hash());
+    assert!(s.change.take().is_some(), "a login answers with its change");
     let wrong = SkeyHash([0xee; 32]);
 
     assert_eq!(pg.session_key(s.uuid, &wrong).await.unwrap(), None);
@@ -162,15 +163,25 @@ async fn a_stale_skey_reads_and_changes_nothing() {
     let unchanged = pg.session(s.uuid).await.unwrap().unwrap();
     assert_eq!(unchanged, s, "no phone, no generation bump");
 
-    assert!(!pg.delete_session(s.uuid, Some(&wrong)).await.unwrap());
+    assert!(
+        pg.delete_session(s.uuid, Some(&wrong))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(pg.session(s.uuid).await.unwrap().is_some());
-    assert!(pg.delete_session(s.uuid, Some(&hash)).await.unwrap());
+    assert!(
+        pg.delete_session(s.uuid, Some(&hash))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(pg.session(s.uuid).await.unwrap().is_none());
 
     // Without a hash (an admin revoke) any skey goes; a second time, none.
     let (s2, _) = signed_in(&pg, &a, "o-2", T0).await;
-    assert!(pg.delete_session(s2, None).await.unwrap());
-    assert!(!pg.delete_session(s2, None).await.unwrap());
+    assert!(pg.delete_session(s2, None).await.unwrap().is_some());
+    assert!(pg.delete_session(s2, None).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -389,7 +400,13 @@ async fn deleting_an_app_returns_its_sessions_and_only_those() {
     }
     let (theirs, _) = signed_in(&pg, &b, "o-0", T0).await;
 
-    let mut deleted = pg.delete_app(a.id).await.unwrap();
+    let mut deleted: Vec<Uuid> = pg
+        .delete_app(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(uuid, _)| uuid)
+        .collect();
     deleted.sort();
     mine.sort();
     assert_eq!(deleted, mine);
@@ -404,7 +421,11 @@ async fn deleting_an_app_returns_its_sessions_and_only_those() {
         Err(StoreError::NotFound)
     ));
     // An app without sessions deletes to an empty list.
-    assert_eq!(pg.delete_app(b.id).await.unwrap(), [theirs]);
+    let removed = pg.delete_app(b.id).await.unwrap();
+    assert_eq!(
+        removed.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+        [theirs]
+    );
     let c = app(&pg, "wxnone").await;
     assert!(pg.delete_app(c.id).await.unwrap().is_empty());
 }
@@ -558,7 +579,8 @@ async fn an_import_never_replaces_a_session() {
     assert!(pg.session(same_user.uuid).await.unwrap().is_none());
     // A user who logged in with wafer keeps that login.
     let (n, _) = login(&a, "o-3", None, T0);
-    let live = pg.upsert_session(&n).await.unwrap();
+    let mut live = pg.upsert_session(&n).await.unwrap();
+    live.change = None; // a read carries no change
     let over = imported(Uuid::new_v4(), "o-3", T0);
     assert!(!pg.import_session(a.id, &over).await.unwrap());
     assert_eq!(pg.session(live.uuid).await.unwrap().unwrap(), live);
@@ -651,4 +673,126 @@ async fn the_session_estimate_reads_the_statistics() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(estimate, 3);
+}
+
+/// The outbox's changes as recorded: (uuid, change, told to Redis).
+async fn changes(db: &str) -> Vec<(Uuid, String, bool)> {
+    raw(db)
+        .await
+        .query(
+            "SELECT uuid, change, redis_synced FROM session_changes ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_change_is_recorded_by_its_own_statement_and_nothing_else_is() {
+    let Some((db, pg)) = fresh().await else {
+        return;
+    };
+    let a = app(&pg, "wxout").await;
+    let (n, skey) = login(&a, "o-1", None, T0);
+    let s = pg.upsert_session(&n).await.unwrap();
+    let phoned = pg
+        .set_phone(s.uuid, &skey.hash(), "1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        phoned.change > s.change,
+        "each change has its own, later seq"
+    );
+    // A stale skey changes nothing, so records nothing.
+    let wrong = SkeyHash([0xee; 32]);
+    assert_eq!(pg.set_phone(s.uuid, &wrong, "2").await.unwrap(), None);
+    assert_eq!(pg.delete_session(s.uuid, Some(&wrong)).await.unwrap(), None);
+    let logout = pg.delete_session(s.uuid, Some(&skey.hash())).await.unwrap();
+    assert!(logout.is_some());
+    let (s2, _) = signed_in(&pg, &a, "o-2", T0).await;
+    pg.delete_session(s2, None).await.unwrap().unwrap();
+    assert_eq!(pg.delete_session(s2, None).await.unwrap(), None);
+    let (s3, _) = signed_in(&pg, &a, "o-3", T0).await;
+    pg.delete_app(a.id).await.unwrap();
+
+    let recorded: Vec<(Uuid, &str)> = changes(&db)
+        .await
+        .iter()
+        .map(|(u, c, told)| {
+            assert!(!told, "nothing is told to Redis by PostgreSQL alone");
+            (
+                *u,
+                match c.as_str() {
+                    "login" => "login",
+                    "phone" => "phone",
+                    "logout" => "logout",
+                    "revoke" => "revoke",
+                    "app_removed" => "app_removed",
+                    other => panic!("unknown change {other}"),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (s.uuid, "login"),
+            (s.uuid, "phone"),
+            (s.uuid, "logout"),
+            (s2, "login"),
+            (s2, "revoke"),
+            (s3, "login"),
+            (s3, "app_removed"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn untold_changes_wait_their_grace_and_marked_ones_are_not_told_again() {
+    let Some((db, pg)) = fresh().await else {
+        return;
+    };
+    let a = app(&pg, "wxtold").await;
+    let (n, _) = login(&a, "o-1", None, T0);
+    let first = pg.upsert_session(&n).await.unwrap();
+    let (s2, _) = signed_in(&pg, &a, "o-2", T0).await;
+    // Younger than the grace: left for the instance that made them.
+    let young = pg
+        .unsynced_changes(Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert!(young.is_empty(), "{young:?}");
+    let all = pg.unsynced_changes(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.uuid).collect::<Vec<_>>(),
+        [first.uuid, s2]
+    );
+    assert_eq!(
+        pg.unsynced_changes(Duration::ZERO, 1).await.unwrap().len(),
+        1
+    );
+
+    let seq = first.change.unwrap();
+    assert_eq!(pg.mark_synced(&[seq]).await.unwrap(), 1);
+    assert_eq!(pg.mark_synced(&[seq]).await.unwrap(), 0, "marked once");
+    let left = pg.unsynced_changes(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(left.iter().map(|c| c.uuid).collect::<Vec<_>>(), [s2]);
+
+    // Only told changes older than the retention are dropped.
+    assert_eq!(
+        pg.purge_synced_changes(Duration::from_secs(3600), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        pg.purge_synced_changes(Duration::ZERO, 10).await.unwrap(),
+        1
+    );
+    let kept: Vec<Uuid> = changes(&db).await.iter().map(|c| c.0).collect();
+    assert_eq!(kept, [s2]);
 }

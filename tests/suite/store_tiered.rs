@@ -549,6 +549,70 @@ async fn an_old_skey_works_at_most_one_repair_round_after_redis_returns() {
 }
 
 #[tokio::test]
+async fn a_change_its_instance_could_not_tell_redis_is_told_by_another() {
+    wafer_testkit::require_servers!();
+    // Instance A cannot reach Redis (only PostgreSQL: a bastion running
+    // `wafer sessions revoke`, or one instance cut off from Redis) while
+    // it revokes a session and logs a user in again. Instance B, with
+    // Redis, must stop accepting what A ended: the changes are recorded
+    // with their commit, and any instance tells Redis what A could not.
+    // Without that, B accepts both until the sessions' absolute limit.
+    let db = backends::fresh_database().await;
+    let prefix = backends::fresh_prefix();
+    let proxy = Proxy::start(backends::host_port(&backends::redis_url())).await;
+    let fast = wafer::store::tiered::TieredSettings {
+        repair_every: Duration::from_millis(100),
+        ..backends::test_settings()
+    };
+    let a = backends::tiered_with(&proxy.redis_url(), &db, &prefix, fast).await;
+    let b = backends::tiered_with(&backends::redis_url(), &db, &prefix, fast).await;
+    let app = app_in(&b, "wxtold").await;
+    a.refresh_apps().await;
+    let (n, old) = login(&app, "o-again", None, T0);
+    let uuid = b.upsert_session(n).await.unwrap().uuid;
+    let (n, gone) = login(&app, "o-gone", None, T0);
+    let revoked = b.upsert_session(n).await.unwrap().uuid;
+    let t = T0.plus_millis(2);
+    let (old, gone) = (creds(&app, uuid, &old, t), creds(&app, revoked, &gone, t));
+    for c in [&old, &gone] {
+        assert!(b.authenticate(c).await.unwrap().is_some());
+    }
+
+    proxy.set(ProxyMode::Down);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (n, new) = login(&app, "o-again", None, T0.plus_millis(1));
+    assert_eq!(a.upsert_session(n).await.unwrap().uuid, uuid);
+    assert!(a.revoke(revoked).await.unwrap());
+    let new = creds(&app, uuid, &new, t);
+    let acknowledged = std::time::Instant::now();
+
+    // B, with Redis, refuses both within the outbox's grace (2 s) and a
+    // round; A is still cut off from Redis all along.
+    loop {
+        let old_ok = b.authenticate(&old).await.unwrap().is_some();
+        let gone_ok = b.authenticate(&gone).await.unwrap().is_some();
+        if !old_ok && !gone_ok {
+            break;
+        }
+        assert!(
+            acknowledged.elapsed() < Duration::from_secs(6),
+            "B still accepts what A ended (old skey: {old_ok}, revoked: {gone_ok}) after {:?}",
+            acknowledged.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("B refused what A ended after {:?}", acknowledged.elapsed());
+    assert!(
+        b.authenticate(&new).await.unwrap().is_some(),
+        "the new skey works on B"
+    );
+    assert!(
+        b.authenticate(&gone).await.unwrap().is_none(),
+        "and stays refused"
+    );
+}
+
+#[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
     wafer_testkit::require_servers!();
     // Bound for the whole test: its keys are deleted when it drops.

@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState as PgState;
 use uuid::Uuid;
 
-use super::Postgres;
+use super::{ChangeSeq, Postgres, SessionChange};
 use super::error::{OnSqlState, col};
 use crate::clock::Timestamp;
 use crate::domain::app::{App, AppId, AppPatch, NewApp};
@@ -120,14 +120,17 @@ impl Postgres {
         .await
     }
 
-    /// Deletes an app and its sessions; returns the uuids of those sessions.
-    pub async fn delete_app(&self, id: AppId) -> StoreResult<Vec<Uuid>> {
+    /// Deletes an app and its sessions, recording each session's removal;
+    /// returns those sessions and their changes.
+    pub async fn delete_app(&self, id: AppId) -> StoreResult<Vec<(Uuid, ChangeSeq)>> {
         self.run(Op::AppWrite, |mut c| async move {
             let tx = c.transaction().await?;
             let rows = tx
                 .query(
-                    "DELETE FROM sessions WHERE app_id = $1 RETURNING uuid",
-                    &[&id],
+                    "WITH d AS (DELETE FROM sessions WHERE app_id = $1 RETURNING uuid, app_id) \
+                     INSERT INTO session_changes (uuid, app_id, change) \
+                     SELECT uuid, app_id, $2 FROM d RETURNING uuid, seq",
+                    &[&id, &SessionChange::AppRemoved.label()],
                 )
                 .await?;
             let deleted = tx.execute("DELETE FROM apps WHERE id = $1", &[&id]).await?;
@@ -135,7 +138,7 @@ impl Postgres {
                 return Err(StoreError::NotFound);
             }
             tx.commit().await?;
-            rows.iter().map(|r| col(r, 0)).collect()
+            rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
         })
         .await
     }

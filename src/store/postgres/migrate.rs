@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_audit_log.sql",
         sql: include_str!("../../../sql/0005_audit_log.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_session_changes.sql",
+        sql: include_str!("../../../sql/0006_session_changes.sql"),
+    },
 ];
 
 // Any fixed number works; this one spells "wafer" in ASCII.

@@ -9,11 +9,14 @@
 
 mod apps;
 mod audit;
+mod changes;
 mod error;
 mod maintenance;
 pub mod migrate;
 mod sessions;
 mod tls_check;
+
+pub use changes::{ChangeSeq, SessionChange};
 
 use std::future::Future;
 use std::str::FromStr;

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState as PgState;
 use uuid::Uuid;
 
-use super::Postgres;
+use super::{ChangeSeq, Postgres, SessionChange};
 use super::error::{OnSqlState, col};
 use crate::clock::Timestamp;
 use crate::domain::app::AppId;
@@ -36,6 +36,7 @@ fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
         create_time: Timestamp::from_system_time(col(row, "create_time")?),
         last_visit: Timestamp::from_system_time(col(row, "last_visit_time")?),
         generation: col(row, "generation")?,
+        change: None,
     })
 }
 
@@ -46,9 +47,11 @@ impl Postgres {
     pub async fn upsert_session(&self, new: &NewSession) -> StoreResult<SessionRecord> {
         let session_key = self.seal(Column::SessionKey, &new.session_key)?;
         self.run(Op::Login, |c| async move {
+            // The change is recorded by the same statement: it commits with
+            // the login or not at all.
             let sql = format!(
-                "INSERT INTO sessions AS s (uuid, app_id, open_id, union_id, session_key, \
-                 skey_hash, user_info, create_time, last_visit_time) \
+                "WITH s AS (INSERT INTO sessions AS s (uuid, app_id, open_id, union_id, \
+                 session_key, skey_hash, user_info, create_time, last_visit_time) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
                  ON CONFLICT (app_id, open_id) DO UPDATE SET \
                  union_id = COALESCE(EXCLUDED.union_id, s.union_id), \
@@ -56,7 +59,11 @@ impl Postgres {
                  user_info = COALESCE(EXCLUDED.user_info, s.user_info), \
                  create_time = EXCLUDED.create_time, last_visit_time = EXCLUDED.create_time, \
                  generation = s.generation + 1 \
-                 RETURNING {SESSION_COLUMNS}"
+                 RETURNING {SESSION_COLUMNS}), \
+                 c AS (INSERT INTO session_changes (uuid, app_id, change) \
+                 SELECT uuid, app_id, '{}' FROM s RETURNING seq) \
+                 SELECT s.*, c.seq AS change_seq FROM s, c",
+                SessionChange::Login.label()
             );
             let stmt = c.prepare_cached(&sql).await?;
             let row = c
@@ -76,7 +83,9 @@ impl Postgres {
                 .await
                 // The app was deleted between the lookup and the insert.
                 .on(&PgState::FOREIGN_KEY_VIOLATION, StoreError::NotFound)?;
-            record_from_row(&row)
+            let mut record = record_from_row(&row)?;
+            record.change = Some(col(&row, "change_seq")?);
+            Ok(record)
         })
         .await
     }
@@ -123,14 +132,24 @@ impl Postgres {
     ) -> StoreResult<Option<SessionRecord>> {
         self.run(Op::Phone, |c| async move {
             let sql = format!(
-                "UPDATE sessions SET phone_number = $3, generation = generation + 1 \
-                 WHERE uuid = $1 AND skey_hash = $2 RETURNING {SESSION_COLUMNS}"
+                "WITH s AS (UPDATE sessions SET phone_number = $3, generation = generation + 1 \
+                 WHERE uuid = $1 AND skey_hash = $2 RETURNING {SESSION_COLUMNS}), \
+                 c AS (INSERT INTO session_changes (uuid, app_id, change) \
+                 SELECT uuid, app_id, '{}' FROM s RETURNING seq) \
+                 SELECT s.*, c.seq AS change_seq FROM s, c",
+                SessionChange::Phone.label()
             );
             let stmt = c.prepare_cached(&sql).await?;
             let row = c
                 .query_opt(&stmt, &[&uuid, &&skey_hash.0[..], &phone_number])
                 .await?;
-            row.as_ref().map(record_from_row).transpose()
+            row.as_ref()
+                .map(|row| {
+                    let mut record = record_from_row(row)?;
+                    record.change = Some(col(row, "change_seq")?);
+                    Ok(record)
+                })
+                .transpose()
         })
         .await
     }
@@ -152,27 +171,37 @@ impl Postgres {
     }
 
     /// Deletes session `uuid`; with `skey_hash`, only if it still has that
-    /// skey (a logout must not remove a newer login's session).
+    /// skey (a logout must not remove a newer login's session). The
+    /// deletion's change (a logout with the skey, else a revoke), if a row
+    /// was deleted.
     pub async fn delete_session(
         &self,
         uuid: Uuid,
         skey_hash: Option<&SkeyHash>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<ChangeSeq>> {
         self.run(Op::Delete, |c| async move {
-            let n = match skey_hash {
+            let row = match skey_hash {
                 Some(h) => {
-                    c.execute(
-                        "DELETE FROM sessions WHERE uuid = $1 AND skey_hash = $2",
-                        &[&uuid, &&h.0[..]],
+                    c.query_opt(
+                        "WITH d AS (DELETE FROM sessions WHERE uuid = $1 AND skey_hash = $2 \
+                         RETURNING uuid, app_id) \
+                         INSERT INTO session_changes (uuid, app_id, change) \
+                         SELECT uuid, app_id, $3 FROM d RETURNING seq",
+                        &[&uuid, &&h.0[..], &SessionChange::Logout.label()],
                     )
                     .await
                 }
                 None => {
-                    c.execute("DELETE FROM sessions WHERE uuid = $1", &[&uuid])
-                        .await
+                    c.query_opt(
+                        "WITH d AS (DELETE FROM sessions WHERE uuid = $1 RETURNING uuid, app_id) \
+                         INSERT INTO session_changes (uuid, app_id, change) \
+                         SELECT uuid, app_id, $2 FROM d RETURNING seq",
+                        &[&uuid, &SessionChange::Revoke.label()],
+                    )
+                    .await
                 }
             }?;
-            Ok(n > 0)
+            row.as_ref().map(|r| col(r, 0)).transpose()
         })
         .await
     }

@@ -272,6 +272,7 @@ mod tests {
 
     fn record(union_id: Option<&str>, user_info: Option<&str>) -> SessionRecord {
         SessionRecord {
+            change: None,
             uuid: Uuid::nil(),
             app_id: 7,
             open_id: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),

@@ -85,8 +85,8 @@ impl AppStore for TieredStore {
         table.store(table.load().without(id));
         // App ids are never reused, so the cached sessions can no longer
         // authenticate; evicting them only frees memory early.
-        for uuid in uuids {
-            self.tombstone(uuid).await;
+        for (uuid, change) in uuids {
+            self.tombstone(uuid, Some(change)).await;
         }
         Ok(())
     }

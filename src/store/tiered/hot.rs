@@ -3,9 +3,17 @@
 //! Redis copy may be stale because a write to Redis failed, evicted once
 //! Redis answers again. A miss reads through to the record, bounded
 //! (`unknown.rs`).
+//!
+//! What Redis must be told of a change is also in the record (the outbox
+//! of session changes, written with the change): a change its maker could
+//! not tell Redis of (Redis away from it, the request cut off, the process
+//! gone) is told by any instance a moment later
+//! ([`HotLink::tell_redis_what_it_missed`]), so nothing acknowledged
+//! depends on one process staying up.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -17,6 +25,12 @@ use crate::store::metrics::{ReadThrough, StoreMetrics};
 use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, Cause, StoreError, StoreResult};
+
+/// How old an untold change must be before any instance tells Redis of it:
+/// its maker tells Redis at once and marks it within a flush or so.
+const OUTBOX_GRACE: Duration = Duration::from_secs(2);
+/// Changes told per round.
+const OUTBOX_BATCH: i64 = 500;
 
 /// Called when a write to Redis failed (the near cache stops trusting its
 /// copies until the repair is through).
@@ -120,7 +134,8 @@ impl HotLink {
     }
 
     /// Caches `record` in Redis; on failure queues its key for eviction.
-    pub async fn cache(&self, record: &SessionRecord, limits: &Limits, now: Timestamp) {
+    /// Whether Redis took it.
+    pub async fn cache(&self, record: &SessionRecord, limits: &Limits, now: Timestamp) -> bool {
         let written = if self.redis.is_connected() {
             self.put(record, limits, now).await
         } else {
@@ -129,10 +144,12 @@ impl HotLink {
         if written.is_err() {
             self.queue_repair(record.uuid);
         }
+        written.is_ok()
     }
 
-    /// Replaces a removed session by a tombstone in Redis.
-    pub async fn tombstone(&self, uuid: Uuid) {
+    /// Replaces a removed session by a tombstone in Redis. Whether Redis
+    /// took it.
+    pub async fn tombstone(&self, uuid: Uuid) -> bool {
         self.record.forget(uuid);
         let buried = if self.redis.is_connected() {
             self.redis.tombstone(uuid).await
@@ -141,6 +158,49 @@ impl HotLink {
         };
         if buried.is_err() {
             self.queue_repair(uuid);
+        }
+        buried.is_ok()
+    }
+
+    /// Tells Redis the changes no instance told it of (oldest first, a
+    /// batch per call): each changed session is made to agree with the
+    /// record as it is now, a tombstone if the record is gone, else its
+    /// copy evicted (the next auth reads it through). Idempotent, so two
+    /// instances telling the same change do no harm.
+    pub async fn tell_redis_what_it_missed(&self) {
+        if !self.redis.is_connected() {
+            return;
+        }
+        let Ok(untold) = self
+            .record
+            .pg
+            .unsynced_changes(OUTBOX_GRACE, OUTBOX_BATCH)
+            .await
+        else {
+            return;
+        };
+        let mut told = Vec::with_capacity(untold.len());
+        let mut agreed = HashSet::new();
+        for change in untold {
+            if !agreed.contains(&change.uuid) {
+                let done = match self.record.pg.session(change.uuid).await {
+                    Ok(Some(_)) => self.redis.evict(change.uuid).await.is_ok(),
+                    Ok(None) => self.redis.tombstone(change.uuid).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !done {
+                    break;
+                }
+                agreed.insert(change.uuid);
+            }
+            told.push(change.seq);
+        }
+        if !told.is_empty() {
+            tracing::info!(
+                changes = told.len(),
+                "told Redis of session changes their instance could not"
+            );
+            self.record.mark_told(&told).await;
         }
     }
 

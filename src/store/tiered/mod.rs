@@ -102,17 +102,17 @@ impl TieredStore {
             None => None,
         };
         spawn_every(&record, settings.flush_every, |r| async move {
-            r.flush_visits().await
+            r.flush_visits().await;
+            r.mark_told(&[]).await;
         });
         spawn_every(&record, settings.purge_every, move |r| {
             let now = clock.now();
             async move { r.purge(now).await }
         });
-        spawn_every(
-            &hot,
-            settings.repair_every,
-            |h| async move { h.repair().await },
-        );
+        spawn_every(&hot, settings.repair_every, |h| async move {
+            h.repair().await;
+            h.tell_redis_what_it_missed().await;
+        });
         spawn_every(&apps, settings.apps_refresh_every, |a| async move {
             a.refresh().await
         });

@@ -1,9 +1,10 @@
 //! The last link of the session chain: PostgreSQL, the acknowledged record.
-//! It owns its write queue (last visits on their way, [`WriteBehind`]) and
-//! the purge of expired records; the links above hand it visits and read
-//! what they lost from it.
+//! It owns its write queues (last visits on their way, [`WriteBehind`]; the
+//! marks of changes Redis was told of) and the purges of expired records and
+//! of old changes; the links above hand it visits and read what they lost
+//! from it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::store::StoreResult;
 use crate::store::metrics::StoreMetrics;
-use crate::store::postgres::Postgres;
+use crate::store::postgres::{ChangeSeq, Postgres};
 use crate::store::record::SessionRecord;
 use crate::store::visit_granularity::VisitGranularity;
 use crate::store::write_behind::WriteBehind;
@@ -25,7 +26,13 @@ pub struct RecordLink {
     visits: Arc<WriteBehind>,
     metrics: StoreMetrics,
     visit: VisitGranularity,
+    // Changes Redis was told of, to mark in the outbox with the next flush.
+    told: Mutex<Vec<ChangeSeq>>,
 }
+
+/// How long a change Redis was told of stays in the outbox (the feed of
+/// session events reads it).
+const CHANGES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 impl RecordLink {
     /// The link over `pg`, writing visits at most once per `visit`.
@@ -35,6 +42,7 @@ impl RecordLink {
             visits: Arc::new(WriteBehind::new(WRITE_BEHIND_CAP)),
             metrics,
             visit,
+            told: Mutex::default(),
         }
     }
 
@@ -87,6 +95,27 @@ impl RecordLink {
             .visits_flushed(&written, started.elapsed(), self.visits.len());
     }
 
+    /// Notes that Redis was told of `change` (marked with the next flush:
+    /// a change left unmarked is only told again, harmlessly).
+    pub fn told(&self, change: Option<ChangeSeq>) {
+        if let (Some(seq), Ok(mut told)) = (change, self.told.lock()) {
+            told.push(seq);
+        }
+    }
+
+    /// Marks the changes Redis was told of (`seqs`, and those noted).
+    pub async fn mark_told(&self, seqs: &[ChangeSeq]) {
+        let mut all = self
+            .told
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        all.extend_from_slice(seqs);
+        if let Err(e) = self.pg.mark_synced(&all).await {
+            tracing::debug!(error = %e, "marking changes told to Redis failed; they are told again");
+        }
+    }
+
     /// Purges sessions expired at `now` from PostgreSQL, batch by batch.
     pub async fn purge(&self, now: Timestamp) {
         // PostgreSQL's last_visit_time may lag Redis by the visit
@@ -113,6 +142,12 @@ impl RecordLink {
         }
         if total > 0 {
             tracing::debug!(purged = total, "purged expired sessions from postgres");
+        }
+        while let Ok(n) = self.pg.purge_synced_changes(CHANGES_KEPT, PURGE_BATCH).await {
+            if n < PURGE_BATCH as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

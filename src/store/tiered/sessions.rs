@@ -14,6 +14,7 @@ use crate::domain::session::{
 };
 use crate::store::metrics::ReadThrough;
 use crate::store::near::Lookup;
+use crate::store::postgres::ChangeSeq;
 use crate::store::{SessionStore, StoreResult};
 
 impl TieredStore {
@@ -37,9 +38,12 @@ impl TieredStore {
     }
 
     /// Replaces a removed session by a tombstone in Redis and drops this
-    /// instance's copy.
-    pub(super) async fn tombstone(&self, uuid: Uuid) {
-        self.hot.tombstone(uuid).await;
+    /// instance's copy; `change` (the removal's, if it removed a row) is
+    /// marked told once Redis took it.
+    pub(super) async fn tombstone(&self, uuid: Uuid, change: Option<ChangeSeq>) {
+        if self.hot.tombstone(uuid).await {
+            self.record.told(change);
+        }
         self.forget_near(uuid);
     }
 }
@@ -48,9 +52,15 @@ impl SessionStore for TieredStore {
     async fn upsert_session(&self, new: NewSession) -> StoreResult<StoredLogin> {
         let record = self.record.pg.upsert_session(&new).await?;
         self.hot.known(record.uuid);
-        match self.apps.get(&AppRef::Id(new.app_id)) {
+        let told = match self.apps.get(&AppRef::Id(new.app_id)) {
             Some(app) => self.hot.cache(&record, &app.limits(), new.now).await,
-            None => self.hot.queue_repair(record.uuid),
+            None => {
+                self.hot.queue_repair(record.uuid);
+                false
+            }
+        };
+        if told {
+            self.record.told(record.change);
         }
         self.forget_near(record.uuid);
         Ok(StoredLogin {
@@ -114,7 +124,9 @@ impl SessionStore for TieredStore {
         };
         // The new generation replaces the cached copy; Redis then answers
         // the number on the next auth.
-        self.hot.cache(&record, &creds.limits, creds.now).await;
+        if self.hot.cache(&record, &creds.limits, creds.now).await {
+            self.record.told(record.change);
+        }
         self.forget_near(record.uuid);
         Ok(true)
     }
@@ -133,16 +145,16 @@ impl SessionStore for TieredStore {
             .pg
             .delete_session(creds.uuid, Some(&creds.skey_hash))
             .await?;
-        if deleted {
-            self.tombstone(creds.uuid).await;
+        if deleted.is_some() {
+            self.tombstone(creds.uuid, deleted).await;
         }
-        Ok(deleted)
+        Ok(deleted.is_some())
     }
 
     async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
         let deleted = self.record.pg.delete_session(uuid, None).await?;
-        self.tombstone(uuid).await;
-        Ok(deleted)
+        self.tombstone(uuid, deleted).await;
+        Ok(deleted.is_some())
     }
 
     async fn list_sessions(&self, app: AppId, query: &SessionQuery) -> StoreResult<SessionPage> {
