@@ -762,24 +762,33 @@ async fn untold_changes_wait_their_grace_and_marked_ones_are_not_told_again() {
     let (s2, _) = signed_in(&pg, &a, "o-2", T0).await;
     // Younger than the grace: left for the instance that made them.
     let young = pg
-        .unsynced_changes(Duration::from_secs(60), 10)
+        .unsynced_changes(Duration::from_secs(60), Duration::from_secs(60), 10)
         .await
         .unwrap();
     assert!(young.is_empty(), "{young:?}");
-    let all = pg.unsynced_changes(Duration::ZERO, 10).await.unwrap();
+    let all = pg
+        .unsynced_changes(Duration::ZERO, Duration::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().map(|c| c.uuid).collect::<Vec<_>>(),
         [first.uuid, s2]
     );
     assert_eq!(
-        pg.unsynced_changes(Duration::ZERO, 1).await.unwrap().len(),
+        pg.unsynced_changes(Duration::ZERO, Duration::ZERO, 1)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
     let seq = first.change.unwrap();
     assert_eq!(pg.mark_synced(&[seq]).await.unwrap(), 1);
     assert_eq!(pg.mark_synced(&[seq]).await.unwrap(), 0, "marked once");
-    let left = pg.unsynced_changes(Duration::ZERO, 10).await.unwrap();
+    let left = pg
+        .unsynced_changes(Duration::ZERO, Duration::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(left.iter().map(|c| c.uuid).collect::<Vec<_>>(), [s2]);
 
     // Only told changes older than the retention are dropped.
@@ -795,4 +804,14 @@ async fn untold_changes_wait_their_grace_and_marked_ones_are_not_told_again() {
     );
     let kept: Vec<Uuid> = changes(&db).await.iter().map(|c| c.0).collect();
     assert_eq!(kept, [s2]);
+
+    // A removal is told sooner than a login: its maker marks it at once.
+    pg.delete_session(s2, None).await.unwrap().unwrap();
+    let removals = pg
+        .unsynced_changes(Duration::ZERO, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(removals.len(), 1, "only the revoke: {removals:?}");
+    assert_eq!(removals[0].uuid, s2);
+    assert!(removals[0].seq > seq);
 }

@@ -53,17 +53,25 @@ pub struct Unsynced {
 }
 
 impl Postgres {
-    /// Up to `limit` changes at least `age` old (by PostgreSQL's clock,
-    /// which stamped them) that Redis has not been told of, oldest first.
-    pub async fn unsynced_changes(&self, age: Duration, limit: i64) -> StoreResult<Vec<Unsynced>> {
-        let age = age.as_secs_f64();
+    /// Up to `limit` changes that Redis has not been told of, oldest
+    /// first: removals (logout, revoke, app removed) at least `removal_age`
+    /// old, other changes at least `other_age` (by PostgreSQL's clock, which
+    /// stamped them).
+    pub async fn unsynced_changes(
+        &self,
+        removal_age: Duration,
+        other_age: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<Unsynced>> {
+        let (removal_age, other_age) = (removal_age.as_secs_f64(), other_age.as_secs_f64());
         self.run(Op::Outbox, |c| async move {
             let rows = c
                 .query(
                     "SELECT seq, uuid FROM session_changes \
-                     WHERE NOT redis_synced AND at < now() - make_interval(secs => $1) \
-                     ORDER BY seq LIMIT $2",
-                    &[&age, &limit],
+                     WHERE NOT redis_synced AND at < now() - make_interval(secs => \
+                       CASE WHEN change IN ('login', 'phone') THEN $2::float8 ELSE $1::float8 END) \
+                     ORDER BY seq LIMIT $3",
+                    &[&removal_age, &other_age, &limit],
                 )
                 .await?;
             rows.iter()

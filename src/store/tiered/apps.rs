@@ -86,8 +86,12 @@ impl AppStore for TieredStore {
         // App ids are never reused, so the cached sessions can no longer
         // authenticate; evicting them only frees memory early.
         for (uuid, change) in uuids {
-            self.tombstone(uuid, Some(change)).await;
+            if self.hot.tombstone(uuid).await {
+                self.record.told(Some(change));
+            }
+            self.forget_near(uuid);
         }
+        self.record.mark_told(&[]).await;
         Ok(())
     }
 }

@@ -26,9 +26,14 @@ use crate::store::record::SessionRecord;
 use crate::store::redis::{self, AuthOutcome, Redis};
 use crate::store::{Backend, Cause, StoreError, StoreResult};
 
-/// How old an untold change must be before any instance tells Redis of it:
-/// its maker tells Redis at once and marks it within a flush or so.
-const OUTBOX_GRACE: Duration = Duration::from_secs(2);
+/// How old an untold removal must be before any instance tells Redis of
+/// it: its maker marks it told as soon as Redis took it, so a removal still
+/// untold after this was not (Redis away from its maker, the request cut
+/// off, the process gone). Short: a revoke is enforced within a second.
+const REMOVAL_GRACE: Duration = Duration::from_millis(200);
+/// The same for logins and phone numbers, whose makers mark them with the
+/// next flush (one statement for many, off the login's path).
+const CHANGE_GRACE: Duration = Duration::from_secs(2);
 /// Changes told per round.
 const OUTBOX_BATCH: i64 = 500;
 
@@ -174,7 +179,7 @@ impl HotLink {
         let Ok(untold) = self
             .record
             .pg
-            .unsynced_changes(OUTBOX_GRACE, OUTBOX_BATCH)
+            .unsynced_changes(REMOVAL_GRACE, CHANGE_GRACE, OUTBOX_BATCH)
             .await
         else {
             return;

@@ -49,6 +49,12 @@ use hot::HotLink;
 use record::RecordLink;
 pub use settings::TieredSettings;
 
+/// How often each instance looks for changes no instance told Redis of:
+/// with the removals' grace, a revoke made where Redis cannot be reached is
+/// enforced everywhere within half a second. The look is one indexed read
+/// of an empty set when all is well.
+const OUTBOX_EVERY: Duration = Duration::from_millis(250);
+
 /// Redis + PostgreSQL (and the near cache) behind the store ports.
 pub struct TieredStore {
     near: Option<Arc<Near>>,
@@ -110,8 +116,10 @@ impl TieredStore {
             async move { r.purge(now).await }
         });
         spawn_every(&hot, settings.repair_every, |h| async move {
-            h.repair().await;
-            h.tell_redis_what_it_missed().await;
+            h.repair().await
+        });
+        spawn_every(&hot, OUTBOX_EVERY, |h| async move {
+            h.tell_redis_what_it_missed().await
         });
         spawn_every(&apps, settings.apps_refresh_every, |a| async move {
             a.refresh().await

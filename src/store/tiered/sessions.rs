@@ -31,7 +31,7 @@ impl TieredStore {
 
     /// Drops this instance's copy of session `uuid` once its change is in
     /// Redis: the reply to the change must not race Redis' push.
-    fn forget_near(&self, uuid: Uuid) {
+    pub(super) fn forget_near(&self, uuid: Uuid) {
         if let Some(near) = self.near_cache() {
             near.forget(uuid);
         }
@@ -39,10 +39,12 @@ impl TieredStore {
 
     /// Replaces a removed session by a tombstone in Redis and drops this
     /// instance's copy; `change` (the removal's, if it removed a row) is
-    /// marked told once Redis took it.
+    /// marked told once Redis took it, before the answer: other instances
+    /// tell Redis of a removal left untold a moment later.
     pub(super) async fn tombstone(&self, uuid: Uuid, change: Option<ChangeSeq>) {
         if self.hot.tombstone(uuid).await {
             self.record.told(change);
+            self.record.mark_told(&[]).await;
         }
         self.forget_near(uuid);
     }
