@@ -815,3 +815,64 @@ async fn untold_changes_wait_their_grace_and_marked_ones_are_not_told_again() {
     assert_eq!(removals[0].uuid, s2);
     assert!(removals[0].seq > seq);
 }
+
+#[tokio::test]
+async fn a_migration_waiting_for_a_lock_lets_logins_through_and_tries_again() {
+    use wafer::store::postgres::migrate::{MIGRATIONS, Migration, migrate_to};
+    let Some((db, pg)) = fresh().await else {
+        return;
+    };
+    let a = app(&pg, "wxlock").await;
+    // A migration that needs the sessions table to itself, after all of
+    // wafer's.
+    let mut list: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|m| Migration {
+            version: m.version,
+            name: m.name,
+            sql: m.sql,
+        })
+        .collect();
+    list.push(Migration {
+        version: MIGRATIONS.len() as i32 + 1,
+        name: "9999_test_alter_sessions.sql",
+        sql: "ALTER TABLE sessions ADD COLUMN test_only INTEGER",
+    });
+    let list: &'static [Migration] = Box::leak(list.into_boxed_slice());
+
+    // A long reader holds the table (as a long flush or purge would).
+    let mut reader = raw(&db).await;
+    let holding = reader.transaction().await.unwrap();
+    holding
+        .execute("SELECT 1 FROM sessions LIMIT 1", &[])
+        .await
+        .unwrap();
+    let migrating = {
+        let db = db.to_string();
+        tokio::spawn(async move {
+            let mut client = raw(&db).await;
+            migrate_to(&mut client, list).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The migration is queued for its lock; a login must not queue behind
+    // it for longer than the migration's lock timeout (1 s), well within
+    // its own database timeout (2 s).
+    let asked = std::time::Instant::now();
+    let (n, _) = login(&a, "o-during", None, T0);
+    let login = tokio::time::timeout(Duration::from_secs(8), pg.upsert_session(&n)).await;
+    assert!(
+        matches!(login, Ok(Ok(_))),
+        "a login waited {:?} behind a migration's lock",
+        asked.elapsed()
+    );
+    // The reader ends; the migration, refused its lock, tries again and
+    // gets it.
+    holding.rollback().await.unwrap();
+    let applied = tokio::time::timeout(Duration::from_secs(20), migrating)
+        .await
+        .expect("the migration finishes once the reader is gone")
+        .unwrap()
+        .unwrap();
+    assert_eq!(applied, ["9999_test_alter_sessions.sql"]);
+}

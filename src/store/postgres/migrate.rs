@@ -50,26 +50,62 @@ pub const MIGRATIONS: &[Migration] = &[
 // Any fixed number works; this one spells "wafer" in ASCII.
 const LOCK_KEY: i64 = 0x77_61_66_65_72;
 
+/// How long a migration waits for a table lock before it gives up and
+/// tries again: a lock queued behind a long statement (a flush of visits,
+/// the purge, a report) makes every later statement on the table queue
+/// behind it, so it must give up well within a request's database timeout
+/// (2 s by default): logins then wait at most this long.
+const LOCK_TIMEOUT: &str = "1s";
+/// Tries of one migration whose locks were not granted in time, a second
+/// apart: within the migrations' bound of a minute.
+const LOCK_TRIES: u32 = 25;
+
 /// Applies the pending migrations; returns the names of those it applied.
 ///
-/// Everything runs in one transaction holding a transaction-level advisory
-/// lock: a second instance waits, then finds nothing left to do.
+/// A session-level advisory lock makes a second instance wait, then find
+/// nothing left to do. Each migration is a transaction of its own (with
+/// its bookkeeping row), so one that fails leaves those before it applied;
+/// its locks are asked for with a timeout, and a migration refused a lock
+/// is tried again after a pause. The lock lives as long as the connection:
+/// the caller hands a connection that closes when it is dropped.
 pub async fn migrate(client: &mut Client) -> Result<Vec<&'static str>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+    migrate_to(client, MIGRATIONS).await
+}
+
+/// [`migrate`] with another list (the tests add a migration of their own).
+pub async fn migrate_to(
+    client: &mut Client,
+    migrations: &'static [Migration],
+) -> Result<Vec<&'static str>, tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await?;
+    let applied = apply_pending(client, migrations).await;
+    // Released on success or failure (and with the connection, if this
+    // future is dropped).
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    applied
+}
+
+async fn apply_pending(
+    client: &mut Client,
+    migrations: &'static [Migration],
+) -> Result<Vec<&'static str>, tokio_postgres::Error> {
     // "relation already exists, skipping" is expected on every start.
-    tx.batch_execute("SET LOCAL client_min_messages = warning")
+    client
+        .batch_execute(
+            "SET client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS wafer_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );
+             RESET client_min_messages",
+        )
         .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS wafer_migrations (
-             version    INTEGER PRIMARY KEY,
-             name       TEXT NOT NULL,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )
-    .await?;
-    let row = tx
+    let row = client
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM wafer_migrations",
             &[],
@@ -77,17 +113,47 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<&'static str>, tokio_pos
         .await?;
     let current: i32 = row.try_get(0)?;
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        tx.batch_execute(m.sql).await?;
-        tx.execute(
-            "INSERT INTO wafer_migrations (version, name) VALUES ($1, $2)",
-            &[&m.version, &m.name],
-        )
-        .await?;
+    for m in migrations.iter().filter(|m| m.version > current) {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match apply_one(client, m).await {
+                Ok(()) => break,
+                Err(e) if lock_refused(&e) && tries < LOCK_TRIES => {
+                    tracing::warn!(
+                        migration = m.name,
+                        tries,
+                        "a migration waited {LOCK_TIMEOUT} for a lock; trying again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         applied.push(m.name);
     }
-    tx.commit().await?;
     Ok(applied)
+}
+
+/// One migration and its bookkeeping row, in a transaction of its own.
+async fn apply_one(client: &mut Client, m: &Migration) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL client_min_messages = warning; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+    ))
+    .await?;
+    tx.batch_execute(m.sql).await?;
+    tx.execute(
+        "INSERT INTO wafer_migrations (version, name) VALUES ($1, $2)",
+        &[&m.version, &m.name],
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Whether `e` is PostgreSQL refusing a lock within `lock_timeout`.
+fn lock_refused(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
 }
 
 #[cfg(test)]

@@ -161,7 +161,10 @@ impl Postgres {
     pub async fn migrate(&self) -> StoreResult<Vec<&'static str>> {
         // Migrations may take longer than one query; they get their own bound.
         let work = async {
-            let mut client = self.client().await?;
+            // Out of the pool: the migrations' advisory lock lives as long
+            // as the connection, which closes when this is dropped (even
+            // cut off by the bound), never back in the pool holding it.
+            let mut client = Object::take(self.client().await?);
             Ok(migrate::migrate(&mut client).await?)
         };
         tokio::time::timeout(Duration::from_secs(60), work)
