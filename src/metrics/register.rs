@@ -191,6 +191,11 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         "Write-behind flushes that failed (their visits are kept and retried).",
     ),
     (
+        "wafer_write_behind_dropped_total",
+        Kind::Counter,
+        "Last visits not queued for PostgreSQL because the write-behind was full (PostgreSQL away for long): their sessions' records lag Redis until a later visit is written.",
+    ),
+    (
         "wafer_sessions_stored",
         Kind::Gauge,
         "Sessions stored, read at each scrape (PostgreSQL: its statistics' live-row estimate, which lags commits by about a second).",

@@ -120,6 +120,7 @@ struct Handles {
     flush_sessions: Histogram,
     flush_latency: Histogram,
     flush_failures: Counter,
+    visits_dropped: Counter,
     near: NearMetrics,
 }
 
@@ -165,6 +166,7 @@ impl StoreMetrics {
             flush_sessions: histogram(r, "wafer_write_behind_flush_sessions", &[]),
             flush_latency: histogram(r, "wafer_write_behind_flush_duration_seconds", &[]),
             flush_failures: counter(r, "wafer_write_behind_flush_failures_total", &[]),
+            visits_dropped: counter(r, "wafer_write_behind_dropped_total", &[]),
             near: NearMetrics::register(r),
         })))
     }
@@ -203,8 +205,24 @@ impl StoreMetrics {
     /// and logged in one call. An empty flush is no flush: it would only
     /// pull the histograms towards zero; the pending gauge is set every
     /// time, so it falls back to 0 once PostgreSQL has caught up.
-    pub fn visits_flushed(&self, written: &StoreResult<usize>, took: Duration, pending: usize) {
+    /// `dropped` visits were not queued since the last flush (the queue
+    /// was full).
+    pub fn visits_flushed(
+        &self,
+        written: &StoreResult<usize>,
+        took: Duration,
+        pending: usize,
+        dropped: u64,
+    ) {
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                pending,
+                "the write-behind is full: last visits dropped (their records lag Redis)"
+            );
+        }
         if let Some(h) = &self.0 {
+            h.visits_dropped.increment(dropped);
             match written {
                 Ok(0) => {}
                 Ok(n) => {
@@ -235,5 +253,28 @@ impl StoreMetrics {
 impl std::fmt::Debug for StoreMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("StoreMetrics")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn a_flush_counts_the_visits_the_full_queue_dropped() {
+        let m = Metrics::new();
+        let store = StoreMetrics::register(m.recorder());
+        let series = "wafer_write_behind_dropped_total";
+        let value = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{series} ")))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        store.visits_flushed(&Ok(5), Duration::from_millis(1), 0, 0);
+        assert_eq!(value(&m.render()), Some(0), "registered, unmoved");
+        store.visits_flushed(&Ok(0), Duration::from_millis(1), 7, 3);
+        store.visits_flushed(&Ok(2), Duration::from_millis(1), 7, 4);
+        assert_eq!(value(&m.render()), Some(7));
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -25,6 +26,8 @@ pub struct WriteBehind {
     // Beyond this many distinct sessions (PostgreSQL down for long), new
     // visits are dropped: Redis still slides them; only their record lags.
     cap: usize,
+    // Visits dropped so, since they were last counted.
+    dropped: AtomicU64,
 }
 
 impl WriteBehind {
@@ -34,6 +37,7 @@ impl WriteBehind {
             pending: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             cap,
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -48,8 +52,15 @@ impl WriteBehind {
             None if len < self.cap => {
                 p.insert(uuid, at);
             }
-            None => {}
+            None => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Visits dropped because the buffer was full, since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
     }
 
     /// The newest visit of `uuid` not yet written, if any.
@@ -129,6 +140,8 @@ mod tests {
         assert_eq!(wb.pending_visit(c), None);
         wb.record(a, Timestamp(3));
         assert_eq!(wb.pending_visit(a), Some(Timestamp(3)));
+        assert_eq!(wb.take_dropped(), 1, "c's visit was dropped, and counted");
+        assert_eq!(wb.take_dropped(), 0, "counted once");
     }
 
     #[test]

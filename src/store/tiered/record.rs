@@ -91,8 +91,12 @@ impl RecordLink {
     pub async fn flush_visits(&self) {
         let started = Instant::now();
         let written = self.visits.flush(&self.pg).await;
-        self.metrics
-            .visits_flushed(&written, started.elapsed(), self.visits.len());
+        self.metrics.visits_flushed(
+            &written,
+            started.elapsed(),
+            self.visits.len(),
+            self.visits.take_dropped(),
+        );
     }
 
     /// Notes that Redis was told of `change` (marked with the next flush:
