@@ -671,6 +671,63 @@ async fn a_logout_cut_off_after_its_commit_is_enforced() {
 }
 
 #[tokio::test]
+async fn a_full_write_behind_counts_the_visits_it_drops() {
+    wafer_testkit::require_servers!();
+    // With PostgreSQL away for long the write-behind fills; what it turns
+    // away is counted on /metrics (here it holds one session's visit).
+    let prefix = backends::fresh_prefix();
+    let db = backends::fresh_database().await;
+    let settings = wafer::store::tiered::TieredSettings {
+        flush_every: Duration::from_secs(3600),
+        near: None,
+        write_behind_cap: 1,
+        ..backends::test_settings()
+    };
+    let metrics = wafer::metrics::Metrics::new();
+    let pg = backends::postgres(&db);
+    pg.migrate().await.unwrap();
+    let redis = wafer::config::RedisSettings {
+        prefix: prefix.to_string(),
+        ..Default::default()
+    }
+    .connect(&backends::redis_url().as_str().into())
+    .unwrap();
+    assert!(redis.wait_connected(Duration::from_secs(5)).await);
+    let s = TieredStore::start(
+        redis,
+        pg,
+        Arc::new(wafer::clock::SystemClock),
+        settings,
+        wafer::store::metrics::StoreMetrics::register(metrics.recorder()),
+    )
+    .await
+    .unwrap();
+    let app = app_in(&s, "wxfull").await;
+    let dropped = || {
+        metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("wafer_write_behind_dropped_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for user in ["o-1", "o-2", "o-3"] {
+        let (n, skey) = login(&app, user, None, T0);
+        let uuid = s.upsert_session(n).await.unwrap().uuid;
+        assert!(
+            s.authenticate(&creds(&app, uuid, &skey, T0.plus_millis(5)))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert_eq!(s.pending_visits(), 1, "one session's visit held");
+    assert_eq!(dropped(), 0, "counted at the flush");
+    s.flush_visits().await;
+    assert_eq!(dropped(), 2, "the two visits the full queue turned away");
+}
+
+#[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
     wafer_testkit::require_servers!();
     // Bound for the whole test: its keys are deleted when it drops.

@@ -74,7 +74,12 @@ impl TieredStore {
         settings: TieredSettings,
         metrics: StoreMetrics,
     ) -> StoreResult<Arc<Self>> {
-        let record = Arc::new(RecordLink::new(pg, metrics.clone(), settings.visit));
+        let record = Arc::new(RecordLink::new(
+            pg,
+            metrics.clone(),
+            settings.visit,
+            settings.write_behind_cap,
+        ));
         let apps = Arc::new(AppsCache::load(record.pg.clone()).await?);
         let hot = Arc::new(HotLink::new(
             redis,

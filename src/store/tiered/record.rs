@@ -17,7 +17,7 @@ use crate::store::record::SessionRecord;
 use crate::store::visit_granularity::VisitGranularity;
 use crate::store::write_behind::WriteBehind;
 
-use crate::config::defaults::{PURGE_BATCH, WRITE_BEHIND_CAP};
+use crate::config::defaults::PURGE_BATCH;
 
 /// PostgreSQL and the visits waiting for it.
 pub struct RecordLink {
@@ -35,11 +35,12 @@ pub struct RecordLink {
 const CHANGES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 impl RecordLink {
-    /// The link over `pg`, writing visits at most once per `visit`.
-    pub fn new(pg: Postgres, metrics: StoreMetrics, visit: VisitGranularity) -> Self {
+    /// The link over `pg`, writing visits at most once per `visit`, and
+    /// holding at most `cap` sessions' visits.
+    pub fn new(pg: Postgres, metrics: StoreMetrics, visit: VisitGranularity, cap: usize) -> Self {
         RecordLink {
             pg: pg.with_metrics(metrics.clone()),
-            visits: Arc::new(WriteBehind::new(WRITE_BEHIND_CAP)),
+            visits: Arc::new(WriteBehind::new(cap)),
             metrics,
             visit,
             told: Mutex::default(),

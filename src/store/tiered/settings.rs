@@ -29,6 +29,9 @@ pub struct TieredSettings {
     pub read_through_per_second: u32,
     /// The near cache in front of Redis (`None`: every auth asks Redis).
     pub near: Option<NearSettings>,
+    /// Most sessions whose last visit waits for PostgreSQL; past it (with
+    /// PostgreSQL away for long) visits are dropped and counted.
+    pub write_behind_cap: usize,
 }
 
 impl Default for TieredSettings {
@@ -41,6 +44,7 @@ impl Default for TieredSettings {
             visit: VisitGranularity::DEFAULT,
             read_through_per_second: defaults::READ_THROUGH_LIMIT,
             near: Some(NearSettings::DEFAULT),
+            write_behind_cap: defaults::WRITE_BEHIND_CAP,
         }
     }
 }
