@@ -728,6 +728,41 @@ async fn a_full_write_behind_counts_the_visits_it_drops() {
 }
 
 #[tokio::test]
+async fn a_phone_number_keeps_the_sessions_newest_visit_in_redis() {
+    wafer_testkit::require_servers!();
+    // PostgreSQL's last visit lags Redis' by up to a visit granularity
+    // (here a minute). Storing a phone number rewrites the Redis copy: it
+    // must live from the newest visit, not from PostgreSQL's older one, or
+    // Redis drops a session that is still valid and the record, lagging,
+    // refuses it.
+    let prefix = backends::fresh_prefix();
+    let db = backends::fresh_database().await;
+    let settings = wafer::store::tiered::TieredSettings {
+        visit: wafer::store::visit_granularity::VisitGranularity::Every(Duration::from_secs(60)),
+        flush_every: Duration::from_secs(3600),
+        near: None,
+        ..backends::test_settings()
+    };
+    let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, settings).await;
+    let mut spec = new_app("wxphonevisit");
+    spec.session_duration = 10;
+    let app = s.create_app(spec, T0).await.unwrap();
+    let (n, skey) = login(&app, "o-pv", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    // Slid in Redis at T0 + 6 s; PostgreSQL still says T0.
+    let at = |ms: i64| creds(&app, uuid, &skey, T0.plus_millis(ms));
+    assert!(s.authenticate(&at(6_000)).await.unwrap().is_some());
+    assert!(s.set_phone(&at(6_000), "13800138000").await.unwrap());
+    // Past PostgreSQL's deadline (T0 + 10 s), within Redis' (T0 + 16 s),
+    // after more than the 4 s the copy would have had from T0.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    assert!(
+        s.authenticate(&at(12_000)).await.unwrap().is_some(),
+        "a session valid until T0 + 16 s was refused at T0 + 12 s"
+    );
+}
+
+#[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
     wafer_testkit::require_servers!();
     // Bound for the whole test: its keys are deleted when it drops.

@@ -40,6 +40,13 @@ fn record_from_row(row: &Row) -> StoreResult<SessionRecord> {
     })
 }
 
+/// The row a change statement answers: the record and its change.
+fn changed_record(row: &Row) -> StoreResult<SessionRecord> {
+    let mut record = record_from_row(row)?;
+    record.change = Some(col(row, "change_seq")?);
+    Ok(record)
+}
+
 impl Postgres {
     /// Records a login: one row per (app, open_id), keeping the uuid,
     /// union_id and user_info of an existing row unless the login brings new
@@ -83,9 +90,7 @@ impl Postgres {
                 .await
                 // The app was deleted between the lookup and the insert.
                 .on(&PgState::FOREIGN_KEY_VIOLATION, StoreError::NotFound)?;
-            let mut record = record_from_row(&row)?;
-            record.change = Some(col(&row, "change_seq")?);
-            Ok(record)
+            changed_record(&row)
         })
         .await
     }
@@ -143,13 +148,7 @@ impl Postgres {
             let row = c
                 .query_opt(&stmt, &[&uuid, &&skey_hash.0[..], &phone_number])
                 .await?;
-            row.as_ref()
-                .map(|row| {
-                    let mut record = record_from_row(row)?;
-                    record.change = Some(col(row, "change_seq")?);
-                    Ok(record)
-                })
-                .transpose()
+            row.as_ref().map(changed_record).transpose()
         })
         .await
     }

@@ -205,6 +205,16 @@ impl Redis {
         }
     }
 
+    /// The generation of session `uuid` Redis holds, if it holds one.
+    pub async fn generation(&self, uuid: Uuid) -> StoreResult<Option<i64>> {
+        use fred::prelude::HashesInterface;
+        let call = self
+            .pool
+            .next_connected()
+            .hget::<Option<i64>, _, _>(self.key(uuid), layout::field::GEN);
+        self.bounded(Op::Load, call).await
+    }
+
     /// Drops whatever Redis holds for `uuid` (the record is read again on
     /// the next auth).
     pub async fn evict(&self, uuid: Uuid) -> StoreResult<()> {

@@ -169,9 +169,11 @@ impl HotLink {
 
     /// Tells Redis the changes no instance told it of (oldest first, a
     /// batch per call): each changed session is made to agree with the
-    /// record as it is now, a tombstone if the record is gone, else its
-    /// copy evicted (the next auth reads it through). Idempotent, so two
-    /// instances telling the same change do no harm.
+    /// record as it is now: a tombstone if the record is gone; its copy
+    /// evicted if Redis holds an older generation (the next auth reads it
+    /// through). A copy of the record's generation is left alone: only
+    /// Redis holds its newest visit, which a read-through would not see.
+    /// Idempotent, so two instances telling the same change do no harm.
     pub async fn tell_redis_what_it_missed(&self) {
         if !self.redis.is_connected() {
             return;
@@ -189,7 +191,13 @@ impl HotLink {
         for change in untold {
             if !agreed.contains(&change.uuid) {
                 let done = match self.record.pg.session(change.uuid).await {
-                    Ok(Some(_)) => self.redis.evict(change.uuid).await.is_ok(),
+                    Ok(Some(record)) => match self.redis.generation(change.uuid).await {
+                        Ok(Some(held)) if held < record.generation => {
+                            self.redis.evict(change.uuid).await.is_ok()
+                        }
+                        Ok(_) => true,
+                        Err(_) => false,
+                    },
                     Ok(None) => self.redis.tombstone(change.uuid).await.is_ok(),
                     Err(_) => false,
                 };

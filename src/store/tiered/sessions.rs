@@ -116,7 +116,7 @@ impl SessionStore for TieredStore {
     }
 
     async fn set_phone(&self, creds: &Credentials, phone_number: &str) -> StoreResult<bool> {
-        let Some(record) = self
+        let Some(mut record) = self
             .record
             .pg
             .set_phone(creds.uuid, &creds.skey_hash, phone_number)
@@ -125,7 +125,13 @@ impl SessionStore for TieredStore {
             return Ok(false);
         };
         // The new generation replaces the cached copy; Redis then answers
-        // the number on the next auth.
+        // the number on the next auth. PostgreSQL's last visit lags Redis'
+        // (by up to a visit granularity): the copy lives from the newest
+        // visit this instance knows of, at least this request's (the check
+        // before it slid the session), or it would expire early.
+        record.last_visit = self
+            .newest_visit(record.uuid, record.last_visit)
+            .max(creds.now);
         if self.hot.cache(&record, &creds.limits, creds.now).await {
             self.record.told(record.change);
         }
