@@ -55,7 +55,10 @@ impl Postgres {
         let session_key = self.seal(Column::SessionKey, &new.session_key)?;
         self.run(Op::Login, |c| async move {
             // The change is recorded by the same statement: it commits with
-            // the login or not at all.
+            // the login or not at all. A first login (generation 1) has no
+            // older copy in Redis to replace: nothing to tell, so it is
+            // recorded as told (no mark to write, no entry in the untold
+            // index).
             let sql = format!(
                 "WITH s AS (INSERT INTO sessions AS s (uuid, app_id, open_id, union_id, \
                  session_key, skey_hash, user_info, create_time, last_visit_time) \
@@ -67,8 +70,8 @@ impl Postgres {
                  create_time = EXCLUDED.create_time, last_visit_time = EXCLUDED.create_time, \
                  generation = s.generation + 1 \
                  RETURNING {SESSION_COLUMNS}), \
-                 c AS (INSERT INTO session_changes (uuid, app_id, change) \
-                 SELECT uuid, app_id, '{}' FROM s RETURNING seq) \
+                 c AS (INSERT INTO session_changes (uuid, app_id, change, redis_synced) \
+                 SELECT uuid, app_id, '{}', generation = 1 FROM s RETURNING seq) \
                  SELECT s.*, c.seq AS change_seq FROM s, c",
                 SessionChange::Login.label()
             );

@@ -61,7 +61,8 @@ impl SessionStore for TieredStore {
                 false
             }
         };
-        if told {
+        // A first login was recorded as told: Redis held nothing older.
+        if told && record.generation > 1 {
             self.record.told(record.change);
         }
         self.forget_near(record.uuid);
