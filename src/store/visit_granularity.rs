@@ -57,7 +57,7 @@ impl VisitGranularity {
     }
 
     /// The longest any session's copy in PostgreSQL can lag its visits
-    /// (the purge waits that much longer before it deletes a row).
+    /// under this setting.
     pub fn longest(self) -> Duration {
         match self {
             VisitGranularity::Every(d) => d,
@@ -69,6 +69,14 @@ impl VisitGranularity {
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// How much longer than its deadline the purge leaves a session's record:
+/// PostgreSQL's last visit lags Redis' by up to two granularities (a visit
+/// is marked written in Redis when it is queued, and the queue is written
+/// within one more), and every instance's granularity, share or fixed, is at
+/// most six hours, so no instance's setting can make the purge delete a
+/// session another instance still slides.
+pub const PURGE_MARGIN: Duration = Duration::from_secs(2 * 6 * 3600);
 
 impl Default for VisitGranularity {
     fn default() -> Self {
@@ -113,6 +121,11 @@ impl FromStr for VisitGranularity {
         if d.is_zero() {
             return Err("the duration must be above zero".into());
         }
+        // Every instance's setting stays under the one bound the purge
+        // waits out (`PURGE_MARGIN`), whatever the others are set to.
+        if d > CAP {
+            return Err("the duration must be at most 6h (the purge waits for visits that long)".into());
+        }
         Ok(VisitGranularity::Every(d))
     }
 }
@@ -150,7 +163,11 @@ mod tests {
             "0.5 %".parse::<VisitGranularity>().unwrap(),
             VisitGranularity::ShareOfSession(0.005)
         );
-        for bad in ["0%", "101%", "x%", "0s", "soon", ""] {
+        assert_eq!(
+            "6h".parse::<VisitGranularity>(),
+            Ok(VisitGranularity::Every(Duration::from_secs(6 * 3600)))
+        );
+        for bad in ["0%", "101%", "x%", "0s", "soon", "", "6h 1s", "7h"] {
             assert!(bad.parse::<VisitGranularity>().is_err(), "{bad}");
         }
         assert_eq!(VisitGranularity::DEFAULT.to_string(), "1%");

@@ -763,6 +763,37 @@ async fn a_phone_number_keeps_the_sessions_newest_visit_in_redis() {
 }
 
 #[tokio::test]
+async fn the_purge_waits_out_any_instances_visit_lag() {
+    wafer_testkit::require_servers!();
+    // This instance writes every visit at once (1 ms), but another may
+    // write them once per 6 h, and a visit marked written may wait one
+    // more round: a record whose PostgreSQL deadline passed less than two
+    // of the longest granularities ago may still be sliding in Redis. The
+    // purge must keep it, whatever this instance's own setting.
+    let prefix = backends::fresh_prefix();
+    let db = backends::fresh_database().await;
+    let s = backends::tiered_with(
+        &backends::redis_url(),
+        &db,
+        &prefix,
+        backends::test_settings(),
+    )
+    .await;
+    let app = app_in(&s, "wxpurgelag").await;
+    let (n, _) = login(&app, "o-lag", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    const HOUR: i64 = 3_600_000;
+    // The app's sessions last an hour idle: PostgreSQL's deadline is T0 + 1 h.
+    s.purge(T0.plus_millis(HOUR + 11 * HOUR)).await;
+    assert!(
+        pg(&db).await.session(uuid).await.unwrap().is_some(),
+        "purged 11 h past its PostgreSQL deadline, within another instance's lag"
+    );
+    s.purge(T0.plus_millis(HOUR + 12 * HOUR + 61_000)).await;
+    assert!(pg(&db).await.session(uuid).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
     wafer_testkit::require_servers!();
     // Bound for the whole test: its keys are deleted when it drops.

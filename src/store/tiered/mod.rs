@@ -77,7 +77,6 @@ impl TieredStore {
         let record = Arc::new(RecordLink::new(
             pg,
             metrics.clone(),
-            settings.visit,
             settings.write_behind_cap,
         ));
         let apps = Arc::new(AppsCache::load(record.pg.clone()).await?);

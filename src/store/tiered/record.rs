@@ -14,7 +14,7 @@ use crate::store::StoreResult;
 use crate::store::metrics::StoreMetrics;
 use crate::store::postgres::{ChangeSeq, Postgres};
 use crate::store::record::SessionRecord;
-use crate::store::visit_granularity::VisitGranularity;
+use crate::store::visit_granularity::PURGE_MARGIN;
 use crate::store::write_behind::WriteBehind;
 
 use crate::config::defaults::PURGE_BATCH;
@@ -25,7 +25,6 @@ pub struct RecordLink {
     pub(super) pg: Postgres,
     visits: Arc<WriteBehind>,
     metrics: StoreMetrics,
-    visit: VisitGranularity,
     // Changes Redis was told of, to mark in the outbox with the next flush.
     told: Mutex<Vec<ChangeSeq>>,
 }
@@ -35,14 +34,12 @@ pub struct RecordLink {
 const CHANGES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 impl RecordLink {
-    /// The link over `pg`, writing visits at most once per `visit`, and
-    /// holding at most `cap` sessions' visits.
-    pub fn new(pg: Postgres, metrics: StoreMetrics, visit: VisitGranularity, cap: usize) -> Self {
+    /// The link over `pg`, holding at most `cap` sessions' visits.
+    pub fn new(pg: Postgres, metrics: StoreMetrics, cap: usize) -> Self {
         RecordLink {
             pg: pg.with_metrics(metrics.clone()),
             visits: Arc::new(WriteBehind::new(cap)),
             metrics,
-            visit,
             told: Mutex::default(),
         }
     }
@@ -123,10 +120,10 @@ impl RecordLink {
 
     /// Purges sessions expired at `now` from PostgreSQL, batch by batch.
     pub async fn purge(&self, now: Timestamp) {
-        // PostgreSQL's last_visit_time may lag Redis by the visit
-        // granularity: judge expiry that much later, or a session still
+        // PostgreSQL's last_visit_time lags Redis: judge expiry later by a
+        // margin no instance's setting can exceed, or a session still
         // sliding in Redis could lose its record.
-        let lag = i64::try_from(self.visit.longest().as_millis()).unwrap_or(i64::MAX);
+        let lag = i64::try_from(PURGE_MARGIN.as_millis()).unwrap_or(i64::MAX);
         let now = now.plus_millis(-lag);
         let mut total = 0;
         loop {
