@@ -794,6 +794,46 @@ async fn the_purge_waits_out_any_instances_visit_lag() {
 }
 
 #[tokio::test]
+async fn the_string_layouts_tombstone_keeps_refusing_and_is_never_overwritten() {
+    wafer_testkit::require_servers!();
+    // A rolling upgrade from the release that kept a session as one
+    // string: its revoke leaves the string tombstone `X`, here raced by
+    // this release reading the record before the revoke's delete. Neither
+    // an auth nor a write of this release may bring the session back.
+    let prefix = backends::fresh_prefix();
+    let db = backends::fresh_database().await;
+    let settings = wafer::store::tiered::TieredSettings {
+        near: None,
+        ..backends::test_settings()
+    };
+    let s = backends::tiered_with(&backends::redis_url(), &db, &prefix, settings).await;
+    let app = app_in(&s, "wxoldtomb").await;
+    let (n, skey) = login(&app, "o-old", None, T0);
+    let uuid = s.upsert_session(n).await.unwrap().uuid;
+    let url = backends::redis_url();
+    let key = format!("{}s:{{{uuid}}}", prefix.as_str());
+    redis_cli(&url, &["DEL", &key]);
+    redis_cli(&url, &["SET", &key, "X", "PX", "60000"]);
+
+    let c = creds(&app, uuid, &skey, T0.plus_millis(1));
+    assert!(
+        s.authenticate(&c).await.unwrap().is_none(),
+        "the old tombstone refuses"
+    );
+    assert!(
+        s.set_phone(&c, "13800138000").await.unwrap(),
+        "the record still had it"
+    );
+    assert_eq!(redis_cli(&url, &["TYPE", &key]).trim(), "string");
+    assert_eq!(
+        redis_cli(&url, &["GET", &key]).trim(),
+        "X",
+        "never overwritten"
+    );
+    assert!(s.authenticate(&c).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn postgres_down_keeps_auth_and_refuses_writes_quickly() {
     wafer_testkit::require_servers!();
     // Bound for the whole test: its keys are deleted when it drops.

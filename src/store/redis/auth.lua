@@ -17,9 +17,11 @@ local ok, f = pcall(redis.call, 'HMGET', KEYS[1], 'app', 'skey_sha256',
   'created', 'visited', 'synced', 'removed', 'open_id', 'union_id', 'user_info',
   'phone', 'gen')
 if not ok then
-  -- Not a hash: a session in the layout of an earlier version (one
-  -- string). Drop it; the caller reads the session through from
-  -- PostgreSQL and writes it back in this layout.
+  -- Not a hash: the layout of an earlier version (one string). Its
+  -- tombstone ('X') refuses, and stays to keep late writers out; a session
+  -- is dropped, and the caller reads it through from PostgreSQL and
+  -- writes it back in this layout.
+  if redis.call('GET', KEYS[1]) == 'X' then return 1 end
   redis.call('DEL', KEYS[1], KEYS[2])
   return 0
 end

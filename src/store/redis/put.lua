@@ -8,6 +8,10 @@ local ok, cur = pcall(redis.call, 'HMGET', KEYS[1], 'gen', 'removed')
 if ok then
   if cur[2] then return 0 end
   if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[1]) then return 0 end
+elseif redis.call('GET', KEYS[1]) == 'X' then
+  -- The string layout's tombstone (a release before the hash layout,
+  -- during a rolling upgrade): kept, as a tombstone of this layout is.
+  return 0
 end
 -- Whatever was there (an older generation, or an earlier version's
 -- string) is replaced whole; a later visit of the same session is kept.
