@@ -250,6 +250,17 @@ pub async fn tiered_with(
     prefix: &str,
     every: TieredSettings,
 ) -> Arc<TieredStore> {
+    tiered_recording(redis_url, db_url, prefix, every, Default::default()).await
+}
+
+/// [`tiered_with`], recording the store's series in `metrics`.
+pub async fn tiered_recording(
+    redis_url: &str,
+    db_url: &str,
+    prefix: &str,
+    every: TieredSettings,
+    metrics: wafer::store::metrics::StoreMetrics,
+) -> Arc<TieredStore> {
     let pg = database_settings(8)
         .connect(&db_url.into())
         .expect("pg config");
@@ -263,7 +274,7 @@ pub async fn tiered_with(
     .connect(&redis_url.into())
     .expect("redis config");
     let connected = redis.wait_connected(Duration::from_secs(5)).await;
-    let store = TieredStore::start(redis, pg, Arc::new(SystemClock), every, Default::default())
+    let store = TieredStore::start(redis, pg, Arc::new(SystemClock), every, metrics)
         .await
         .expect("tiered store starts");
     if connected {

@@ -684,24 +684,14 @@ async fn a_full_write_behind_counts_the_visits_it_drops() {
         ..backends::test_settings()
     };
     let metrics = wafer::metrics::Metrics::new();
-    let pg = backends::postgres(&db);
-    pg.migrate().await.unwrap();
-    let redis = wafer::config::RedisSettings {
-        prefix: prefix.to_string(),
-        ..Default::default()
-    }
-    .connect(&backends::redis_url().as_str().into())
-    .unwrap();
-    assert!(redis.wait_connected(Duration::from_secs(5)).await);
-    let s = TieredStore::start(
-        redis,
-        pg,
-        Arc::new(wafer::clock::SystemClock),
+    let s = backends::tiered_recording(
+        &backends::redis_url(),
+        &db,
+        &prefix,
         settings,
         wafer::store::metrics::StoreMetrics::register(metrics.recorder()),
     )
-    .await
-    .unwrap();
+    .await;
     let app = app_in(&s, "wxfull").await;
     let dropped = || {
         metrics

@@ -85,13 +85,8 @@ impl AppStore for TieredStore {
         table.store(table.load().without(id));
         // App ids are never reused, so the cached sessions can no longer
         // authenticate; evicting them only frees memory early.
-        for (uuid, change) in uuids {
-            if self.hot.tombstone(uuid).await {
-                self.record.told(Some(change));
-            }
-            self.forget_near(uuid);
-        }
-        self.record.mark_told(&[]).await;
+        self.tombstone(uuids.into_iter().map(|(uuid, change)| (uuid, Some(change))))
+            .await;
         Ok(())
     }
 }

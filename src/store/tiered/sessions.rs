@@ -31,22 +31,28 @@ impl TieredStore {
 
     /// Drops this instance's copy of session `uuid` once its change is in
     /// Redis: the reply to the change must not race Redis' push.
-    pub(super) fn forget_near(&self, uuid: Uuid) {
+    fn forget_near(&self, uuid: Uuid) {
         if let Some(near) = self.near_cache() {
             near.forget(uuid);
         }
     }
 
-    /// Replaces a removed session by a tombstone in Redis and drops this
-    /// instance's copy; `change` (the removal's, if it removed a row) is
-    /// marked told once Redis took it, before the answer: other instances
-    /// tell Redis of a removal left untold a moment later.
-    pub(super) async fn tombstone(&self, uuid: Uuid, change: Option<ChangeSeq>) {
-        if self.hot.tombstone(uuid).await {
-            self.record.told(change);
-            self.record.mark_told(&[]).await;
+    /// Replaces removed sessions by tombstones in Redis and drops this
+    /// instance's copies; each removal's change (if it removed a row) is
+    /// marked told once Redis took it, all in one statement before the
+    /// answer: other instances tell Redis of a removal left untold a moment
+    /// later.
+    pub(super) async fn tombstone(
+        &self,
+        removed: impl IntoIterator<Item = (Uuid, Option<ChangeSeq>)>,
+    ) {
+        for (uuid, change) in removed {
+            if self.hot.tombstone(uuid).await {
+                self.record.told(change);
+            }
+            self.forget_near(uuid);
         }
-        self.forget_near(uuid);
+        self.record.mark_told(&[]).await;
     }
 }
 
@@ -155,14 +161,14 @@ impl SessionStore for TieredStore {
             .delete_session(creds.uuid, Some(&creds.skey_hash))
             .await?;
         if deleted.is_some() {
-            self.tombstone(creds.uuid, deleted).await;
+            self.tombstone([(creds.uuid, deleted)]).await;
         }
         Ok(deleted.is_some())
     }
 
     async fn revoke(&self, uuid: Uuid) -> StoreResult<bool> {
         let deleted = self.record.pg.delete_session(uuid, None).await?;
-        self.tombstone(uuid, deleted).await;
+        self.tombstone([(uuid, deleted)]).await;
         Ok(deleted.is_some())
     }
 
